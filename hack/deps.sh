@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a fresh Debian machine, and nothing when it
+# is already there. Idempotent and quiet on a warm machine.
+#
+#   hack/deps.sh            Debian packages used by the tests
+#
+# Each package is listed with the tests that need it.
+set -euo pipefail
+
+pkgs=(
+  git            # the agent's fetches and every test repo
+  nix-bin        # real nix for the agent tests and the .nix checks (Nix 2.8)
+  ca-certificates
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
+  echo "deps: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

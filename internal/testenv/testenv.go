@@ -1,0 +1,73 @@
+// Package testenv decides what a test does when a real component it needs
+// (nix, git, qemu, the control-plane binaries) is missing.
+//
+// The rule: `go test -short` (make unit) skips such tests, so the inner loop
+// stays fast on any machine. Without -short (make test, CI) a missing
+// component is a failure, never a skip: a skipped test is not a passed test.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// Real marks t as a test of real components. Under -short it skips t.
+func Real(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("real-component test: skipped under -short (make unit); make test runs it")
+	}
+}
+
+// LookPath returns the path of the named program. Under -short it skips t when
+// the program is missing; otherwise it fails t with a hint to run make test,
+// whose set-up installs everything.
+func LookPath(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	if testing.Short() {
+		t.Skipf("%s not installed: skipped under -short", name)
+	}
+	t.Fatalf("cannot find %s: %v (run `make test`, or hack/deps.sh, to install the test dependencies)", name, err)
+	return ""
+}
+
+// RepoRoot returns the root of this repository: the nearest parent folder of
+// the test's working directory that holds go.mod.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatalf("cannot get working directory: %v", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatalf("cannot find the repository root above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// ProviderCRDsDir returns the folder of provider-proxmox-bpg's CRDs: the
+// PROVIDER_CRDS_DIR variable, or ../shared/provider-proxmox-bpg/crds beside
+// the checkout. They are read from there and never copied into the repo.
+func ProviderCRDsDir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("PROVIDER_CRDS_DIR")
+	if dir == "" {
+		dir = filepath.Join(RepoRoot(t), "..", "shared", "provider-proxmox-bpg", "crds")
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("cannot read the provider's CRDs: %v (set PROVIDER_CRDS_DIR to provider-proxmox-bpg's crds folder)", err)
+	}
+	return dir
+}
