@@ -1,0 +1,8 @@
+# docker01: a Docker host (claim: crossplane/claims/docker01.yaml, DHCP).
+{ ... }:
+{
+  homelab.role = "docker";
+  homelab.docker.enable = true;
+
+  system.stateVersion = "25.11";
+}
