@@ -1,0 +1,367 @@
+// Package testflake writes the stand-in NixOS flake that the agent tests and
+// the VM test converge to. It is the one fake on the Nix side, named as such
+// in every test that uses it: NixOS itself (nixpkgs) cannot be built offline,
+// so each host's nixosConfigurations.<host>.config.system.build.toplevel is
+// a builtins.derivation with builder /bin/sh that produces what the agent
+// touches of a real toplevel:
+//
+//	$out/bin/switch-to-configuration  records each call in RecordDir and can
+//	                                  be told to fail or to sleep
+//	$out/kernel, $out/initrd          files whose content decides boot vs switch
+//	$out/version                      the Spec's Version
+//
+// Everything the builder and the switch script run is /bin/sh builtins or
+// coreutils by absolute path (/bin/mkdir, /bin/cat, /bin/chmod, /bin/mv,
+// /bin/sleep), so the flake builds with Nix 2.8 here and Nix 2.26 in a
+// Debian trixie guest, with sandbox = false (or /bin and /lib made visible
+// to the sandbox): see NixConf.
+//
+// The flake lives in a git work tree and is pushed to a bare repository,
+// which is what the agent follows (file://, or served over HTTP by
+// HTTPHandler).
+package testflake
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// NixConf is the nix.conf for tests (design.md §4): no sandbox, flakes on,
+// no substituters. build-users-group is empty because a test machine has no
+// nixbld group; root then builds as root. Pass it as NIX_CONFIG.
+const NixConf = "sandbox = false\nexperimental-features = nix-command flakes\nsubstituters =\nbuild-users-group =\n"
+
+// System is what one host's stand-in toplevel looks like and does.
+type System struct {
+	// Version is any text; a different Version gives a different toplevel.
+	Version string
+	// Kernel and Initrd are the contents of $out/kernel and $out/initrd. A
+	// change against the booted system is a kernel change (boot vs switch).
+	Kernel, Initrd string
+	// SwitchExit is switch-to-configuration's exit code (0: success).
+	SwitchExit int
+	// SwitchSleep makes switch-to-configuration sleep this many seconds
+	// after recording the call and before acting (to kill the agent then).
+	SwitchSleep int
+	// BuildFail makes the derivation's builder fail.
+	BuildFail bool
+	// BuildSleep makes the builder sleep this many seconds first.
+	BuildSleep int
+	// EvalError makes the toplevel attribute throw at evaluation.
+	EvalError bool
+}
+
+// Spec is one commit's flake: a System per host.
+type Spec struct {
+	Hosts map[string]System
+}
+
+// Options configure a Repo.
+type Options struct {
+	// RecordDir is where switch-to-configuration records its calls. It is
+	// baked into the toplevel, so it is a path on the machine that runs the
+	// switch (for the VM test: a path in the guest).
+	RecordDir string
+	// Branch is the branch commits go to [main].
+	Branch string
+	// Subdir puts the flake in a folder of the repository (flake ref dir=).
+	Subdir string
+	// NixSystem is the derivation's system [from runtime.GOARCH].
+	NixSystem string
+}
+
+// CommitOptions sign a commit.
+type CommitOptions struct {
+	// Message is the commit message [testflake: <versions>].
+	Message string
+	// SSHSigningKey signs the commit with this SSH private key file.
+	SSHSigningKey string
+	// GPGKey signs with this GPG key id from GPGHome.
+	GPGKey, GPGHome string
+}
+
+// Repo is a work tree plus the bare repository it pushes to.
+type Repo struct {
+	Work, Bare string
+	Options
+}
+
+// New creates dir/work (the work tree) and dir/remote.git (the bare
+// repository that plays the git server). RecordDir is created when it is
+// a local path.
+func New(dir string, o Options) (*Repo, error) {
+	if o.RecordDir == "" || !filepath.IsAbs(o.RecordDir) {
+		return nil, fmt.Errorf("testflake: RecordDir %q must be an absolute path", o.RecordDir)
+	}
+	if o.Branch == "" {
+		o.Branch = "main"
+	}
+	if o.NixSystem == "" {
+		o.NixSystem = map[string]string{"amd64": "x86_64-linux", "arm64": "aarch64-linux"}[runtime.GOARCH]
+	}
+	r := &Repo{Work: filepath.Join(dir, "work"), Bare: filepath.Join(dir, "remote.git"), Options: o}
+	if err := os.MkdirAll(r.Work, 0o755); err != nil {
+		return nil, fmt.Errorf("cannot create work tree: %w", err)
+	}
+	if err := os.MkdirAll(o.RecordDir, 0o755); err != nil {
+		return nil, fmt.Errorf("cannot create record folder: %w", err)
+	}
+	if _, err := Git(r.Work, nil, "init", "-q", "-b", o.Branch); err != nil {
+		return nil, err
+	}
+	if _, err := Git(dir, nil, "init", "-q", "--bare", "-b", o.Branch, r.Bare); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// URL is the file:// URL of the bare repository.
+func (r *Repo) URL() string { return "file://" + r.Bare }
+
+// FlakeRef is the ref an agent follows for host over the given remote URL
+// (use URL() for file://).
+func (r *Repo) FlakeRef(remote, host string) string {
+	s := "git+" + remote + "?ref=" + r.Branch
+	if r.Subdir != "" {
+		s += "&dir=" + r.Subdir
+	}
+	return s + "#" + host
+}
+
+// Commit writes spec into the work tree, commits it and pushes the branch
+// to the bare repository. It returns the commit id.
+func (r *Repo) Commit(spec Spec, co CommitOptions) (string, error) {
+	dir := filepath.Join(r.Work, r.Subdir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("cannot create flake folder: %w", err)
+	}
+	flake, err := r.render(spec)
+	if err != nil {
+		return "", err
+	}
+	for name, text := range map[string]string{"flake.nix": flake, "builder.sh": builderScript, "switch.sh": switchScript} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			return "", fmt.Errorf("cannot write %s: %w", name, err)
+		}
+	}
+	if _, err := Git(r.Work, nil, "add", "-A"); err != nil {
+		return "", err
+	}
+	msg := co.Message
+	if msg == "" {
+		var v []string
+		for _, h := range sortedHosts(spec) {
+			v = append(v, h+"="+spec.Hosts[h].Version)
+		}
+		msg = "testflake: " + strings.Join(v, " ")
+	}
+	args := []string{"commit", "-q", "--allow-empty", "-m", msg}
+	var env []string
+	switch {
+	case co.SSHSigningKey != "":
+		args = append([]string{"-c", "gpg.format=ssh", "-c", "user.signingkey=" + co.SSHSigningKey}, append(args, "-S")...)
+	case co.GPGKey != "":
+		args = append([]string{"-c", "gpg.format=openpgp", "-c", "user.signingkey=" + co.GPGKey}, append(args, "-S")...)
+		env = append(env, "GNUPGHOME="+co.GPGHome)
+	}
+	if _, err := Git(r.Work, env, args...); err != nil {
+		return "", err
+	}
+	sha, err := Git(r.Work, nil, "rev-parse", "HEAD")
+	if err != nil {
+		return "", err
+	}
+	return sha, r.push(false)
+}
+
+// Reset moves the branch back to commit (in the work tree and, by a
+// force-push, in the bare repository): a force-push or downgrade.
+func (r *Repo) Reset(commit string) error {
+	if _, err := Git(r.Work, nil, "reset", "-q", "--hard", commit); err != nil {
+		return err
+	}
+	return r.push(true)
+}
+
+func (r *Repo) push(force bool) error {
+	args := []string{"push", "-q", r.Bare, "HEAD:refs/heads/" + r.Branch}
+	if force {
+		args = append(args, "--force")
+	}
+	_, err := Git(r.Work, nil, args...)
+	return err
+}
+
+var nameRE = regexp.MustCompile(`[^A-Za-z0-9+._-]`)
+
+func (r *Repo) render(spec Spec) (string, error) {
+	if len(spec.Hosts) == 0 {
+		return "", errors.New("testflake: Spec has no hosts")
+	}
+	var b strings.Builder
+	b.WriteString("# Written by internal/testflake: a stand-in NixOS flake for tests (a fake:\n")
+	b.WriteString("# nixpkgs cannot be built offline). Each toplevel is a builtins-only\n")
+	b.WriteString("# derivation whose bin/switch-to-configuration records its calls.\n")
+	b.WriteString("{\n  outputs = { self }: {\n")
+	for _, h := range sortedHosts(spec) {
+		s := spec.Hosts[h]
+		if !regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*$`).MatchString(h) {
+			return "", fmt.Errorf("testflake: host %q is not a plain attribute name", h)
+		}
+		fmt.Fprintf(&b, "    nixosConfigurations.%s.config.system.build.toplevel =\n", h)
+		if s.EvalError {
+			fmt.Fprintf(&b, "      throw %s;\n", nixString("testflake: "+h+" fails to evaluate on purpose"))
+			continue
+		}
+		bool01 := map[bool]string{false: "0", true: "1"}
+		fmt.Fprintf(&b, "      builtins.derivation {\n")
+		for _, kv := range [][2]string{
+			{"name", "nixos-system-" + h + "-" + nameRE.ReplaceAllString(s.Version, "_")},
+			{"system", r.NixSystem},
+			{"builder", "/bin/sh"},
+			{"version", s.Version},
+			{"kernel", s.Kernel},
+			{"initrd", s.Initrd},
+			{"recordDir", r.RecordDir},
+			{"buildFail", bool01[s.BuildFail]},
+			{"buildSleep", strconv.Itoa(s.BuildSleep)},
+			{"switchExit", strconv.Itoa(s.SwitchExit)},
+			{"switchSleep", strconv.Itoa(s.SwitchSleep)},
+		} {
+			fmt.Fprintf(&b, "        %s = %s;\n", kv[0], nixString(kv[1]))
+		}
+		b.WriteString("        args = [ ./builder.sh ];\n        switchScript = ./switch.sh;\n      };\n")
+	}
+	b.WriteString("  };\n}\n")
+	return b.String(), nil
+}
+
+func sortedHosts(s Spec) []string {
+	var hs []string
+	for h := range s.Hosts {
+		hs = append(hs, h)
+	}
+	sort.Strings(hs)
+	return hs
+}
+
+// nixString quotes s as a Nix string literal.
+func nixString(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "${", `\${`, "\n", `\n`)
+	return `"` + r.Replace(s) + `"`
+}
+
+const builderScript = `# testflake builder: /bin/sh with an empty PATH, so tools by absolute path.
+set -e
+if [ "$buildSleep" != 0 ]; then /bin/sleep "$buildSleep"; fi
+if [ "$buildFail" = 1 ]; then echo "testflake: build fails on purpose" >&2; exit 1; fi
+/bin/mkdir -p "$out/bin"
+printf '%s\n' "$kernel" > "$out/kernel"
+printf '%s\n' "$initrd" > "$out/initrd"
+printf '%s\n' "$version" > "$out/version"
+{
+  echo '#!/bin/sh'
+  echo "out='$out'"
+  echo "rec='$recordDir'"
+  echo "switchExit=$switchExit"
+  echo "switchSleep=$switchSleep"
+  /bin/cat "$switchScript"
+} > "$out/bin/switch-to-configuration"
+/bin/chmod 0555 "$out/bin/switch-to-configuration"
+`
+
+const switchScript = `# testflake stand-in for NixOS's switch-to-configuration (a fake).
+# Records "<action> <toplevel> start" before and "<action> <toplevel> ok|fail"
+# after; "current" is what switch/test activated, "boot" what switch/boot made
+# the boot default.
+action="$1"
+case "$action" in
+switch|boot|test|dry-activate) ;;
+*) echo "usage: switch-to-configuration switch|boot|test|dry-activate" >&2; exit 100 ;;
+esac
+echo "$action $out start" >> "$rec/calls.log"
+if [ "$switchSleep" != 0 ]; then /bin/sleep "$switchSleep"; fi
+if [ "$switchExit" != 0 ]; then
+  echo "$action $out fail" >> "$rec/calls.log"
+  echo "switch-to-configuration: failing on purpose (testflake)" >&2
+  exit "$switchExit"
+fi
+case "$action" in
+switch|test) echo "$out" > "$rec/current.tmp" && /bin/mv "$rec/current.tmp" "$rec/current" ;;
+esac
+case "$action" in
+switch|boot) echo "$out" > "$rec/boot.tmp" && /bin/mv "$rec/boot.tmp" "$rec/boot" ;;
+esac
+echo "$action $out ok" >> "$rec/calls.log"
+`
+
+// Call is one recorded switch-to-configuration call.
+type Call struct {
+	Action, Toplevel, Result string // Result: start, ok or fail
+}
+
+// Calls reads the calls recorded in recordDir, in order.
+func Calls(recordDir string) ([]Call, error) {
+	b, err := os.ReadFile(filepath.Join(recordDir, "calls.log"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot read recorded calls: %w", err)
+	}
+	var calls []Call
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			continue
+		}
+		calls = append(calls, Call{Action: f[0], Toplevel: f[1], Result: f[2]})
+	}
+	return calls, nil
+}
+
+// Current is the toplevel the last successful switch (or test) activated,
+// "" if none.
+func Current(recordDir string) string { return readTrim(filepath.Join(recordDir, "current")) }
+
+// BootDefault is the toplevel the last successful switch or boot made the
+// boot default, "" if none.
+func BootDefault(recordDir string) string { return readTrim(filepath.Join(recordDir, "boot")) }
+
+func readTrim(p string) string {
+	b, _ := os.ReadFile(p)
+	return strings.TrimSpace(string(b))
+}
+
+// Git runs git in dir with a config of its own (no global or system
+// config, a fixed identity) and returns its trimmed output.
+func Git(dir string, env []string, args ...string) (string, error) {
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), GitEnv()...)
+	cmd.Env = append(cmd.Env, env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("cannot run git %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+	}
+	return strings.TrimSpace(out.String()), nil
+}
+
+// GitEnv isolates git from the machine's and the user's configuration.
+func GitEnv() []string {
+	return []string{
+		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
+		"GIT_AUTHOR_NAME=testflake", "GIT_AUTHOR_EMAIL=testflake@example.invalid",
+		"GIT_COMMITTER_NAME=testflake", "GIT_COMMITTER_EMAIL=testflake@example.invalid",
+	}
+}
