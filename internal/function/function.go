@@ -1,0 +1,327 @@
+// Package function is function-machine's logic (decision D2): it reads an
+// XMachine and the function input (classes, images, site defaults), and
+// returns the desired EnvironmentFile and EnvironmentVM, the XR's status and
+// the composed resources' readiness. cmd/function-machine serves it over
+// gRPC; labctl render calls it in-process, so both print the same thing.
+package function
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/crossplane/function-sdk-go/logging"
+	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+	"github.com/crossplane/function-sdk-go/request"
+	"github.com/crossplane/function-sdk-go/resource"
+	"github.com/crossplane/function-sdk-go/resource/composed"
+	"github.com/crossplane/function-sdk-go/response"
+
+	"github.com/homelab-infra/homelab-infra/internal/cloudinit"
+	"github.com/homelab-infra/homelab-infra/internal/compose"
+	"github.com/homelab-infra/homelab-infra/internal/machine"
+)
+
+// SSHKeysRequirement is the name under which the function asks Crossplane for
+// the Secret named by spec.bootstrap.sshAuthorizedKeysSecretRef.
+const SSHKeysRequirement = "ssh-authorized-keys"
+
+// Function composes Machines.
+type Function struct {
+	fnv1.UnimplementedFunctionRunnerServiceServer
+
+	Log logging.Logger
+}
+
+// RunFunction runs the function once: one XMachine in, its resources out. A
+// bad claim or input yields a Fatal result naming the field and no resources.
+func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) (*fnv1.RunFunctionResponse, error) {
+	rsp := response.To(req, response.DefaultTTL)
+	log := f.Log
+	if log == nil {
+		log = logging.NewNopLogger()
+	}
+
+	in, err := Input(req)
+	if err != nil {
+		fatal(rsp, fmt.Errorf("cannot read the function input in the Composition: %w", err))
+		return rsp, nil
+	}
+
+	oxr, err := request.GetObservedCompositeResource(req)
+	if err != nil {
+		fatal(rsp, fmt.Errorf("cannot get the observed XMachine: %w", err))
+		return rsp, nil
+	}
+	xrName := oxr.Resource.GetName()
+	log = log.WithValues("xr", xrName)
+
+	spec, err := SpecOf(oxr.Resource.Object)
+	if err != nil {
+		fatal(rsp, fmt.Errorf("cannot read the spec of XMachine %s: %w", xrName, err))
+		return rsp, nil
+	}
+	if errs := machine.Validate(spec, in); len(errs) > 0 {
+		log.Info("Invalid Machine", "errors", len(errs))
+		fatal(rsp, fmt.Errorf("invalid Machine %s, nothing composed:\n%w", xrName, errs))
+		return rsp, nil
+	}
+
+	keys, done := secretKeys(req, rsp, spec, oxr.Resource.Object)
+	if !done {
+		// Crossplane fetches the Secret and calls again before it applies
+		// anything; until then compose nothing.
+		return rsp, nil
+	}
+
+	m, err := machine.Resolve(spec, in, keys)
+	if err != nil {
+		fatal(rsp, fmt.Errorf("invalid Machine %s, nothing composed:\n%w", xrName, err))
+		return rsp, nil
+	}
+	userData, err := cloudinit.Render(UserDataConfig(m))
+	if err != nil {
+		fatal(rsp, err)
+		return rsp, nil
+	}
+
+	observed, err := request.GetObservedComposedResources(req)
+	if err != nil {
+		fatal(rsp, fmt.Errorf("cannot get the observed composed resources: %w", err))
+		return rsp, nil
+	}
+	desired, err := request.GetDesiredComposedResources(req)
+	if err != nil {
+		fatal(rsp, fmt.Errorf("cannot get the desired composed resources: %w", err))
+		return rsp, nil
+	}
+	for _, r := range compose.Resources(xrName, m, userData) {
+		desired[resource.Name(r.Name)] = &resource.DesiredComposed{
+			Resource: &composed.Unstructured{Unstructured: *r.Object},
+			Ready:    readiness(observed[resource.Name(r.Name)]),
+		}
+	}
+	if err := response.SetDesiredComposedResources(rsp, desired); err != nil {
+		fatal(rsp, fmt.Errorf("cannot set the desired composed resources: %w", err))
+		return rsp, nil
+	}
+
+	dxr, err := request.GetDesiredCompositeResource(req)
+	if err != nil {
+		fatal(rsp, fmt.Errorf("cannot get the desired XMachine: %w", err))
+		return rsp, nil
+	}
+	st := Status(m, observed[compose.VM])
+	if err := dxr.Resource.SetValue("status", st); err != nil {
+		fatal(rsp, fmt.Errorf("cannot set the XMachine's status: %w", err))
+		return rsp, nil
+	}
+	if err := response.SetDesiredCompositeResource(rsp, dxr); err != nil {
+		fatal(rsp, fmt.Errorf("cannot set the desired XMachine: %w", err))
+		return rsp, nil
+	}
+	log.Debug("Composed Machine", "hostname", m.Hostname, "node", m.Proxmox.Node)
+	return rsp, nil
+}
+
+// fatal records a Fatal result for the XR and its claim, so `kubectl describe
+// machine` shows the message naming the field.
+func fatal(rsp *fnv1.RunFunctionResponse, err error) {
+	response.Fatal(rsp, err)
+	rsp.Results[len(rsp.Results)-1].Target = fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum()
+}
+
+// Input decodes the function input strictly: an unknown field in the
+// Composition is an error, not a silently ignored typo.
+func Input(req *fnv1.RunFunctionRequest) (*machine.Input, error) {
+	if req.GetInput() == nil {
+		return nil, fmt.Errorf("the pipeline step has no input; give it the classes, images and defaults (see crossplane/composition.yaml)")
+	}
+	b, err := protojson.Marshal(req.GetInput())
+	if err != nil {
+		return nil, fmt.Errorf("cannot encode the input: %w", err)
+	}
+	return machine.ParseInput(b)
+}
+
+// SpecOf reads the Machine spec out of an XR or claim object. Fields that
+// Crossplane adds to the spec (claimRef, compositionRef, ...) are ignored.
+func SpecOf(obj map[string]any) (*machine.Spec, error) {
+	raw, ok := obj["spec"]
+	if !ok {
+		return nil, fmt.Errorf("spec is missing")
+	}
+	b, err := json.Marshal(raw)
+	if err != nil {
+		return nil, fmt.Errorf("cannot encode spec: %w", err)
+	}
+	s := &machine.Spec{}
+	if err := json.Unmarshal(b, s); err != nil {
+		return nil, fmt.Errorf("cannot decode spec: %w", err)
+	}
+	return s, nil
+}
+
+// UserDataConfig is what cloud-init is told about m.
+func UserDataConfig(m *machine.Resolved) cloudinit.Config {
+	return cloudinit.Config{
+		Hostname:  m.Hostname,
+		FQDN:      m.FQDN,
+		AdminUser: m.Bootstrap.AdminUser,
+		Keys:      m.Keys,
+		FlakeRef:  m.Nix.FlakeRef,
+	}
+}
+
+// secretKeys returns the authorized keys held by the Secret the spec names,
+// asking Crossplane for it when the request does not carry it yet. done is
+// false while the Secret has not been fetched (or on a Fatal result).
+func secretKeys(req *fnv1.RunFunctionRequest, rsp *fnv1.RunFunctionResponse, s *machine.Spec, xr map[string]any) (keys []string, done bool) {
+	ref := s.Bootstrap.SSHAuthorizedKeysSecretRef
+	if ref == nil {
+		return nil, true
+	}
+	field := "spec.bootstrap.sshAuthorizedKeysSecretRef"
+	ns := ref.Namespace
+	if ns == "" {
+		ns, _, _ = unstructuredString(xr, "spec", "claimRef", "namespace")
+	}
+	if ns == "" {
+		fatal(rsp, fmt.Errorf("%s.namespace is required: this XMachine has no claim whose namespace it could default to", field))
+		return nil, false
+	}
+	key := ref.Key
+	if key == "" {
+		key = machine.DefaultSecretKey
+	}
+	// Ask every time: Crossplane only supplies what the latest response requires.
+	rsp.Requirements = &fnv1.Requirements{Resources: map[string]*fnv1.ResourceSelector{
+		SSHKeysRequirement: {
+			ApiVersion: "v1",
+			Kind:       "Secret",
+			Match:      &fnv1.ResourceSelector_MatchName{MatchName: ref.Name},
+			Namespace:  &ns,
+		},
+	}}
+	secrets, resolved, err := request.GetRequiredResource(req, SSHKeysRequirement)
+	if err != nil {
+		fatal(rsp, fmt.Errorf("cannot read the Secret named by %s: %w", field, err))
+		return nil, false
+	}
+	if !resolved {
+		return nil, false
+	}
+	if len(secrets) == 0 {
+		fatal(rsp, fmt.Errorf("%s: Secret %s/%s not found; create it with the public keys under key %q, one per line", field, ns, ref.Name, key))
+		return nil, false
+	}
+	v, ok, _ := unstructuredString(secrets[0].Resource.Object, "data", key)
+	if !ok {
+		fatal(rsp, fmt.Errorf("%s: Secret %s/%s has no key %q; put the public keys under it, one per line", field, ns, ref.Name, key))
+		return nil, false
+	}
+	b, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		fatal(rsp, fmt.Errorf("%s: Secret %s/%s key %q is not base64 data", field, ns, ref.Name, key))
+		return nil, false
+	}
+	return strings.Split(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n"), true
+}
+
+func unstructuredString(obj map[string]any, path ...string) (string, bool, error) {
+	var cur any = obj
+	for _, p := range path {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return "", false, nil
+		}
+		if cur, ok = m[p]; !ok {
+			return "", false, nil
+		}
+	}
+	s, ok := cur.(string)
+	return s, ok, nil
+}
+
+// readiness is a composed resource's readiness: ready once the provider says
+// so through its Ready condition, not before and not on a guess.
+func readiness(oc resource.ObservedComposed) resource.Ready {
+	if oc.Resource == nil {
+		return resource.ReadyFalse
+	}
+	conds, _, _ := unstructuredSlice(oc.Resource.Object, "status", "conditions")
+	for _, c := range conds {
+		cm, ok := c.(map[string]any)
+		if ok && cm["type"] == "Ready" && cm["status"] == "True" {
+			return resource.ReadyTrue
+		}
+	}
+	return resource.ReadyFalse
+}
+
+func unstructuredSlice(obj map[string]any, path ...string) ([]any, bool, error) {
+	var cur any = obj
+	for _, p := range path {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false, nil
+		}
+		if cur, ok = m[p]; !ok {
+			return nil, false, nil
+		}
+	}
+	s, ok := cur.([]any)
+	return s, ok, nil
+}
+
+// Status is the XMachine's status: what was asked for (flake ref, node) and
+// what the provider observed of the VM (its id and IPv4 addresses).
+func Status(m *machine.Resolved, vm resource.ObservedComposed) map[string]any {
+	st := map[string]any{"flakeRef": m.Nix.FlakeRef, "node": m.Proxmox.Node}
+	if vm.Resource == nil {
+		return st
+	}
+	at, ok := vm.Resource.Object["status"].(map[string]any)
+	if ok {
+		at, ok = at["atProvider"].(map[string]any)
+	}
+	if !ok {
+		return st
+	}
+	switch id := at["vmId"].(type) {
+	case int64:
+		st["vmId"] = id
+	case float64:
+		st["vmId"] = int64(id)
+	}
+	if addrs := IPv4Addresses(at["ipv4Addresses"]); len(addrs) > 0 {
+		st["ipv4Addresses"] = addrs
+	}
+	return st
+}
+
+// IPv4Addresses flattens the provider's per-interface address lists, leaving
+// out loopback and link-local addresses, in a stable order: the first address
+// of the first real interface first (the IP printer column shows it).
+func IPv4Addresses(v any) []any {
+	perNIC, _ := v.([]any)
+	var out []any
+	seen := map[string]bool{}
+	for _, nic := range perNIC {
+		addrs, _ := nic.([]any)
+		for _, a := range addrs {
+			s, ok := a.(string)
+			if !ok || s == "" || seen[s] || strings.HasPrefix(s, "127.") || strings.HasPrefix(s, "169.254.") {
+				continue
+			}
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+

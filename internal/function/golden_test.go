@@ -1,0 +1,203 @@
+package function
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/encoding/protojson"
+	"sigs.k8s.io/yaml"
+
+	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+
+	"github.com/homelab-infra/homelab-infra/internal/repo"
+	"github.com/homelab-infra/homelab-infra/internal/testenv"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/ with the current output")
+
+// exampleClaims reads the repo's example claims and the Composition's input.
+func exampleClaims(t testing.TB) (map[string]*repo.Claim, []byte) {
+	t.Helper()
+	root := testenv.RepoRoot(t)
+	input, err := repo.CompositionInput(filepath.Join(root, repo.CompositionPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := repo.ClaimFiles(filepath.Join(root, repo.ClaimsDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := map[string]*repo.Claim{}
+	for _, f := range files {
+		docs, err := repo.ReadDocs(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range docs {
+			if !repo.IsClaim(d) {
+				continue
+			}
+			c, err := repo.ParseClaim(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			claims[c.Name] = c
+		}
+	}
+	for _, want := range []string{"dns01", "docker01"} {
+		if claims[want] == nil {
+			t.Fatalf("example claim %s is missing from %s", want, repo.ClaimsDir)
+		}
+	}
+	return claims, input
+}
+
+// responseYAML renders a response stably: protojson's spacing is randomised
+// on purpose, so go through a generic value and YAML.
+func responseYAML(t testing.TB, rsp *fnv1.RunFunctionResponse) []byte {
+	t.Helper()
+	b, err := protojson.Marshal(rsp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	y, err := yaml.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return y
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("cannot read golden file (run go test -update to create it): %v", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s: response differs from the golden file (-want, +got; go test -update refreshes it):\n%s", name, diff)
+	}
+}
+
+// observedVM is what the provider reports once the VM runs: Ready, with the
+// guest agent's addresses (loopback first, as the agent lists it).
+func observedVM(xrName string) map[string]any {
+	return map[string]any{
+		"apiVersion": "virtualenvironmentvm.proxmoxbpg.crossplane.io/v1alpha1",
+		"kind":       "EnvironmentVM",
+		"metadata":   map[string]any{"name": xrName + "-vm"},
+		"status": map[string]any{
+			"atProvider": map[string]any{
+				"vmId":          1053,
+				"ipv4Addresses": []any{[]any{"127.0.0.1"}, []any{"10.0.10.53"}},
+			},
+			"conditions": []any{
+				map[string]any{"type": "Ready", "status": "True", "reason": "Available", "lastTransitionTime": "2026-01-01T00:00:00Z"},
+				map[string]any{"type": "Synced", "status": "True", "reason": "ReconcileSuccess", "lastTransitionTime": "2026-01-01T00:00:00Z"},
+			},
+		},
+	}
+}
+
+// observedFile is the snippet, created but not yet Ready.
+func observedFile(xrName string) map[string]any {
+	return map[string]any{
+		"apiVersion": "virtualenvironmentfile.proxmoxbpg.crossplane.io/v1alpha1",
+		"kind":       "EnvironmentFile",
+		"metadata":   map[string]any{"name": xrName + "-user-data"},
+		"status": map[string]any{"conditions": []any{
+			map[string]any{"type": "Ready", "status": "False", "reason": "Creating", "lastTransitionTime": "2026-01-01T00:00:00Z"},
+		}},
+	}
+}
+
+// TestGoldenResponses pins the function's full response for each example
+// claim: first reconcile (nothing observed) and a later one (VM running,
+// snippet not yet ready), which shows status and readiness.
+func TestGoldenResponses(t *testing.T) {
+	claims, input := exampleClaims(t)
+	cases := map[string]struct {
+		reason   string
+		claim    string
+		observed func(string) map[string]map[string]any
+	}{
+		"dns01": {reason: "static address, pinned node, VLAN and VM id", claim: "dns01"},
+		"docker01": {reason: "DHCP, everything else from the site defaults", claim: "docker01"},
+		"dns01-observed": {
+			reason: "a running VM fills status.vmId and ipv4Addresses; readiness follows each resource's Ready condition",
+			claim:  "dns01",
+			observed: func(xr string) map[string]map[string]any {
+				return map[string]map[string]any{"vm": observedVM(xr), "user-data": observedFile(xr)}
+			},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			c := claims[tc.claim]
+			var observed map[string]map[string]any
+			if tc.observed != nil {
+				observed = tc.observed(c.Name)
+			}
+			req, err := NewRequest(repo.XRFor(c), input, observed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rsp, err := (&Function{}).RunFunction(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rsp.GetResults() {
+				if r.GetSeverity() == fnv1.Severity_SEVERITY_FATAL {
+					t.Fatalf("%s: unexpected Fatal result: %s", tc.reason, r.GetMessage())
+				}
+			}
+			golden(t, name+".golden.yaml", responseYAML(t, rsp))
+		})
+	}
+}
+
+// TestDeterministic runs the function twice on the same XR: the output, and
+// so the composed resources' names, must not change between reconciles.
+func TestDeterministic(t *testing.T) {
+	claims, input := exampleClaims(t)
+	for name, c := range claims {
+		var first string
+		for i := 0; i < 5; i++ {
+			req, err := NewRequest(repo.XRFor(c), input, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rsp, err := (&Function{}).RunFunction(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := string(responseYAML(t, rsp))
+			if i == 0 {
+				first = got
+				if !strings.Contains(got, name+"-vm") || !strings.Contains(got, name+"-user-data") {
+					t.Fatalf("%s: composed names are not derived from the XR name:\n%s", name, got)
+				}
+				continue
+			}
+			if diff := cmp.Diff(first, got); diff != "" {
+				t.Errorf("%s: run %d differs from run 1 (-want, +got):\n%s", name, i+1, diff)
+			}
+		}
+	}
+}

@@ -1,0 +1,84 @@
+package machine
+
+import "regexp"
+
+// Patterns of the string fields. crossplane/xrd.yaml carries the same
+// expressions (as `pattern` or in a CEL `matches`); TestXRDMatchesModel fails
+// when the two differ, so they are written once here and checked there.
+const (
+	// LabelPattern is an RFC 1123 label: host names, classes, roles, nodes.
+	LabelPattern = `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// ImagePattern is a template identifier such as nixos-25.11.
+	ImagePattern = `^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	// DomainPattern is a DNS domain of RFC 1123 labels.
+	DomainPattern = `^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// StoragePattern is a Proxmox storage (datastore) id.
+	StoragePattern = `^[A-Za-z][A-Za-z0-9_.-]*$`
+	// BridgePattern is a Linux interface name (at most 15 characters).
+	BridgePattern = `^[A-Za-z][A-Za-z0-9_.-]{0,14}$`
+	// FlakeRefPattern is a flake URL that Nix 2.8 and later can fetch, with the
+	// nixosConfigurations attribute after '#'. git+git:// is left out: Nix 2.8
+	// rejects it (use git://host/repo).
+	FlakeRefPattern = `^(git\+(https|http|ssh|file)://|git://|github:|gitlab:|sourcehut:|path:)[^#\s]+#[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// FlakeRepoPattern is FlakeRefPattern without the attribute (input.defaults.flakeRepo).
+	FlakeRepoPattern = `^(git\+(https|http|ssh|file)://|git://|github:|gitlab:|sourcehut:|path:)[^#\s]+$`
+	// UserPattern is a portable Linux user name.
+	UserPattern = `^[a-z_][a-z0-9_-]{0,31}$`
+	// SSHKeyPattern is one OpenSSH public key line: type, base64 body, optional comment.
+	SSHKeyPattern = `^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\r\n]*)?$`
+	// TagPattern is a Proxmox tag.
+	TagPattern = `^[a-z0-9][a-z0-9_.-]*$`
+	// SecretNamePattern is a Kubernetes object name (DNS subdomain).
+	SecretNamePattern = `^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// SecretKeyPattern is a key of a Secret's data.
+	SecretKeyPattern = `^[-._a-zA-Z0-9]+$`
+)
+
+// Limits shared with the XRD (checked by the same test).
+const (
+	MaxLabelLength = 63
+	MaxDomainLen   = 253
+	MinVMID        = 100
+	MaxVMID        = 999999999
+	MinVLAN        = 1
+	MaxVLAN        = 4094
+	MaxDNSServers  = 3
+	MaxTags        = 16
+	MinPrefixLen   = 8
+	MaxPrefixLen   = 30
+)
+
+// Patterns maps each field path in the claim's spec to its pattern. "[]"
+// stands for every item of a list.
+var Patterns = map[string]string{
+	"spec.class":                         LabelPattern,
+	"spec.hostname":                      LabelPattern,
+	"spec.domain":                        DomainPattern,
+	"spec.image":                         ImagePattern,
+	"spec.role":                          LabelPattern,
+	"spec.tags[]":                        TagPattern,
+	"spec.nix.flakeRef":                  FlakeRefPattern,
+	"spec.proxmox.node":                  LabelPattern,
+	"spec.proxmox.storage":               StoragePattern,
+	"spec.proxmox.bridge":                BridgePattern,
+	"spec.bootstrap.adminUser":           UserPattern,
+	"spec.bootstrap.sshAuthorizedKeys[]": SSHKeyPattern,
+	"spec.bootstrap.sshAuthorizedKeysSecretRef.name":      SecretNamePattern,
+	"spec.bootstrap.sshAuthorizedKeysSecretRef.namespace": LabelPattern,
+	"spec.bootstrap.sshAuthorizedKeysSecretRef.key":       SecretKeyPattern,
+}
+
+var (
+	labelRE      = regexp.MustCompile(LabelPattern)
+	imageRE      = regexp.MustCompile(ImagePattern)
+	domainRE     = regexp.MustCompile(DomainPattern)
+	storageRE    = regexp.MustCompile(StoragePattern)
+	bridgeRE     = regexp.MustCompile(BridgePattern)
+	flakeRefRE   = regexp.MustCompile(FlakeRefPattern)
+	flakeRepoRE  = regexp.MustCompile(FlakeRepoPattern)
+	userRE       = regexp.MustCompile(UserPattern)
+	sshKeyRE     = regexp.MustCompile(SSHKeyPattern)
+	tagRE        = regexp.MustCompile(TagPattern)
+	secretNameRE = regexp.MustCompile(SecretNamePattern)
+	secretKeyRE  = regexp.MustCompile(SecretKeyPattern)
+)
