@@ -5,5 +5,5 @@
   homelab.role = "dns";
   homelab.dns.enable = true;
 
-  system.stateVersion = "25.11";
+  system.stateVersion = "26.05";
 }

@@ -4,5 +4,5 @@
   homelab.role = "docker";
   homelab.docker.enable = true;
 
-  system.stateVersion = "25.11";
+  system.stateVersion = "26.05";
 }

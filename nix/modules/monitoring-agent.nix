@@ -1,0 +1,63 @@
+# monitoring-agent.nix: Prometheus node_exporter on every machine, with the
+# textfile collector reading the metrics nix-gitops writes after each run
+# (last applied commit, result, duration). That file is the read-only status
+# channel of design D6: Prometheus scrapes it, nothing logs in over SSH.
+{ config, lib, ... }:
+
+let
+  cfg = config.homelab.monitoring;
+in
+{
+  options.homelab.monitoring = {
+    enable = lib.mkOption {
+      type = lib.types.bool;
+      default = true;
+      description = "Run the Prometheus node exporter.";
+    };
+
+    port = lib.mkOption {
+      type = lib.types.port;
+      default = 9100;
+      description = "node_exporter's listen port (all addresses).";
+    };
+
+    openFirewall = lib.mkOption {
+      type = lib.types.bool;
+      default = true;
+      description = "Open the port so the lab's Prometheus can scrape it.";
+    };
+
+    textfileDirectory = lib.mkOption {
+      type = lib.types.str;
+      default = "/var/lib/prometheus-node-exporter/textfile";
+      description = ''
+        Directory of the textfile collector. nix-gitops writes its
+        nix-gitops.prom here (atomically: temp file, then rename, so a
+        scrape never reads half a file).
+      '';
+    };
+
+    extraCollectors = lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      default = [ "systemd" ];
+      description = "Collectors to enable on top of node_exporter's defaults.";
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    services.prometheus.exporters.node = {
+      enable = true;
+      port = cfg.port;
+      openFirewall = cfg.openFirewall;
+      enabledCollectors = [ "textfile" ] ++ cfg.extraCollectors;
+      extraFlags = [ "--collector.textfile.directory=${cfg.textfileDirectory}" ];
+    };
+
+    # World-readable directory (the exporter runs unprivileged); only root
+    # (the agent) writes to it.
+    systemd.tmpfiles.rules = [ "d ${cfg.textfileDirectory} 0755 root root -" ];
+
+    services.nix-gitops.healthChecks.requiredUnits = [ "prometheus-node-exporter.service" ];
+    services.nix-gitops.metricsTextfile = lib.mkDefault "${cfg.textfileDirectory}/nix-gitops.prom";
+  };
+}

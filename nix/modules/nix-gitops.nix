@@ -1,0 +1,297 @@
+# nix-gitops.nix: the agent that makes a machine converge to its flake
+# (design §1, D5, D9). Options live under services.nix-gitops.
+#
+# The units are NOT written here: nix-gitops emits its own canonical
+# nix-gitops-apply.service and nix-gitops-apply.timer (`nix-gitops units`),
+# the same files the Debian stand-in image installs, and this module ships
+# them with systemd.packages. NixOS ignores [Install] of packaged units, so
+# enabling happens here (wantedBy), together with the NixOS-only bits as a
+# drop-in:
+#   - restartIfChanged/stopIfChanged = false: switch-to-configuration must
+#     never stop or restart the unit that is running it;
+#   - path: the agent runs git, nix and systemctl;
+#   - the timer's schedule from `interval`.
+# The service's own hardening stays in the agent's unit; it only uses
+# settings that leave switch-to-configuration working (the switch writes
+# /nix, /boot, /etc, /run and talks to systemd as root).
+{ config, lib, pkgs, ... }:
+
+let
+  cfg = config.services.nix-gitops;
+  exe = lib.getExe cfg.package;
+  units = pkgs.runCommand "nix-gitops-units" { } ''
+    ${exe} units --bin ${exe} --dir $out/lib/systemd/system
+  '';
+  settings = import ../lib/agent-config.nix cfg;
+  isStorePath = p: p != null && lib.hasPrefix builtins.storeDir (toString p);
+in
+{
+  options.services.nix-gitops = {
+    enable = lib.mkEnableOption "nix-gitops, the agent that applies this machine's flake from Git";
+
+    package = lib.mkOption {
+      type = lib.types.package;
+      description = "The nix-gitops package (the flake sets it to its own build).";
+    };
+
+    flake = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      example = "git+https://git.lab.home.arpa/homelab-infra?ref=main#dns01";
+      description = ''
+        Flake ref to follow. null: read it from `flakeTargetFile`, which
+        cloud-init writes from the claim's `spec.nix.flakeRef`; keeping it
+        null keeps the claim the one place that names it.
+      '';
+    };
+
+    flakeTargetFile = lib.mkOption {
+      type = lib.types.str;
+      default = "/etc/nix-flake-target";
+      description = "File holding the flake ref, one line (written by cloud-init at first boot).";
+    };
+
+    stateDir = lib.mkOption {
+      type = lib.types.str;
+      default = "/var/lib/nix-gitops";
+      description = "The agent's state: state.json, its clone of the repo, the lock.";
+    };
+
+    everyBoot = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = ''
+        Apply at every boot. false (the seed's one-shot): the boot-time
+        apply runs until it has succeeded once and then stays off, checked
+        by the agent against its state, since unit files on NixOS are
+        read-only and cannot be `systemctl disable`d.
+      '';
+    };
+
+    timer = {
+      enable = lib.mkOption {
+        type = lib.types.bool;
+        default = false;
+        description = ''
+          Re-apply on a schedule (drift control). Off by default, as the
+          seed asks: start with manual runs and reboots until you trust it.
+        '';
+      };
+
+      interval = lib.mkOption {
+        type = lib.types.str;
+        default = "1d";
+        example = "6h";
+        description = ''
+          Time between runs, counted from the last run (OnUnitActiveSec=,
+          a systemd time span). The agent's timer also fires a few minutes
+          after boot, so a machine catches up after downtime.
+        '';
+      };
+
+      randomizedDelay = lib.mkOption {
+        type = lib.types.str;
+        default = "5min";
+        description = "Random delay added to each run (RandomizedDelaySec=), so machines booted together do not all fetch at once.";
+      };
+    };
+
+    onKernelChange = lib.mkOption {
+      type = lib.types.enum [ "switch" "boot" ];
+      default = "switch";
+      description = ''
+        What to do when a new generation changes the kernel or initrd:
+        "switch" now anyway, or "boot" (make it the boot default and
+        report that a reboot is pending).
+      '';
+    };
+
+    healthChecks = {
+      systemRunning = lib.mkOption {
+        type = lib.types.bool;
+        default = true;
+        description = "After a switch, `systemctl is-system-running` must not report degraded.";
+      };
+
+      requiredUnits = lib.mkOption {
+        type = lib.types.listOf lib.types.str;
+        default = [ "sshd.service" ];
+        description = ''
+          Units that must be active after a switch, or the agent rolls back.
+          sshd is always in the list (the module adds it): a switch that
+          loses SSH must never stay.
+        '';
+      };
+
+      tcp = lib.mkOption {
+        type = lib.types.listOf lib.types.str;
+        default = [ ];
+        example = [ "127.0.0.1:53" ];
+        description = "host:port endpoints that must accept a connection.";
+      };
+
+      http = lib.mkOption {
+        type = lib.types.listOf lib.types.str;
+        default = [ ];
+        example = [ "http://127.0.0.1:9100/metrics" ];
+        description = "URLs that must answer 2xx.";
+      };
+
+      script = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        description = "Absolute path of a program that must exit 0.";
+      };
+
+      gitReachable = lib.mkOption {
+        type = lib.types.bool;
+        default = true;
+        description = "The Git remote must still answer after the switch (the machine can still converge).";
+      };
+
+      settle = lib.mkOption {
+        type = lib.types.str;
+        default = "1m";
+        description = "How long units may stay activating before the checks count them as failed.";
+      };
+    };
+
+    verifyMode = lib.mkOption {
+      type = lib.types.enum [ "ssh" "gpg" ];
+      default = "ssh";
+      description = "How commit signatures are checked when `allowedSigners` is set.";
+    };
+
+    allowedSigners = lib.mkOption {
+      type = lib.types.nullOr (lib.types.either lib.types.path lib.types.str);
+      default = null;
+      description = ''
+        Require every applied commit to be signed by one of these keys:
+        git's allowed-signers file (ssh) or armoured public keys (gpg).
+        Public keys only, so a file in the Nix store is fine. null: no
+        signature check.
+      '';
+    };
+
+    deployKeyFile = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      example = "/run/keys/nix-gitops-deploy-key";
+      description = ''
+        SSH private key for a git+ssh remote. A path on the machine as a
+        string, never a Nix path: the key must not be copied to the
+        world-readable store. Needs `sshKnownHosts`.
+      '';
+    };
+
+    sshKnownHosts = lib.mkOption {
+      type = lib.types.nullOr (lib.types.either lib.types.path lib.types.str);
+      default = null;
+      description = "known_hosts pinning the Git server's host key (public, may be in the store).";
+    };
+
+    tokenFile = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      example = "/run/keys/nix-gitops-token";
+      description = ''
+        File holding an HTTPS token for the Git remote, read at use and
+        never logged. A string path outside the Nix store, like deployKeyFile.
+      '';
+    };
+
+    tokenUser = lib.mkOption {
+      type = lib.types.str;
+      default = "git";
+      description = "User name sent with the HTTPS token.";
+    };
+
+    timeouts = lib.mkOption {
+      type = lib.types.attrsOf lib.types.str;
+      default = { };
+      example = { build = "2h"; };
+      description = "Per-stage time limits (fetch, eval, build, switch, health) as Go durations.";
+    };
+
+    metricsTextfile = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      description = ''
+        node_exporter textfile the agent writes after each run. The
+        monitoring module points it into the exporter's textfile directory.
+      '';
+    };
+
+    extraSettings = lib.mkOption {
+      type = lib.types.attrsOf lib.types.anything;
+      default = { };
+      example = { timeouts.build = "2h"; poll.method = "git"; };
+      description = ''
+        More keys for /etc/nix-gitops/config.json, merged over the ones the
+        options above write (see `nix-gitops --help`; unknown keys make the
+        agent refuse to start, naming the key).
+      '';
+    };
+
+    logFormat = lib.mkOption {
+      type = lib.types.enum [ "text" "json" ];
+      default = "text";
+      description = "Log format on the journal.";
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = !(isStorePath cfg.deployKeyFile) && !(isStorePath cfg.tokenFile);
+        message = "services.nix-gitops: deployKeyFile and tokenFile must be paths outside the Nix store (secrets never go into the store); give them as strings such as \"/run/keys/...\".";
+      }
+      {
+        assertion = (cfg.deployKeyFile == null) == (cfg.sshKnownHosts == null);
+        message = "services.nix-gitops: set deployKeyFile and sshKnownHosts together, so the Git server's host key is pinned.";
+      }
+    ];
+
+    services.nix-gitops.healthChecks.requiredUnits = [ "sshd.service" ];
+
+    environment.etc."nix-gitops/config.json".text = builtins.toJSON settings;
+    environment.systemPackages = [ cfg.package ];
+
+    systemd.packages = [ units ];
+    systemd.services.nix-gitops-apply = {
+      wantedBy = [ "multi-user.target" ];
+      overrideStrategy = "asDropin";
+      restartIfChanged = false;
+      stopIfChanged = false;
+      unitConfig.X-StopOnRemoval = false;
+      path = [ config.nix.package pkgs.git pkgs.openssh config.systemd.package ];
+      # Hardening that leaves switch-to-configuration working. Left out on
+      # purpose: ProtectSystem/ProtectHome (the switch writes /etc, /boot,
+      # creates home folders), RestrictSUIDSGID (it installs the setuid
+      # wrappers), RestrictNamespaces (root's nix builds in its own sandbox),
+      # ProtectHostname (activation sets the host name), ProtectClock and
+      # DeviceAllow (the boot loader writes the disk), NoNewPrivileges (health
+      # scripts may use wrappers).
+      serviceConfig = {
+        LockPersonality = true;
+        RestrictRealtime = true;
+        SystemCallArchitectures = "native";
+        KeyringMode = "private";
+        UMask = "0022";
+        # Builds must not starve the services the machine exists for.
+        Nice = 10;
+        IOSchedulingClass = "best-effort";
+        IOSchedulingPriority = 7;
+      };
+    };
+    systemd.timers.nix-gitops-apply = lib.mkIf cfg.timer.enable {
+      wantedBy = [ "timers.target" ];
+      overrideStrategy = "asDropin";
+      timerConfig = {
+        # "" clears the agent's own interval before setting ours.
+        OnUnitActiveSec = [ "" cfg.timer.interval ];
+        RandomizedDelaySec = cfg.timer.randomizedDelay;
+      };
+    };
+  };
+}
