@@ -365,3 +365,22 @@ func GitEnv() []string {
 		"GIT_COMMITTER_NAME=testflake", "GIT_COMMITTER_EMAIL=testflake@example.invalid",
 	}
 }
+
+// Succeeded is the pair of records a successful call leaves.
+func Succeeded(action, toplevel string) []Call {
+	return []Call{{Action: action, Toplevel: toplevel, Result: "start"}, {Action: action, Toplevel: toplevel, Result: "ok"}}
+}
+
+// Failed is the pair of records a failed call leaves.
+func Failed(action, toplevel string) []Call {
+	return []Call{{Action: action, Toplevel: toplevel, Result: "start"}, {Action: action, Toplevel: toplevel, Result: "fail"}}
+}
+
+// Join concatenates call lists, for expectations.
+func Join(lists ...[]Call) []Call {
+	var out []Call
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	return out
+}

@@ -71,11 +71,7 @@ func TestStandInFlake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Call{
-		{"switch", out, "start"}, {"switch", out, "ok"},
-		{"switch", failing, "start"}, {"switch", failing, "fail"},
-		{"boot", out, "start"}, {"boot", out, "ok"},
-	}
+	want := Join(Succeeded("switch", out), Failed("switch", failing), Succeeded("boot", out))
 	if diff := cmp.Diff(want, calls); diff != "" {
 		t.Errorf("recorded calls: -want, +got:\n%s", diff)
 	}

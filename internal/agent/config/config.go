@@ -3,42 +3,8 @@
 // with flags laid over it, and the flake ref read from /etc/nix-flake-target
 // unless the file or --flake names one.
 //
-// Config file keys (all optional; durations are Go durations such as "90s",
-// "10m", "1h"):
-//
-//	flake                string   flake ref to follow; overrides flakeTargetFile
-//	flakeTargetFile      string   file holding the flake ref  [/etc/nix-flake-target]
-//	hostname             string   host for a ref without #host [the machine's hostname]
-//	stateDir             string   state, clone, lock           [/var/lib/nix-gitops]
-//	profile              string   system profile set and rolled back [/nix/var/nix/profiles/system]
-//	bootedSystem         string   the running kernel's system  [/run/booted-system]
-//	allowNonFastForward  bool     accept a head that does not descend from the applied commit [false]
-//	onKernelChange       string   "switch" or "boot" when kernel/initrd changed [switch]
-//	everyBoot            bool     the boot-time start applies on every boot, not only the first [false]
-//	verify.mode          string   "none", "ssh" or "gpg"       [none]
-//	verify.allowedSigners string  ssh: git's allowed-signers file; gpg: armoured public keys
-//	auth.sshKeyFile      string   SSH deploy key (private key file, mode 0600)
-//	auth.sshKnownHosts   string   pinned known_hosts for the git server (required with sshKeyFile)
-//	auth.tokenFile       string   HTTPS token, read at use, never logged
-//	auth.tokenUser       string   HTTPS user name sent with the token [git]
-//	timeouts.fetch|eval|build|switch|health  durations [2m, 10m, 1h, 10m, 2m]
-//	retry.attempts       int      tries to reach the remote before giving up [6]
-//	retry.initial        duration first back-off, doubled per try [5s]
-//	retry.max            duration longest back-off [2m]
-//	poll.interval        duration daemon poll interval [5m]
-//	poll.jitter          duration random extra wait per poll [30s]
-//	poll.method          string   "auto" (in-process ref lookup over http(s), git otherwise) or "git" [auto]
-//	health.systemd       bool     check systemctl is-system-running [true]
-//	health.requiredUnits []string units that must be active
-//	health.tcp           []string host:port that must accept a connection
-//	health.http          []string URLs that must answer 2xx
-//	health.script        string   program that must exit 0
-//	health.gitReachable  bool     the remote must still answer after the switch [true]
-//	health.settle        duration how long to wait for "starting" units to settle [1m]
-//	metrics.textfile     string   node_exporter textfile written after each apply [""]
-//	metrics.listen       string   daemon mode HTTP address, localhost only [127.0.0.1:9971]
-//	log.format           string   "text" or "json" [text]
-//	log.level            string   "debug", "info", "warn" or "error" [info]
+// The config file's keys are listed in KeysUsage, which `nix-gitops --help`
+// prints; the flags that override them in FlagUsage.
 package config
 
 import (
@@ -56,6 +22,45 @@ import (
 
 	"github.com/homelab-infra/homelab-infra/internal/flakeref"
 )
+
+// KeysUsage lists the config file's keys (all optional; durations are Go
+// duration strings such as "90s", "10m", "1h"; defaults in brackets). It
+// is the contract with the NixOS module, which writes the file with
+// builtins.toJSON.
+const KeysUsage = `  flake                string   flake ref to follow; overrides flakeTargetFile
+  flakeTargetFile      string   file holding the flake ref  [/etc/nix-flake-target]
+  hostname             string   host for a ref without #host [the machine's hostname]
+  stateDir             string   state, clone, lock           [/var/lib/nix-gitops]
+  profile              string   system profile set and rolled back [/nix/var/nix/profiles/system]
+  bootedSystem         string   the running kernel's system  [/run/booted-system]
+  allowNonFastForward  bool     accept a head that does not descend from the applied commit [false]
+  onKernelChange       string   "switch" or "boot" when kernel/initrd changed [switch]
+  everyBoot            bool     the boot-time start applies on every boot, not only the first [false]
+  verify.mode          string   "none", "ssh" or "gpg"       [none]
+  verify.allowedSigners string  ssh: git's allowed-signers file; gpg: armoured public keys
+  auth.sshKeyFile      string   SSH deploy key (private key file, mode 0600)
+  auth.sshKnownHosts   string   pinned known_hosts for the git server (required with sshKeyFile)
+  auth.tokenFile       string   HTTPS token, read at use, never logged
+  auth.tokenUser       string   HTTPS user name sent with the token [git]
+  timeouts.fetch|eval|build|switch|health  durations [2m, 10m, 1h, 10m, 2m]
+  retry.attempts       int      tries to reach the remote before giving up [6]
+  retry.initial        duration first back-off, doubled per try [5s]
+  retry.max            duration longest back-off [2m]
+  poll.interval        duration daemon poll interval [5m]
+  poll.jitter          duration random extra wait per poll [30s]
+  poll.method          string   "auto" (in-process ref lookup over http(s), git otherwise) or "git" [auto]
+  health.systemd       bool     check systemctl is-system-running [true]
+  health.requiredUnits []string units that must be active
+  health.tcp           []string host:port that must accept a connection
+  health.http          []string URLs that must answer 2xx
+  health.script        string   program that must exit 0
+  health.gitReachable  bool     the remote must still answer after the switch [true]
+  health.settle        duration how long to wait for "starting" units to settle [1m]
+  metrics.textfile     string   node_exporter textfile written after each apply [""]
+  metrics.listen       string   daemon mode HTTP address, localhost only [127.0.0.1:9971]
+  log.format           string   "text" or "json" [text]
+  log.level            string   "debug", "info", "warn" or "error" [info]
+`
 
 // Default locations.
 const (
@@ -145,9 +150,9 @@ type Retry struct {
 
 // Poll configures the daemon's loop and how the remote head is looked up.
 type Poll struct {
-	Interval Duration `json:"interval,omitempty"`
+	Interval Duration  `json:"interval,omitempty"`
 	Jitter   *Duration `json:"jitter,omitempty"` // nil: default; "0s" turns jitter off
-	Method   string   `json:"method,omitempty"`
+	Method   string    `json:"method,omitempty"`
 }
 
 // Health is the gate run after a switch.
