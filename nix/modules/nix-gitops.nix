@@ -20,7 +20,7 @@ let
   cfg = config.services.nix-gitops;
   exe = lib.getExe cfg.package;
   units = pkgs.runCommand "nix-gitops-units" { } ''
-    ${exe} units --bin ${exe} --dir $out/lib/systemd/system
+    ${exe} units --bin ${exe} --dir $out/lib/systemd/system --flake-file ${cfg.flakeTargetFile}
   '';
   settings = import ../lib/agent-config.nix cfg;
   isStorePath = p: p != null && lib.hasPrefix builtins.storeDir (toString p);

@@ -1,0 +1,55 @@
+# Evaluates the repo's flake.nix outputs with real nix against a stub nixpkgs
+# (nixpkgs cannot be fetched here). nixosSystem and the builders return their
+# arguments, so the result shows what the flake wires together: which
+# machines with which modules, which packages with which vendorHash, which
+# checks. It cannot show that NixOS evaluates; `nix flake check` does that.
+{ flakeDir }:
+
+let
+  flake = import (flakeDir + "/flake.nix");
+  id = x: x;
+  stubLib = {
+    nixosSystem = args: {
+      inherit args;
+      config.system.build = { toplevel = "toplevel"; VMA = "vma"; };
+    };
+    genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
+    nameValuePair = name: value: { inherit name value; };
+    mapAttrs' = f: a: builtins.listToAttrs (map (n: f n a.${n}) (builtins.attrNames a));
+    assertMsg = c: msg: if c then true else throw msg;
+    mkDefault = id;
+  };
+  stubPkgs = {
+    buildGoModule = args: { kind = "buildGoModule"; inherit args; };
+    mkShell = args: { kind = "mkShell"; inherit args; };
+    testers.runNixOSTest = args: { kind = "nixosTest"; inherit args; };
+    writeShellScript = name: text: "/stub/${name}";
+    coreutils = "/stub/coreutils";
+    git = "/stub/git";
+    go = "go"; gopls = "gopls"; gnumake = "make"; nix = "nix"; kubectl = "kubectl";
+    qemu = "qemu"; xorriso = "xorriso"; jq = "jq";
+  };
+  nixpkgs = {
+    lib = stubLib;
+    legacyPackages.x86_64-linux = stubPkgs;
+    outPath = "/stub/nixpkgs";
+  };
+  self = outputs // { outPath = flakeDir; shortRev = "0000000"; };
+  outputs = flake.outputs { inherit self nixpkgs; };
+  names = a: builtins.attrNames a;
+in
+{
+  inputs = flake.inputs;
+  nixosConfigurations = builtins.mapAttrs
+    (_: m: map (x: if builtins.isPath x then toString x else if builtins.isString x then x else "<inline>") m.args.modules)
+    outputs.nixosConfigurations;
+  nixosModules = names outputs.nixosModules;
+  packages = builtins.mapAttrs
+    (_: p: if builtins.isAttrs p && p ? args then { inherit (p.args) pname; vendorHash = p.args.vendorHash; } else { pname = "<${p}>"; vendorHash = ""; })
+    outputs.packages.x86_64-linux;
+  checks = names outputs.checks.x86_64-linux;
+  vmTestNodes = names outputs.checks.x86_64-linux.agent-vm.args.nodes;
+  # Forced only by the test that hands it to python3 (it copies fixtures/ to the store).
+  vmTestScript = outputs.checks.x86_64-linux.agent-vm.args.testScript;
+  devShells = names outputs.devShells.x86_64-linux;
+}
