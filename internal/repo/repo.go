@@ -210,3 +210,58 @@ func XRFor(c *Claim) map[string]any {
 		"spec":       spec,
 	}
 }
+
+// Hosts lists the Nix hosts: every folder of dir that holds a
+// configuration.nix, sorted. It is the same rule as nix/lib/hosts.nix, so
+// the flake and labctl agree about which hosts exist.
+func Hosts(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list the Nix hosts in %s: %w", dir, err)
+	}
+	var hosts []string
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, e.Name(), "configuration.nix")); err == nil {
+			hosts = append(hosts, e.Name())
+		}
+	}
+	sort.Strings(hosts)
+	return hosts, nil
+}
+
+// Unclaimed reads the list of hosts that intentionally have no claim. A
+// missing file is an empty list.
+func Unclaimed(path string) (map[string]int, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return map[string]int{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %w", path, err)
+	}
+	out := map[string]int{}
+	for i, l := range strings.Split(string(b), "\n") {
+		if j := strings.IndexByte(l, '#'); j >= 0 {
+			l = l[:j]
+		}
+		if l = strings.TrimSpace(l); l != "" {
+			out[l] = i + 1
+		}
+	}
+	return out, nil
+}
+
+// FlakeAttr is the host a spec's flake ref points at: the part after '#', or
+// the host name when the ref is left to the site default (flakeRepo#hostname).
+func FlakeAttr(s *machine.Spec) string {
+	if s.Nix.FlakeRef == "" {
+		return s.Hostname
+	}
+	if i := strings.LastIndexByte(s.Nix.FlakeRef, '#'); i >= 0 {
+		return s.Nix.FlakeRef[i+1:]
+	}
+	return ""
+}

@@ -1,0 +1,45 @@
+// Command function-machine serves the Machine composition function over gRPC.
+// All logic lives in internal/function; this is flags and a server.
+//
+// In a cluster Crossplane runs it with mTLS certificates in
+// TLS_SERVER_CERTS_DIR (tls.crt, tls.key, ca.crt). For `crossplane render`,
+// run it with --insecure and annotate the Function with
+// render.crossplane.io/runtime: Development (see crossplane/functions.yaml).
+package main
+
+import (
+	"github.com/alecthomas/kong"
+
+	sdk "github.com/crossplane/function-sdk-go"
+
+	"github.com/homelab-infra/homelab-infra/internal/function"
+)
+
+type cli struct {
+	Debug              bool   `short:"d" help:"Emit debug logs as well as info logs."`
+	Network            string `default:"tcp" help:"Network on which to listen for gRPC connections."`
+	Address            string `default:":9443" help:"Address at which to listen for gRPC connections."`
+	TLSCertsDir        string `name:"tls-server-certs-dir" env:"TLS_SERVER_CERTS_DIR" help:"Folder with the server certificate (tls.crt, tls.key) and the CA that signs Crossplane's client certificates (ca.crt)."`
+	Insecure           bool   `help:"Serve without mTLS (development and crossplane render only); --tls-server-certs-dir is then ignored."`
+	MetricsAddress     string `default:":8080" help:"Address of the Prometheus metrics endpoint; empty turns it off."`
+	MaxRecvMessageSize int    `default:"4" help:"Largest request accepted, in MB."`
+}
+
+func (c *cli) Run() error {
+	log, err := sdk.NewLogger(c.Debug)
+	if err != nil {
+		return err
+	}
+	return sdk.Serve(&function.Function{Log: log},
+		sdk.Listen(c.Network, c.Address),
+		sdk.MTLSCertificates(c.TLSCertsDir),
+		sdk.Insecure(c.Insecure),
+		sdk.WithMetricsServer(c.MetricsAddress),
+		sdk.MaxRecvMessageSize(c.MaxRecvMessageSize*1024*1024))
+}
+
+func main() {
+	ctx := kong.Parse(&cli{}, kong.Name("function-machine"),
+		kong.Description("The Machine composition function: composes an XMachine into a Proxmox VM and its cloud-init snippet."))
+	ctx.FatalIfErrorf(ctx.Run())
+}

@@ -1,0 +1,247 @@
+package labctl
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
+	"sigs.k8s.io/yaml"
+
+	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+
+	"github.com/homelab-infra/homelab-infra/internal/compose"
+	"github.com/homelab-infra/homelab-infra/internal/function"
+	"github.com/homelab-infra/homelab-infra/internal/repo"
+)
+
+// RenderOptions say what to print.
+type RenderOptions struct {
+	// UserDataOnly prints only the user-data of each claim, as the VM gets it.
+	UserDataOnly bool
+}
+
+// Rendered is one claim's composed resources, in the function's order.
+type Rendered struct {
+	Claim     *repo.Claim
+	Resources []RenderedResource
+	UserData  string
+	Status    map[string]any
+}
+
+// RenderedResource is one composed resource.
+type RenderedResource struct {
+	Name   string
+	Object map[string]any
+}
+
+// Render composes the claims in the given files (or names of claims in
+// crossplane/claims), or every claim there when args is empty, by running the
+// composition function in-process on the XR Crossplane would make of each,
+// with the function input read from crossplane/composition.yaml.
+func Render(ctx context.Context, root string, args []string) ([]*Rendered, error) {
+	input, err := repo.CompositionInput(filepath.Join(root, repo.CompositionPath))
+	if err != nil {
+		return nil, err
+	}
+	claims, err := findClaims(root, args)
+	if err != nil {
+		return nil, err
+	}
+	f := &function.Function{}
+	var out []*Rendered
+	for _, c := range claims {
+		if r, err := filepath.Rel(root, c.File); err == nil && !strings.HasPrefix(r, "..") {
+			c.File = r // messages and output name files as the user sees them
+		}
+		req, err := function.NewRequest(repo.XRFor(c), input, nil)
+		if err != nil {
+			return nil, fmt.Errorf("%s: cannot build the function request: %w", c.Where(), err)
+		}
+		rsp, err := f.RunFunction(ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("%s: cannot run the function: %w", c.Where(), err)
+		}
+		r, err := rendered(c, rsp)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func rendered(c *repo.Claim, rsp *fnv1.RunFunctionResponse) (*Rendered, error) {
+	var fatal []string
+	for _, res := range rsp.GetResults() {
+		if res.GetSeverity() == fnv1.Severity_SEVERITY_FATAL {
+			fatal = append(fatal, res.GetMessage())
+		}
+	}
+	if len(fatal) > 0 {
+		return nil, fmt.Errorf("%s: %s", c.Where(), strings.Join(fatal, "\n"))
+	}
+	if rsp.GetRequirements() != nil && len(rsp.GetRequirements().GetResources()) > 0 {
+		var need []string
+		for _, sel := range rsp.GetRequirements().GetResources() {
+			need = append(need, fmt.Sprintf("%s %s/%s", sel.GetKind(), sel.GetNamespace(), sel.GetMatchName()))
+		}
+		sort.Strings(need)
+		return nil, fmt.Errorf("%s: the claim's keys come from %s, which lives in the cluster; labctl render cannot read it (use inline sshAuthorizedKeys to render offline)", c.Where(), strings.Join(need, ", "))
+	}
+	r := &Rendered{Claim: c}
+	names := make([]string, 0, len(rsp.GetDesired().GetResources()))
+	for n := range rsp.GetDesired().GetResources() {
+		names = append(names, n)
+	}
+	// The function's order: the snippet before the VM that boots with it.
+	sort.Slice(names, func(i, j int) bool { return rank(names[i]) < rank(names[j]) })
+	for _, n := range names {
+		obj, err := toMap(rsp.GetDesired().GetResources()[n].GetResource())
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c.Where(), err)
+		}
+		r.Resources = append(r.Resources, RenderedResource{Name: n, Object: obj})
+		if n == compose.UserData {
+			r.UserData = userData(obj)
+		}
+	}
+	if st, err := toMap(rsp.GetDesired().GetComposite().GetResource()); err == nil {
+		r.Status, _ = st["status"].(map[string]any)
+	}
+	return r, nil
+}
+
+func rank(name string) string {
+	switch name {
+	case compose.UserData:
+		return "0"
+	case compose.VM:
+		return "1"
+	}
+	return "2" + name
+}
+
+func toMap(s *structpb.Struct) (map[string]any, error) {
+	b, err := protojson.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("cannot encode a composed resource: %w", err)
+	}
+	m := map[string]any{}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("cannot decode a composed resource: %w", err)
+	}
+	return m, nil
+}
+
+// userData is the snippet's content: spec.forProvider.sourceRaw[0].data.
+func userData(file map[string]any) string {
+	spec, _ := file["spec"].(map[string]any)
+	fp, _ := spec["forProvider"].(map[string]any)
+	raw, _ := fp["sourceRaw"].([]any)
+	if len(raw) == 0 {
+		return ""
+	}
+	first, _ := raw[0].(map[string]any)
+	data, _ := first["data"].(string)
+	return data
+}
+
+// findClaims resolves render's arguments: claim files, or names (or host
+// names) of claims in crossplane/claims; none means every claim there.
+func findClaims(root string, args []string) ([]*repo.Claim, error) {
+	var all []*repo.Claim
+	load := func(path string) ([]*repo.Claim, error) {
+		docs, err := repo.ReadDocs(path)
+		if err != nil {
+			return nil, err
+		}
+		var cs []*repo.Claim
+		for _, d := range docs {
+			if !repo.IsClaim(d) {
+				continue
+			}
+			c, err := repo.ParseClaim(d)
+			if err != nil {
+				return nil, err
+			}
+			cs = append(cs, c)
+		}
+		return cs, nil
+	}
+	dir := filepath.Join(root, repo.ClaimsDir)
+	if len(args) == 0 {
+		files, err := repo.ClaimFiles(dir)
+		if err != nil {
+			return nil, err
+		}
+		args = files
+	}
+	var byName []*repo.Claim
+	for _, a := range args {
+		if exists(a) {
+			cs, err := load(a)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, cs...)
+			continue
+		}
+		if byName == nil {
+			files, err := repo.ClaimFiles(dir)
+			if err != nil {
+				return nil, err
+			}
+			for _, f := range files {
+				cs, err := load(f)
+				if err != nil {
+					return nil, err
+				}
+				byName = append(byName, cs...)
+			}
+		}
+		found := false
+		for _, c := range byName {
+			if c.Name == a || c.Spec.Hostname == a {
+				all = append(all, c)
+				found = true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("%s is neither a file nor the name of a claim in %s", a, repo.ClaimsDir)
+		}
+	}
+	return all, nil
+}
+
+// Print writes the rendered claims as YAML documents. Each claim's user-data
+// follows its resources as a comment block, decoded: exactly the file the VM
+// reads on first boot. The output stays valid multi-document YAML.
+func Print(w io.Writer, rs []*Rendered, o RenderOptions) error {
+	for _, r := range rs {
+		if o.UserDataOnly {
+			if _, err := io.WriteString(w, r.UserData); err != nil {
+				return err
+			}
+			continue
+		}
+		fmt.Fprintf(w, "# Machine %s/%s (%s)\n", r.Claim.Namespace, r.Claim.Name, r.Claim.Where())
+		for _, res := range r.Resources {
+			b, err := yaml.Marshal(res.Object)
+			if err != nil {
+				return fmt.Errorf("cannot print %s: %w", res.Name, err)
+			}
+			fmt.Fprintf(w, "---\n# composed resource %q\n%s", res.Name, b)
+		}
+		fmt.Fprintf(w, "# user-data of %s, decoded (the snippet the VM boots with):\n", r.Claim.Name)
+		for _, l := range strings.Split(strings.TrimRight(r.UserData, "\n"), "\n") {
+			fmt.Fprintf(w, "#   %s\n", l)
+		}
+	}
+	return nil
+}

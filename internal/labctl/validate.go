@@ -1,0 +1,266 @@
+// Package labctl is the operator CLI's logic: validate the repo, render
+// claims into the resources Crossplane would create, scaffold a machine.
+// cmd/labctl only parses flags.
+package labctl
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/homelab-infra/homelab-infra/internal/machine"
+	"github.com/homelab-infra/homelab-infra/internal/repo"
+	"github.com/homelab-infra/homelab-infra/internal/schemacheck"
+)
+
+// Problem is one thing wrong in the repo: the file (or folder) and a message
+// that starts with the field it is about.
+type Problem struct {
+	File    string
+	Field   string
+	Message string
+}
+
+func (p Problem) String() string {
+	if p.Field == "" || strings.HasPrefix(p.Message, p.Field) {
+		return p.File + ": " + p.Message
+	}
+	return p.File + ": " + p.Field + ": " + p.Message
+}
+
+// Report is the outcome of Validate.
+type Report struct {
+	Problems []Problem
+	Claims   int
+	Hosts    int
+}
+
+// OK tells whether the repo passed.
+func (r *Report) OK() bool { return len(r.Problems) == 0 }
+
+// Print writes every problem, one a line, and a summary.
+func (r *Report) Print(w io.Writer) {
+	for _, p := range r.Problems {
+		fmt.Fprintln(w, p.String())
+	}
+	if r.OK() {
+		fmt.Fprintf(w, "ok: %d claims, %d hosts\n", r.Claims, r.Hosts)
+		return
+	}
+	fmt.Fprintf(w, "%d problems (%d claims, %d hosts checked)\n", len(r.Problems), r.Claims, r.Hosts)
+}
+
+type validator struct {
+	root   string
+	report *Report
+}
+
+func (v *validator) add(path, fieldPath, msg string) {
+	v.report.Problems = append(v.report.Problems, Problem{File: v.rel(path), Field: fieldPath, Message: msg})
+}
+
+func (v *validator) rel(path string) string {
+	if r, err := filepath.Rel(v.root, path); err == nil && !strings.HasPrefix(r, "..") {
+		return r
+	}
+	return path
+}
+
+// Validate checks the whole repository at root:
+//   - the XRD is a valid CRD source and the Composition's function input parses;
+//   - every claim passes the XRD's schema (as Crossplane's generated claim CRD
+//     would enforce it, CEL included; unknown fields too) and the model's rules
+//     against the function input (the function's own checks);
+//   - every claim's flake ref points at a host in nix/hosts/;
+//   - every host has a claim, or is listed in crossplane/unclaimed-hosts.txt;
+//   - no two claims share a host name, static IP, VM id or name.
+func Validate(ctx context.Context, root string) *Report {
+	v := &validator{root: root, report: &Report{}}
+	xrdPath := filepath.Join(root, repo.XRDPath)
+	compPath := filepath.Join(root, repo.CompositionPath)
+
+	_, claimSchema, err := schemacheck.ForXRD(xrdPath)
+	if err != nil {
+		v.add(xrdPath, "", err.Error())
+	}
+	in, err := repo.LoadInput(compPath)
+	if err != nil {
+		v.add(compPath, "", strings.TrimPrefix(err.Error(), compPath+": "))
+	}
+
+	claims := v.claims(ctx, filepath.Join(root, repo.ClaimsDir), claimSchema, in)
+	v.report.Claims = len(claims)
+	v.duplicates(claims)
+	v.hosts(claims)
+	sort.SliceStable(v.report.Problems, func(i, j int) bool { return v.report.Problems[i].File < v.report.Problems[j].File })
+	return v.report
+}
+
+func (v *validator) claims(ctx context.Context, dir string, schema *schemacheck.Validator, in *machine.Input) []*repo.Claim {
+	files, err := repo.ClaimFiles(dir)
+	if err != nil {
+		v.add(dir, "", err.Error())
+		return nil
+	}
+	var claims []*repo.Claim
+	for _, f := range files {
+		docs, err := repo.ReadDocs(f)
+		if err != nil {
+			v.add(f, "", strings.TrimPrefix(err.Error(), f+": "))
+			continue
+		}
+		for _, d := range docs {
+			if c := v.claim(ctx, d, schema, in); c != nil {
+				claims = append(claims, c)
+			}
+		}
+	}
+	return claims
+}
+
+// claim checks one document; it returns the claim when its spec could be read.
+func (v *validator) claim(ctx context.Context, d repo.Doc, schema *schemacheck.Validator, in *machine.Input) *repo.Claim {
+	where := d.Where()
+	apiVersion, kind := d.Kind()
+	switch {
+	case apiVersion == "v1" && kind == "Namespace":
+		return nil
+	case !repo.IsClaim(d):
+		v.add(where, "kind", fmt.Sprintf("%s %s is not a Machine claim; crossplane/claims holds only %s %s claims (and their Namespace)", apiVersion, kind, machine.APIVersion, machine.ClaimKind))
+		return nil
+	}
+
+	c, parseErr := repo.ParseClaim(d)
+	var modelErrs machine.Errors
+	if parseErr == nil {
+		if c.Namespace == "" {
+			v.add(where, "metadata.namespace", "metadata.namespace is required; claims live in a namespace such as infra-machines")
+		}
+		modelErrs = machine.Validate(c.Spec, in)
+		for _, e := range modelErrs {
+			v.add(where, e.Field, e.Error())
+		}
+	}
+	if schema != nil {
+		for _, e := range schema.Validate(ctx, d.Object) {
+			if e.Field == "metadata.namespace" || covered(modelErrs, e.Field) {
+				continue // already reported, in the model's words
+			}
+			v.add(where, e.Field, e.Error())
+		}
+	}
+	if parseErr != nil {
+		v.add(where, "spec", strings.TrimPrefix(parseErr.Error(), where+": "))
+		return nil
+	}
+	return c
+}
+
+// covered tells whether the model already reported a problem at or below path.
+func covered(errs machine.Errors, path string) bool {
+	for _, e := range errs {
+		if e.Field == path || strings.HasPrefix(e.Field, path+".") || strings.HasPrefix(e.Field, path+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+func (v *validator) duplicates(claims []*repo.Claim) {
+	check := func(field string, key func(*repo.Claim) string, what string) {
+		first := map[string]*repo.Claim{}
+		for _, c := range claims {
+			k := key(c)
+			if k == "" {
+				continue
+			}
+			if o, ok := first[k]; ok {
+				v.add(c.Where(), field, fmt.Sprintf("%s: %s is also the %s of %s; each machine needs its own", field, k, what, v.rel(o.Where())))
+				continue
+			}
+			first[k] = c
+		}
+	}
+	check("metadata.name", func(c *repo.Claim) string {
+		if c.Name == "" {
+			return ""
+		}
+		return c.Namespace + "/" + c.Name
+	}, "namespace/name")
+	check("spec.hostname", func(c *repo.Claim) string { return c.Spec.Hostname }, "host name")
+	check("spec.network.ip", func(c *repo.Claim) string {
+		if c.Spec.Network.DHCP {
+			return ""
+		}
+		return c.Spec.Network.IP
+	}, "static IP")
+	check("spec.proxmox.vmId", func(c *repo.Claim) string {
+		if c.Spec.Proxmox.VMID == nil {
+			return ""
+		}
+		return fmt.Sprint(*c.Spec.Proxmox.VMID)
+	}, "VM id")
+}
+
+func (v *validator) hosts(claims []*repo.Claim) {
+	hostsDir := filepath.Join(v.root, repo.HostsDir)
+	hosts, err := repo.Hosts(hostsDir)
+	if err != nil {
+		v.add(hostsDir, "", err.Error())
+		return
+	}
+	v.report.Hosts = len(hosts)
+	unclaimedPath := filepath.Join(v.root, repo.UnclaimedPath)
+	unclaimed, err := repo.Unclaimed(unclaimedPath)
+	if err != nil {
+		v.add(unclaimedPath, "", err.Error())
+	}
+
+	isHost := map[string]bool{}
+	for _, h := range hosts {
+		isHost[h] = true
+	}
+	claimed := map[string]bool{}
+	for _, c := range claims {
+		attr := repo.FlakeAttr(c.Spec)
+		if attr == "" {
+			continue // a malformed ref, reported above
+		}
+		claimed[attr] = true
+		if !isHost[attr] {
+			v.add(c.Where(), "spec.nix.flakeRef", fmt.Sprintf("spec.nix.flakeRef: %s names host %q, but %s/%s/configuration.nix does not exist; add the host (labctl new machine %s) or fix the flake ref",
+				orDefault(c.Spec.Nix.FlakeRef, "(site default flakeRepo#"+c.Spec.Hostname+")"), attr, repo.HostsDir, attr, attr))
+		}
+	}
+	for _, h := range hosts {
+		_, listed := unclaimed[h]
+		switch {
+		case !claimed[h] && !listed:
+			v.add(filepath.Join(hostsDir, h), "", fmt.Sprintf("host %s has no claim in %s; add one (labctl new machine %s) or list it in %s if it is meant to have none", h, repo.ClaimsDir, h, repo.UnclaimedPath))
+		case claimed[h] && listed:
+			v.add(unclaimedPath, "", fmt.Sprintf("line %d: host %s is listed as unclaimed but has a claim; remove the line", unclaimed[h], h))
+		}
+	}
+	for h, line := range unclaimed {
+		if !isHost[h] {
+			v.add(unclaimedPath, "", fmt.Sprintf("line %d: %s is not a host in %s; remove the line or add the host", line, h, repo.HostsDir))
+		}
+	}
+}
+
+func orDefault(s, d string) string {
+	if s != "" {
+		return s
+	}
+	return d
+}
+
+// exists tells whether a path exists.
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
