@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/homelab-infra/homelab-infra/internal/repo"
 	"github.com/homelab-infra/homelab-infra/internal/testenv"
 )
 
@@ -44,7 +45,7 @@ func TestFlakeOutputs(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	hosts, err := HostNames(filepath.Join(root, "nix/hosts"))
+	hosts, err := repo.Hosts(filepath.Join(root, repo.HostsDir))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,19 +26,19 @@ func nixHostNames(t *testing.T, root, hostsDir string) []string {
 }
 
 // TestFlakeHostListIsTheRepoLayout: the hosts the flake builds
-// (nixosConfigurations) are exactly the folders HostNames finds under
-// nix/hosts, the rule labctl validate uses to pair hosts with claims.
+// (nixosConfigurations) are exactly the folders repo.Hosts finds under
+// nix/hosts: the function labctl validate uses to pair hosts with claims.
 func TestFlakeHostListIsTheRepoLayout(t *testing.T) {
 	testenv.Real(t)
 	testenv.LookPath(t, "nix-instantiate")
 	root := testenv.RepoRoot(t)
 	hostsDir := filepath.Join(root, repo.HostsDir)
-	goNames, err := HostNames(hostsDir)
+	goNames, err := repo.Hosts(hostsDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(goNames, nixHostNames(t, root, hostsDir)); diff != "" {
-		t.Errorf("the flake's host list differs from HostNames(%s): -want, +got:\n%s", repo.HostsDir, diff)
+		t.Errorf("the flake's host list differs from repo.Hosts(%s): -want, +got:\n%s", repo.HostsDir, diff)
 	}
 	for _, h := range []string{"dns01", "docker01"} {
 		if !contains(goNames, h) {
@@ -97,7 +97,7 @@ func TestHostRuleAgreesOnEdgeCases(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			goNames, err := HostNames(dir)
+			goNames, err := repo.Hosts(dir)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 )
 
@@ -89,27 +88,6 @@ func EvalJSON(ctx context.Context, dir, expr string, out any) error {
 func NixString(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `${`, `\${`)
 	return `"` + r.Replace(s) + `"`
-}
-
-// HostNames lists the hosts of a nix/hosts folder by the rule of
-// nix/lib/hosts.nix: every sub-folder that holds a configuration.nix. It is
-// the Go side of that rule; the tests check both give the same answer.
-func HostNames(hostsDir string) ([]string, error) {
-	entries, err := os.ReadDir(hostsDir)
-	if err != nil {
-		return nil, fmt.Errorf("cannot list hosts: %w", err)
-	}
-	var names []string
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(hostsDir, e.Name(), "configuration.nix")); err == nil {
-			names = append(names, e.Name())
-		}
-	}
-	sort.Strings(names)
-	return names, nil
 }
 
 // TrackedFiles lists the files git tracks under dir (relative to dir) that
