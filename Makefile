@@ -9,7 +9,7 @@ export PROVIDER_CRDS_DIR ?= $(abspath $(CURDIR)/../shared/provider-proxmox-bpg/c
 
 FUZZTIME ?= 10s
 
-.PHONY: all build demo deps tools unit test test-go e2e vm-e2e fuzz bench clean
+.PHONY: all build demo deps tools unit test test-go e2e vm-e2e fuzz bench clean nix-vendor-hash
 
 all: build
 
@@ -54,6 +54,10 @@ e2e: deps
 ## vm-e2e: a claim's cloud-init boots a real guest that converges from Git
 vm-e2e: deps build
 	$(GO) test -tags vm -count=1 -timeout 40m ./test/vm/...
+
+## nix-vendor-hash: rewrite the flake's Go vendor hashes (nix/pkgs/vendor-hashes.json) after go.mod/go.sum change
+nix-vendor-hash: deps
+	$(GO) test -count=1 -run 'TestVendorHashes$$' ./internal/nixcheck -update
 
 ## fuzz: a short run of every fuzz target
 fuzz:

@@ -10,6 +10,7 @@ set -euo pipefail
 pkgs=(
   git            # the agent's fetches and every test repo
   nix-bin        # real nix for the agent tests and the .nix checks (Nix 2.8)
+  python3        # internal/nixcheck parses the NixOS VM test's Python testScript
   ca-certificates
 )
 
