@@ -40,7 +40,7 @@ func TestFlakeOutputs(t *testing.T) {
 	root := testenv.RepoRoot(t)
 	here, _ := os.Getwd()
 	var got flakeSummary
-	expr := fmt.Sprintf(`let r = import ./testdata/flakeeval.nix { flakeDir = /. + %s; }; in builtins.removeAttrs r [ "vmTestScript" ]`, NixString(root))
+	expr := fmt.Sprintf(`let r = import ./testdata/flakeeval.nix { flakeDir = /. + %s; }; in builtins.removeAttrs r [ "vmTestScript" "vmTestNode" ]`, NixString(root))
 	if err := EvalJSON(context.Background(), here, expr, &got); err != nil {
 		t.Fatal(err)
 	}

@@ -49,6 +49,8 @@ in
     outputs.packages.x86_64-linux;
   checks = names outputs.checks.x86_64-linux;
   vmTestNodes = names outputs.checks.x86_64-linux.agent-vm.args.nodes;
+  # The VM test's node module, for the option-path check (not JSON).
+  vmTestNode = outputs.checks.x86_64-linux.agent-vm.args.nodes.machine;
   # Forced only by the test that hands it to python3 (it copies fixtures/ to the store).
   vmTestScript = outputs.checks.x86_64-linux.agent-vm.args.testScript;
   devShells = names outputs.devShells.x86_64-linux;

@@ -10,7 +10,8 @@
 # Arguments:
 #   allowlist: path of a text file, one NixOS option path a line, "<name>"
 #              for an attribute-set-of-submodules component, "#" comments;
-#   modules:   list of module paths (a function or an attribute set each).
+#   modules:   list of modules: paths of module files, or module values
+#              (a function or an attribute set each).
 # Result: { declared, set, unknown: lists of paths; config: the defaults }
 { allowlist, modules }:
 
@@ -74,7 +75,7 @@ let
 
   # ---- the modules ---------------------------------------------------------
   call = m:
-    let f = import m; in
+    let f = if builtins.isPath m || builtins.isString m then import m else m; in
     if isFunction f then f { inherit lib config; pkgs = { }; options = { }; modulesPath = "/modules"; } else f;
   shapes = map (m: let v = call m; in
     if v ? options || v ? config then { options = v.options or { }; config = v.config or { }; }
