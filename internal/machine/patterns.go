@@ -44,6 +44,8 @@ const (
 	MaxVLAN        = 4094
 	MaxDNSServers  = 3
 	MaxTags        = 16
+	MaxSSHKeys     = 64
+	MaxSSHKeyLen   = 4096
 	MinPrefixLen   = 8
 	MaxPrefixLen   = 30
 )

@@ -221,6 +221,8 @@ func validateBootstrap(errs *Errors, b *Bootstrap) {
 		errs.add("spec.bootstrap.sshAuthorizedKeysSecretRef", nil, "conflicts with spec.bootstrap.sshAuthorizedKeys; give the keys inline or by Secret, not both")
 	case keys != nil && len(keys) == 0:
 		errs.add("spec.bootstrap.sshAuthorizedKeys", nil, "is empty; list at least one public key, or set sshAuthorizedKeysSecretRef")
+	case len(keys) > MaxSSHKeys:
+		errs.add("spec.bootstrap.sshAuthorizedKeys", nil, fmt.Sprintf("has %d keys; use at most %d, or a Secret", len(keys), MaxSSHKeys))
 	}
 	for i, k := range keys {
 		// Key values are never echoed: a pasted private key must not end up
@@ -252,6 +254,8 @@ func CheckSSHKey(k string) string {
 	switch {
 	case strings.TrimSpace(k) == "":
 		return "is empty; paste a public key such as ssh-ed25519 AAAA... you@host"
+	case len(k) > MaxSSHKeyLen:
+		return fmt.Sprintf("is longer than %d characters; paste one public key line", MaxSSHKeyLen)
 	case strings.Contains(k, "PRIVATE KEY"):
 		return "is a PRIVATE key; remove it from the claim at once (and rotate it), then paste the matching public key (the .pub file)"
 	case !sshKeyRE.MatchString(k):
