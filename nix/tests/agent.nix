@@ -73,7 +73,7 @@ pkgs.testers.runNixOSTest {
         mkdir -p ${recordDir} $(dirname ${profile}) /srv/git /root/work
         git init -q --bare -b main ${remote}
         git init -q -b main /root/work
-        cp ${fixtures}/1-healthy/* /root/work/
+        cp ${fixtures}/builder.sh ${fixtures}/switch.sh ${fixtures}/1-healthy/flake.nix /root/work/
         git -C /root/work add -A
         git -C /root/work commit -q -m "v1"
         git -C /root/work push -q ${remote} HEAD:refs/heads/main
@@ -90,7 +90,7 @@ pkgs.testers.runNixOSTest {
 
     def commit(fixture):
         machine.succeed(
-            "export ${gitEnv}; cp ${fixtures}/" + fixture + "/* /root/work/ && "
+            "export ${gitEnv}; cp ${fixtures}/" + fixture + "/flake.nix /root/work/ && "
             + "git -C /root/work add -A && git -C /root/work commit -q -m " + fixture + " && "
             + "git -C /root/work push -q ${remote} HEAD:refs/heads/main"
         )
