@@ -10,6 +10,11 @@ set -euo pipefail
 pkgs=(
   git            # the agent's fetches and every test repo
   nix-bin        # real nix for the agent tests and the .nix checks (Nix 2.8)
+  openssh-client # agent: ssh-keygen for SSH-signed commits, ssh for the deploy-key fetch
+  openssh-server # agent: a real sshd on loopback serves git to the deploy-key test
+  gnupg          # agent: GPG-signed commits and their verification
+  strace         # agent: the secrets test records every child's argv (execve)
+  systemd        # agent: systemd-analyze verify checks the generated units
   python3        # internal/nixcheck parses the NixOS VM test's Python testScript
   ca-certificates
 )

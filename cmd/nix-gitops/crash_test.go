@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/homelab-infra/homelab-infra/internal/agent/state"
+	"github.com/homelab-infra/homelab-infra/internal/testflake"
+)
+
+// rawState reads state.json directly (status would work too; this also
+// proves the file is whole while a run is in flight).
+func (l *lab) rawState() *state.State {
+	l.t.Helper()
+	st, err := state.Load(filepath.Join(l.dir, "state"))
+	if err != nil {
+		l.t.Fatalf("state.json unreadable: %v", err)
+	}
+	return st
+}
+
+// TestConcurrentApplies: two applies started together never overlap: the
+// second waits for the lock and then finds the machine up to date; one
+// switch happens. With --no-wait the second exits 75 with a clear message
+// naming the holder. Fake: the stand-in toplevel (its build sleeps 2 s to
+// hold the first run inside the lock).
+func TestConcurrentApplies(t *testing.T) {
+	l := newLab(t)
+	c1 := l.commit(testflake.System{Version: "1", BuildSleep: 2})
+
+	type done struct {
+		code   int
+		stderr string
+	}
+	start := func(args ...string) (*exec.Cmd, *bytes.Buffer) {
+		cmd := l.cmd(append([]string{"apply"}, args...)...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, &stderr
+	}
+	wait := func(cmd *exec.Cmd, stderr *bytes.Buffer) done {
+		err := cmd.Wait()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return done{code, stderr.String()}
+	}
+
+	a, aErr := start()
+	waitFor(t, "the first run to hold the lock and build", 20*time.Second, func() bool {
+		st := l.rawState()
+		return st.InProgress != nil && st.InProgress.Stage == "build"
+	})
+	busy := l.run("apply", "--no-wait")
+	if busy.code != 75 || !strings.Contains(busy.stderr, "another nix-gitops run holds the lock") || !strings.Contains(busy.stderr, "held by pid "+itoa(a.Process.Pid)) {
+		t.Errorf("apply --no-wait while another run holds the lock: exit %d, want 75 naming pid %d:\n%s", busy.code, a.Process.Pid, busy.stderr)
+	}
+	b, bErr := start()
+	ra, rb := wait(a, aErr), wait(b, bErr)
+	codes := []int{ra.code, rb.code}
+	if diff := cmp.Diff([]int{0, 10}, codes); diff != "" {
+		t.Errorf("exit codes of the two runs: -want, +got:\n%s\nfirst:\n%s\nsecond:\n%s", diff, ra.stderr, rb.stderr)
+	}
+	s := l.status()
+	want := testflake.Succeeded("switch", s.Applied.StorePath)
+	if diff := cmp.Diff(want, l.calls()); diff != "" || s.Applied.Commit != c1 {
+		t.Errorf("one switch expected: -want, +got:\n%s", diff)
+	}
+}
+
+func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+// killDuring starts an apply, waits for cond, and kills it with SIGKILL.
+func (l *lab) killDuring(what string, cond func() bool) {
+	l.t.Helper()
+	cmd := l.cmd("apply")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		l.t.Fatal(err)
+	}
+	waitFor(l.t, what, 30*time.Second, cond)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		l.t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	l.t.Logf("killed during %s:\n%s", what, stderr.String())
+}
+
+// children reports whether any process still runs a command line
+// containing s (a leftover build or switch after the kill).
+func children(s string) bool {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err == nil && strings.Contains(string(b), s) {
+			return true
+		}
+	}
+	return false
+}
+
+// nixBuildOf is what the cmdline of the lab's nix build contains.
+func nixBuildOf(l *lab) string { return "build\x00--json\x00--out-link\x00" + filepath.Join(l.dir, "state") }
+
+// TestKillDuringBuild: kill -9 of the agent while nix builds. The state
+// file stays readable and records the interrupted build; the profile never
+// moved; the next run starts over and converges. Fake: the stand-in
+// toplevel (its build sleeps, so the kill lands inside it).
+func TestKillDuringBuild(t *testing.T) {
+	l := newLab(t)
+	l.commit(testflake.System{Version: "1"})
+	l.apply(0)
+	before := l.status()
+	c2 := l.commit(testflake.System{Version: "2", BuildSleep: 3})
+	l.killDuring("the build", func() bool {
+		st := l.rawState()
+		return st.InProgress != nil && st.InProgress.Stage == "build" && children(nixBuildOf(l))
+	})
+	st := l.rawState()
+	if st.InProgress == nil || st.InProgress.Stage != "build" || st.InProgress.Commit != c2 {
+		t.Fatalf("after kill -9 during build, inProgress = %+v", st.InProgress)
+	}
+	if l.profileTarget() != before.Applied.StorePath {
+		t.Fatalf("the profile moved during the build")
+	}
+	waitFor(t, "the killed build's processes to go away", 10*time.Second, func() bool { return !children(nixBuildOf(l)) })
+
+	r := l.apply(0)
+	if !strings.Contains(r.stderr, "interrupted before it touched the system") {
+		t.Errorf("the recovering run did not say what it recovered:\n%s", r.stderr)
+	}
+	s := l.status()
+	if s.Applied.Commit != c2 || s.InProgress != nil || l.profileTarget() != s.Applied.StorePath || testflake.Current(l.rec) != s.Applied.StorePath {
+		t.Errorf("after recovery: applied %+v, inProgress %+v, profile %q, current %q", s.Applied, s.InProgress, l.profileTarget(), testflake.Current(l.rec))
+	}
+}
+
+// TestKillDuringSwitch: kill -9 of the agent while switch-to-configuration
+// runs (the profile already points at the new generation, the system is
+// half-switched). The switch dies with the agent; the next run re-activates
+// the recorded previous generation, then applies the commit again (an
+// interruption is not the commit's fault) and ends consistent: state,
+// profile and the active system agree. Fake: the stand-in toplevel (its
+// switch sleeps, so the kill lands inside it).
+func TestKillDuringSwitch(t *testing.T) {
+	l := newLab(t)
+	l.commit(testflake.System{Version: "1"})
+	l.apply(0)
+	out1 := l.status().Applied.StorePath
+	c2 := l.commit(testflake.System{Version: "2", SwitchSleep: 2})
+	l.killDuring("the switch", func() bool {
+		c := l.calls()
+		return len(c) == 3 && c[2].Result == "start"
+	})
+	st := l.rawState()
+	if st.InProgress == nil || st.InProgress.Stage != "switch" || st.InProgress.Previous == nil || st.InProgress.Previous.StorePath != out1 {
+		t.Fatalf("after kill -9 during switch, inProgress = %+v", st.InProgress)
+	}
+	out2 := st.InProgress.Candidate.StorePath
+	if l.profileTarget() != out2 {
+		t.Fatalf("the profile should point at the half-switched generation, got %q", l.profileTarget())
+	}
+	waitFor(t, "the killed switch to go away", 10*time.Second, func() bool { return !children(out2 + "/bin/switch-to-configuration") })
+
+	r := l.apply(0)
+	if !strings.Contains(r.stderr, "rolling back to the previous generation") {
+		t.Errorf("the recovering run did not roll back first:\n%s", r.stderr)
+	}
+	want := testflake.Join(
+		testflake.Succeeded("switch", out1),
+		[]testflake.Call{{Action: "switch", Toplevel: out2, Result: "start"}}, // killed
+		testflake.Succeeded("switch", out1),                                  // recovery
+		testflake.Succeeded("switch", out2),                                  // retried
+	)
+	if diff := cmp.Diff(want, l.calls()); diff != "" {
+		t.Errorf("calls: -want, +got:\n%s", diff)
+	}
+	s := l.status()
+	if s.Applied.Commit != c2 || s.Applied.StorePath != out2 || s.InProgress != nil || l.profileTarget() != out2 || testflake.Current(l.rec) != out2 {
+		t.Errorf("after recovery: applied %+v, inProgress %+v, profile %q, current %q", s.Applied, s.InProgress, l.profileTarget(), testflake.Current(l.rec))
+	}
+	if m := l.metrics(); m["nix_gitops_rollbacks_total"] != 1 {
+		t.Errorf("rollbacks_total = %v, want 1 (the recovery)", m["nix_gitops_rollbacks_total"])
+	}
+
+	// A commit whose switch is interrupted twice is given up.
+	c3 := l.commit(testflake.System{Version: "3", SwitchSleep: 2})
+	for i := 0; i < 2; i++ {
+		n := len(l.calls())
+		l.killDuring("the switch again", func() bool {
+			c := l.calls()
+			return len(c) > n && c[len(c)-1].Result == "start" && c[len(c)-1].Toplevel != out2
+		})
+	}
+	l.apply(21)
+	s = l.status()
+	if _, bad := s.IsBad(c3); !bad || s.Applied.Commit != c2 || testflake.Current(l.rec) != out2 || l.profileTarget() != out2 {
+		t.Errorf("after two interrupted switches of %s: bad %v, applied %s, current %q, profile %q", c3[:8], s.BadCommits, s.Applied.Commit, testflake.Current(l.rec), l.profileTarget())
+	}
+}
