@@ -85,6 +85,7 @@ func TestModulesSetOnlyRealOptions(t *testing.T) {
 		"homelab.dns.enable",
 		"proxmox.filenameSuffix",
 		"systemd.services.make-test-repo.requiredBy",
+		"services.nix-gitops.metricsTextfile",
 	} {
 		found := false
 		for _, s := range rep.Set {
@@ -146,6 +147,26 @@ func TestOptionCheckCatchesMisspellings(t *testing.T) {
 			sort.Strings(rep.Unknown)
 			if diff := cmp.Diff(tc.unknown, rep.Unknown, cmpEmpty); diff != "" {
 				t.Errorf("%s\nunknown option paths: -want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+// TestModulesWorkAlone: each nixosModules.* entry can be imported without
+// the others; the agent's health-gate additions appear only with its module.
+func TestModulesWorkAlone(t *testing.T) {
+	testenv.Real(t)
+	testenv.LookPath(t, "nix-instantiate")
+	root := testenv.RepoRoot(t)
+	mods, err := filepath.Glob(filepath.Join(root, "nix/modules/*.nix"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mods {
+		t.Run(filepath.Base(m), func(t *testing.T) {
+			rep := checkOptions(t, []string{m})
+			if len(rep.Unknown) > 0 {
+				t.Errorf("imported alone, %s sets options nothing declares: %v", filepath.Base(m), rep.Unknown)
 			}
 		})
 	}

@@ -1,7 +1,7 @@
 # dns-unbound.nix: a validating, caching recursive resolver for the lab
 # (dns01). It answers on every interface of the machine, so the machine's
 # address stays a fact of its claim only (D8) and no IP is repeated here.
-{ config, lib, ... }:
+{ config, lib, options, ... }:
 
 let
   cfg = config.homelab.dns;
@@ -47,46 +47,51 @@ in
     };
   };
 
-  config = lib.mkIf cfg.enable {
-    services.unbound = {
-      enable = true;
-      # unbound serves 127.0.0.1 for this host too (/etc/resolv.conf).
-      resolveLocalQueries = true;
-      enableRootTrustAnchor = true;
-      settings = {
-        server = {
-          interface = [ "0.0.0.0" "::0" ];
-          access-control =
-            [ "127.0.0.0/8 allow" "::1/128 allow" ]
-            ++ map (net: "${net} allow") cfg.allowedNetworks;
-          hide-identity = true;
-          hide-version = true;
-          qname-minimisation = true;
-          prefetch = true;
-          local-zone = lib.mapAttrsToList (zone: _: "\"${zone}\" static") cfg.localZones;
-          local-data = lib.concatLists (lib.mapAttrsToList (_: records: map (r: "\"${r}\"") records) cfg.localZones);
+  config = lib.mkIf cfg.enable (lib.mkMerge [
+    {
+      services.unbound = {
+        enable = true;
+        # unbound serves 127.0.0.1 for this host too (/etc/resolv.conf).
+        resolveLocalQueries = true;
+        enableRootTrustAnchor = true;
+        settings = {
+          server = {
+            interface = [ "0.0.0.0" "::0" ];
+            access-control =
+              [ "127.0.0.0/8 allow" "::1/128 allow" ]
+              ++ map (net: "${net} allow") cfg.allowedNetworks;
+            hide-identity = true;
+            hide-version = true;
+            qname-minimisation = true;
+            prefetch = true;
+            local-zone = lib.mapAttrsToList (zone: _: "\"${zone}\" static") cfg.localZones;
+            local-data = lib.concatLists (lib.mapAttrsToList (_: records: map (r: "\"${r}\"") records) cfg.localZones);
+          };
+          forward-zone = lib.mkIf (cfg.forwarders != [ ]) [
+            {
+              name = ".";
+              forward-addr = cfg.forwarders;
+              forward-tls-upstream = cfg.forwardTLS;
+            }
+          ];
         };
-        forward-zone = lib.mkIf (cfg.forwarders != [ ]) [
-          {
-            name = ".";
-            forward-addr = cfg.forwarders;
-            forward-tls-upstream = cfg.forwardTLS;
-          }
-        ];
       };
-    };
 
-    # systemd-resolved's stub listener would sit on port 53 as well, and the
-    # resolver for this host is unbound itself (resolveLocalQueries).
-    services.resolved.enable = lib.mkForce false;
+      # systemd-resolved's stub listener would sit on port 53 as well, and the
+      # resolver for this host is unbound itself (resolveLocalQueries).
+      services.resolved.enable = lib.mkForce false;
 
-    # The agent's health gate: a switch that breaks DNS is rolled back.
-    services.nix-gitops.healthChecks = {
-      requiredUnits = [ "unbound.service" ];
-      tcp = [ "127.0.0.1:53" ];
-    };
-
-    networking.firewall.allowedTCPPorts = [ 53 ];
-    networking.firewall.allowedUDPPorts = [ 53 ];
-  };
+      networking.firewall.allowedTCPPorts = [ 53 ];
+      networking.firewall.allowedUDPPorts = [ 53 ];
+    }
+    # The agent's health gate: a switch that breaks DNS is rolled back. Only
+    # where the nix-gitops module is imported too, so this module also works
+    # on its own (nixosModules.dns-unbound).
+    (lib.optionalAttrs (options ? services.nix-gitops) {
+      services.nix-gitops.healthChecks = {
+        requiredUnits = [ "unbound.service" ];
+        tcp = [ "127.0.0.1:53" ];
+      };
+    })
+  ]);
 }

@@ -1,5 +1,5 @@
 # docker-host.nix: a Docker engine for container workloads (docker01).
-{ config, lib, ... }:
+{ config, lib, options, ... }:
 
 let
   cfg = config.homelab.docker;
@@ -44,31 +44,35 @@ in
     };
   };
 
-  config = lib.mkIf cfg.enable {
-    virtualisation.docker = {
-      enable = true;
-      enableOnBoot = true;
-      storageDriver = cfg.storageDriver;
-      logDriver = "local";
-      daemon.settings = {
-        # Containers keep running while dockerd restarts (a switch may
-        # restart it), so a rollout does not bounce the workloads.
-        live-restore = true;
-        log-opts = {
-          max-size = cfg.logMaxSize;
-          max-file = "3";
+  config = lib.mkIf cfg.enable (lib.mkMerge [
+    {
+      virtualisation.docker = {
+        enable = true;
+        enableOnBoot = true;
+        storageDriver = cfg.storageDriver;
+        logDriver = "local";
+        daemon.settings = {
+          # Containers keep running while dockerd restarts (a switch may
+          # restart it), so a rollout does not bounce the workloads.
+          live-restore = true;
+          log-opts = {
+            max-size = cfg.logMaxSize;
+            max-file = "3";
+          };
+        };
+        autoPrune = {
+          enable = cfg.pruneSchedule != null;
+          dates = if cfg.pruneSchedule == null then "weekly" else cfg.pruneSchedule;
+          randomizedDelaySec = "1h";
         };
       };
-      autoPrune = {
-        enable = cfg.pruneSchedule != null;
-        dates = if cfg.pruneSchedule == null then "weekly" else cfg.pruneSchedule;
-        randomizedDelaySec = "1h";
-      };
-    };
 
-    users.groups.docker.members = cfg.users;
-
-    # A switch that leaves dockerd down is rolled back.
-    services.nix-gitops.healthChecks.requiredUnits = [ "docker.service" ];
-  };
+      users.groups.docker.members = cfg.users;
+    }
+    # A switch that leaves dockerd down is rolled back (when the agent's
+    # module is imported too).
+    (lib.optionalAttrs (options ? services.nix-gitops) {
+      services.nix-gitops.healthChecks.requiredUnits = [ "docker.service" ];
+    })
+  ]);
 }

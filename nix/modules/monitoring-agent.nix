@@ -2,7 +2,7 @@
 # textfile collector reading the metrics nix-gitops writes after each run
 # (last applied commit, result, duration). That file is the read-only status
 # channel of design D6: Prometheus scrapes it, nothing logs in over SSH.
-{ config, lib, ... }:
+{ config, lib, options, ... }:
 
 let
   cfg = config.homelab.monitoring;
@@ -44,20 +44,25 @@ in
     };
   };
 
-  config = lib.mkIf cfg.enable {
-    services.prometheus.exporters.node = {
-      enable = true;
-      port = cfg.port;
-      openFirewall = cfg.openFirewall;
-      enabledCollectors = [ "textfile" ] ++ cfg.extraCollectors;
-      extraFlags = [ "--collector.textfile.directory=${cfg.textfileDirectory}" ];
-    };
+  config = lib.mkIf cfg.enable (lib.mkMerge [
+    {
+      services.prometheus.exporters.node = {
+        enable = true;
+        port = cfg.port;
+        openFirewall = cfg.openFirewall;
+        enabledCollectors = [ "textfile" ] ++ cfg.extraCollectors;
+        extraFlags = [ "--collector.textfile.directory=${cfg.textfileDirectory}" ];
+      };
 
-    # World-readable directory (the exporter runs unprivileged); only root
-    # (the agent) writes to it.
-    systemd.tmpfiles.rules = [ "d ${cfg.textfileDirectory} 0755 root root -" ];
-
-    services.nix-gitops.healthChecks.requiredUnits = [ "prometheus-node-exporter.service" ];
-    services.nix-gitops.metricsTextfile = lib.mkDefault "${cfg.textfileDirectory}/nix-gitops.prom";
-  };
+      # World-readable directory (the exporter runs unprivileged); only root
+      # (the agent) writes to it.
+      systemd.tmpfiles.rules = [ "d ${cfg.textfileDirectory} 0755 root root -" ];
+    }
+    # Where the agent's module is imported too: its metrics go to the textfile
+    # collector, and a switch that stops the exporter is rolled back.
+    (lib.optionalAttrs (options ? services.nix-gitops) {
+      services.nix-gitops.healthChecks.requiredUnits = [ "prometheus-node-exporter.service" ];
+      services.nix-gitops.metricsTextfile = lib.mkDefault "${cfg.textfileDirectory}/nix-gitops.prom";
+    })
+  ]);
 }

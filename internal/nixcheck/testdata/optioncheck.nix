@@ -5,7 +5,8 @@
 # mkIf/mkMerge/mkDefault/mkForce keep their content, so every branch is
 # walked whatever its condition, and values below a known option are never
 # forced. `config` is the defaults of the options our modules declare, which
-# is all the modules read outside option values.
+# is all the modules read outside option values; `options` is their
+# declarations.
 #
 # Arguments:
 #   allowlist: path of a text file, one NixOS option path a line, "<name>"
@@ -76,7 +77,7 @@ let
   # ---- the modules ---------------------------------------------------------
   call = m:
     let f = if builtins.isPath m || builtins.isString m then import m else m; in
-    if isFunction f then f { inherit lib config; pkgs = { }; options = { }; modulesPath = "/modules"; } else f;
+    if isFunction f then f { inherit lib config options; pkgs = { }; modulesPath = "/modules"; } else f;
   shapes = map (m: let v = call m; in
     if v ? options || v ? config then { options = v.options or { }; config = v.config or { }; }
     else { options = { }; config = removeAttrs v [ "imports" ]; }) modules;
@@ -88,6 +89,9 @@ let
     else if isAttrs tree then concatLists (map (n: declaredIn (path ++ [ n ]) tree.${n}) (attrNames tree))
     else throw "option tree at ${concatStringsSep "." path} holds a value, not mkOption";
   declared = concatLists (map (s: declaredIn [ ] s.options) shapes);
+  # `options` as modules see it: the declarations of all modules checked
+  # together (lazily, as in NixOS: a module may test `options ? x.y`).
+  options = foldl' deepMerge { } (map (s: s.options) shapes);
 
   # `config` as our modules see it: the defaults of their own options.
   defaults = tree:
