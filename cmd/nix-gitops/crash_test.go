@@ -114,7 +114,9 @@ func children(s string) bool {
 }
 
 // nixBuildOf is what the cmdline of the lab's nix build contains.
-func nixBuildOf(l *lab) string { return "build\x00--json\x00--out-link\x00" + filepath.Join(l.dir, "state") }
+func nixBuildOf(l *lab) string {
+	return "build\x00--json\x00--out-link\x00" + filepath.Join(l.dir, "state")
+}
 
 // TestKillDuringBuild: kill -9 of the agent while nix builds. The state
 // file stays readable and records the interrupted build; the profile never
@@ -183,8 +185,8 @@ func TestKillDuringSwitch(t *testing.T) {
 	want := testflake.Join(
 		testflake.Succeeded("switch", out1),
 		[]testflake.Call{{Action: "switch", Toplevel: out2, Result: "start"}}, // killed
-		testflake.Succeeded("switch", out1),                                  // recovery
-		testflake.Succeeded("switch", out2),                                  // retried
+		testflake.Succeeded("switch", out1),                                   // recovery
+		testflake.Succeeded("switch", out2),                                   // retried
 	)
 	if diff := cmp.Diff(want, l.calls()); diff != "" {
 		t.Errorf("calls: -want, +got:\n%s", diff)
