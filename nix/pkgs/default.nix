@@ -9,7 +9,8 @@
 
 let
   hashes = builtins.fromJSON (builtins.readFile ./vendor-hashes.json);
-  # go.mod may ask for Go 1.26; use that toolchain when nixpkgs names it.
+  # go.mod asks for Go >= 1.25.11 (the tools module for 1.26), newer than
+  # some 26.05 go_1_25 points may be: build with Go 1.26 when nixpkgs has it.
   buildGo = pkgs.buildGo126Module or pkgs.buildGoModule;
 
   fromMainModule = pname: subPackage: buildGo {
@@ -17,7 +18,8 @@ let
     vendorHash = hashes.main;
     subPackages = [ subPackage ];
     env.CGO_ENABLED = 0;
-    ldflags = [ "-s" "-w" ];
+    # nix-gitops prints it (`nix-gitops version`); the flake passes its commit.
+    ldflags = [ "-s" "-w" "-X main.version=${version}" ];
     # The sandbox has no git, nix or control plane; their tests skip under
     # -short and run in `make test` instead.
     checkFlags = [ "-short" ];
