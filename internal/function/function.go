@@ -62,7 +62,7 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 
 	spec, err := SpecOf(oxr.Resource.Object)
 	if err != nil {
-		fatal(rsp, fmt.Errorf("cannot read the spec of XMachine %s: %w", xrName, err))
+		fatal(rsp, fmt.Errorf("invalid Machine %s, nothing composed:\n%w", xrName, err))
 		return rsp, nil
 	}
 	if errs := machine.Validate(spec, in); len(errs) > 0 {
@@ -159,11 +159,7 @@ func SpecOf(obj map[string]any) (*machine.Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot encode spec: %w", err)
 	}
-	s := &machine.Spec{}
-	if err := json.Unmarshal(b, s); err != nil {
-		return nil, fmt.Errorf("cannot decode spec: %w", err)
-	}
-	return s, nil
+	return machine.DecodeSpec(b)
 }
 
 // UserDataConfig is what cloud-init is told about m.

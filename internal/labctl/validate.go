@@ -150,6 +150,9 @@ func (v *validator) claim(ctx context.Context, d repo.Doc, schema *schemacheck.V
 			if e.Field == "metadata.namespace" || covered(modelErrs, e.Field) {
 				continue // already reported, in the model's words
 			}
+			if strings.HasPrefix(e.Field, "spec.bootstrap.sshAuthorizedKeys") {
+				e.BadValue = "(value not shown)" // it may be a pasted private key
+			}
 			v.add(where, e.Field, e.Error())
 		}
 	}

@@ -122,9 +122,8 @@ func ParseClaim(d Doc) (*Claim, error) {
 	if err != nil {
 		return c, fmt.Errorf("%s: cannot encode spec: %w", d.Where(), err)
 	}
-	c.Spec = &machine.Spec{}
-	if err := json.Unmarshal(b, c.Spec); err != nil {
-		return c, fmt.Errorf("%s: spec has a field of the wrong type: %w", d.Where(), err)
+	if c.Spec, err = machine.DecodeSpec(b); err != nil {
+		return c, fmt.Errorf("%s: %w", d.Where(), err)
 	}
 	return c, nil
 }

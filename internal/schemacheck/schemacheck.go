@@ -12,6 +12,7 @@ package schemacheck
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -29,8 +30,8 @@ import (
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	metavalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
 	"sigs.k8s.io/yaml"
@@ -169,8 +170,11 @@ func (s Set) kinds() []string {
 
 // Validate validates obj (left unchanged) as a create request would, plus the
 // unknown-field check.
-func (v *Validator) Validate(ctx context.Context, obj map[string]any) field.ErrorList {
-	obj = runtime.DeepCopyJSON(obj)
+func (v *Validator) Validate(ctx context.Context, in map[string]any) field.ErrorList {
+	obj, err := normalize(in)
+	if err != nil {
+		return field.ErrorList{field.Invalid(field.NewPath(""), nil, err.Error())}
+	}
 	u := &unstructured.Unstructured{Object: obj}
 	var errs field.ErrorList
 	if u.GetKind() != v.GVK.Kind {
@@ -200,6 +204,20 @@ func (v *Validator) Validate(ctx context.Context, obj map[string]any) field.Erro
 	}
 	celErrs, _ := v.cel.Validate(ctx, nil, v.structural, obj, nil, celconfig.RuntimeCELCostBudget)
 	return append(errs, celErrs...)
+}
+
+// normalize copies obj through JSON, as the API server decodes a request:
+// whole numbers become int64, any Go value becomes its JSON form.
+func normalize(obj map[string]any) (map[string]any, error) {
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return nil, fmt.Errorf("cannot encode the object: %w", err)
+	}
+	out := map[string]any{}
+	if err := utiljson.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("cannot decode the object: %w", err)
+	}
+	return out, nil
 }
 
 // metadataFields are the ObjectMeta fields an object may carry.
