@@ -137,14 +137,18 @@ func TestSchemaCheckCanFail(t *testing.T) {
 		"FieldAtWrongLevel": {
 			reason:   "userDataFileId belongs inside initialization[]",
 			resource: compose.VM,
-			mutate:   func(o map[string]any) { dig(o, "spec", "forProvider").(map[string]any)["userDataFileId"] = "local:snippets/x.yaml" },
-			field:    "spec.forProvider.userDataFileId",
+			mutate: func(o map[string]any) {
+				dig(o, "spec", "forProvider").(map[string]any)["userDataFileId"] = "local:snippets/x.yaml"
+			},
+			field: "spec.forProvider.userDataFileId",
 		},
 		"WrongType": {
 			reason:   "cores is a number, not a string",
 			resource: compose.VM,
-			mutate:   func(o map[string]any) { dig(o, "spec", "forProvider", "cpu").([]any)[0].(map[string]any)["cores"] = "two" },
-			field:    "spec.forProvider.cpu[0].cores",
+			mutate: func(o map[string]any) {
+				dig(o, "spec", "forProvider", "cpu").([]any)[0].(map[string]any)["cores"] = "two"
+			},
+			field: "spec.forProvider.cpu[0].cores",
 		},
 		"BlockNotAList": {
 			reason:   "Upjet blocks are lists of objects",

@@ -320,4 +320,3 @@ func IPv4Addresses(v any) []any {
 	}
 	return out
 }
-

@@ -137,7 +137,7 @@ func TestGoldenResponses(t *testing.T) {
 		claim    string
 		observed func(string) map[string]map[string]any
 	}{
-		"dns01": {reason: "static address, pinned node, VLAN and VM id", claim: "dns01"},
+		"dns01":    {reason: "static address, pinned node, VLAN and VM id", claim: "dns01"},
 		"docker01": {reason: "DHCP, everything else from the site defaults", claim: "docker01"},
 		"dns01-observed": {
 			reason: "a running VM fills status.vmId and ipv4Addresses; readiness follows each resource's Ready condition",

@@ -67,22 +67,29 @@ func badClaims() map[string]badClaim {
 		"MalformedKey":         {reason: "not an OpenSSH public key line", mutate: func(s map[string]any) { boot(s)["sshAuthorizedKeys"] = []any{"AAAAC3NzaC1lZDI1NTE5 ops@laptop"} }, field: "spec.bootstrap.sshAuthorizedKeys[0]", schema: true},
 		"KeysAndSecretRef":     {reason: "keys inline or by Secret, not both", mutate: func(s map[string]any) { boot(s)["sshAuthorizedKeysSecretRef"] = map[string]any{"name": "ops-keys"} }, field: "spec.bootstrap.sshAuthorizedKeysSecretRef", schemaField: "spec.bootstrap", schema: true},
 		"NoKeysNoSecretRef":    {reason: "keys are required one way or the other", mutate: func(s map[string]any) { delete(boot(s), "sshAuthorizedKeys") }, field: "spec.bootstrap.sshAuthorizedKeys", schemaField: "spec.bootstrap", schema: true},
-		"SecretRefWithoutName": {reason: "a Secret reference names its Secret", mutate: func(s map[string]any) { delete(boot(s), "sshAuthorizedKeys"); boot(s)["sshAuthorizedKeysSecretRef"] = map[string]any{"key": "keys"} }, field: "spec.bootstrap.sshAuthorizedKeysSecretRef.name", schema: true},
-		"AdminUserRoot":        {reason: "the admin user is not root", mutate: func(s map[string]any) { boot(s)["adminUser"] = "root" }, field: "spec.bootstrap.adminUser", schema: true},
-		"AdminUserInvalid":     {reason: "a valid Linux user name", mutate: func(s map[string]any) { boot(s)["adminUser"] = "Ops!" }, field: "spec.bootstrap.adminUser", schema: true},
-		"FlakeRefNoHost":       {reason: "the flake ref names the host after '#'", mutate: func(s map[string]any) { s["nix"] = map[string]any{"flakeRef": "git+https://git.lab.home.arpa/homelab-infra?ref=main"} }, field: "spec.nix.flakeRef", schema: true},
-		"FlakeRefGitGit":       {reason: "Nix 2.8 rejects git+git://", mutate: func(s map[string]any) { s["nix"] = map[string]any{"flakeRef": "git+git://git.lab.home.arpa/homelab-infra#dns01"} }, field: "spec.nix.flakeRef", schema: true},
-		"FlakeRefSpaces":       {reason: "a flake ref has no spaces", mutate: func(s map[string]any) { s["nix"] = map[string]any{"flakeRef": "git+https://git.lab/x y#dns01"} }, field: "spec.nix.flakeRef", schema: true},
-		"VLANZero":             {reason: "VLAN ids start at 1", mutate: func(s map[string]any) { px(s)["vlan"] = int64(0) }, field: "spec.proxmox.vlan", schema: true},
-		"VLANTooHigh":          {reason: "VLAN ids end at 4094", mutate: func(s map[string]any) { px(s)["vlan"] = int64(4095) }, field: "spec.proxmox.vlan", schema: true},
-		"VLANNotANumber":       {reason: "a string where a number belongs", mutate: func(s map[string]any) { px(s)["vlan"] = "ten" }, field: "spec.proxmox.vlan", schema: true},
-		"VMIDTooLow":           {reason: "Proxmox VM ids start at 100", mutate: func(s map[string]any) { px(s)["vmId"] = int64(99) }, field: "spec.proxmox.vmId", schema: true},
-		"BridgeTooLong":        {reason: "interface names have at most 15 characters", mutate: func(s map[string]any) { px(s)["bridge"] = "vmbr0123456789012" }, field: "spec.proxmox.bridge", schema: true},
-		"NodeInvalid":          {reason: "node names are labels", mutate: func(s map[string]any) { px(s)["node"] = "PVE 1" }, field: "spec.proxmox.node", schema: true},
-		"TagInvalid":           {reason: "Proxmox tags are lower-case words", mutate: func(s map[string]any) { s["tags"] = []any{"Core!"} }, field: "spec.tags[0]", schema: true},
-		"TagDuplicate":         {reason: "tags are a set", mutate: func(s map[string]any) { s["tags"] = []any{"core", "core"} }, field: "spec.tags[1]", schema: true},
-		"DomainInvalid":        {reason: "an empty DNS label", mutate: func(s map[string]any) { s["domain"] = "lab..home.arpa" }, field: "spec.domain", schema: true},
-		"RoleInvalid":          {reason: "roles are labels", mutate: func(s map[string]any) { s["role"] = "DNS Server" }, field: "spec.role", schema: true},
+		"SecretRefWithoutName": {reason: "a Secret reference names its Secret", mutate: func(s map[string]any) {
+			delete(boot(s), "sshAuthorizedKeys")
+			boot(s)["sshAuthorizedKeysSecretRef"] = map[string]any{"key": "keys"}
+		}, field: "spec.bootstrap.sshAuthorizedKeysSecretRef.name", schema: true},
+		"AdminUserRoot":    {reason: "the admin user is not root", mutate: func(s map[string]any) { boot(s)["adminUser"] = "root" }, field: "spec.bootstrap.adminUser", schema: true},
+		"AdminUserInvalid": {reason: "a valid Linux user name", mutate: func(s map[string]any) { boot(s)["adminUser"] = "Ops!" }, field: "spec.bootstrap.adminUser", schema: true},
+		"FlakeRefNoHost": {reason: "the flake ref names the host after '#'", mutate: func(s map[string]any) {
+			s["nix"] = map[string]any{"flakeRef": "git+https://git.lab.home.arpa/homelab-infra?ref=main"}
+		}, field: "spec.nix.flakeRef", schema: true},
+		"FlakeRefGitGit": {reason: "Nix 2.8 rejects git+git://", mutate: func(s map[string]any) {
+			s["nix"] = map[string]any{"flakeRef": "git+git://git.lab.home.arpa/homelab-infra#dns01"}
+		}, field: "spec.nix.flakeRef", schema: true},
+		"FlakeRefSpaces": {reason: "a flake ref has no spaces", mutate: func(s map[string]any) { s["nix"] = map[string]any{"flakeRef": "git+https://git.lab/x y#dns01"} }, field: "spec.nix.flakeRef", schema: true},
+		"VLANZero":       {reason: "VLAN ids start at 1", mutate: func(s map[string]any) { px(s)["vlan"] = int64(0) }, field: "spec.proxmox.vlan", schema: true},
+		"VLANTooHigh":    {reason: "VLAN ids end at 4094", mutate: func(s map[string]any) { px(s)["vlan"] = int64(4095) }, field: "spec.proxmox.vlan", schema: true},
+		"VLANNotANumber": {reason: "a string where a number belongs", mutate: func(s map[string]any) { px(s)["vlan"] = "ten" }, field: "spec.proxmox.vlan", schema: true},
+		"VMIDTooLow":     {reason: "Proxmox VM ids start at 100", mutate: func(s map[string]any) { px(s)["vmId"] = int64(99) }, field: "spec.proxmox.vmId", schema: true},
+		"BridgeTooLong":  {reason: "interface names have at most 15 characters", mutate: func(s map[string]any) { px(s)["bridge"] = "vmbr0123456789012" }, field: "spec.proxmox.bridge", schema: true},
+		"NodeInvalid":    {reason: "node names are labels", mutate: func(s map[string]any) { px(s)["node"] = "PVE 1" }, field: "spec.proxmox.node", schema: true},
+		"TagInvalid":     {reason: "Proxmox tags are lower-case words", mutate: func(s map[string]any) { s["tags"] = []any{"Core!"} }, field: "spec.tags[0]", schema: true},
+		"TagDuplicate":   {reason: "tags are a set", mutate: func(s map[string]any) { s["tags"] = []any{"core", "core"} }, field: "spec.tags[1]", schema: true},
+		"DomainInvalid":  {reason: "an empty DNS label", mutate: func(s map[string]any) { s["domain"] = "lab..home.arpa" }, field: "spec.domain", schema: true},
+		"RoleInvalid":    {reason: "roles are labels", mutate: func(s map[string]any) { s["role"] = "DNS Server" }, field: "spec.role", schema: true},
 		"MisspeltField": {
 			reason: "a typo is dropped by pruning in the cluster; the schema check names it, the function then misses the network",
 			mutate: func(s map[string]any) { s["netwrok"] = s["network"]; delete(s, "network") },
