@@ -113,9 +113,10 @@ func children(s string) bool {
 	return false
 }
 
-// nixBuildOf is what the cmdline of the lab's nix build contains.
+// nixBuildOf is what the cmdline of the lab's build (nix-store --realise
+// DRV --add-root STATE/candidate) contains.
 func nixBuildOf(l *lab) string {
-	return "build\x00--json\x00--out-link\x00" + filepath.Join(l.dir, "state")
+	return "--add-root\x00" + filepath.Join(l.dir, "state", "candidate")
 }
 
 // TestKillDuringBuild: kill -9 of the agent while nix builds. The state

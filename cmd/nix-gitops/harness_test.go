@@ -37,7 +37,7 @@ var (
 )
 
 // agentBin builds the real binary once per test run.
-func agentBin(t *testing.T) string {
+func agentBin(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "nix-gitops-bin-")
@@ -59,7 +59,7 @@ func agentBin(t *testing.T) string {
 
 // lab is one machine under test: a flake repo, a state folder, a profile.
 type lab struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	repo    *testflake.Repo
 	rec     string // where the stand-in switch-to-configuration records
@@ -68,7 +68,7 @@ type lab struct {
 	env     []string
 }
 
-func newLab(t *testing.T) *lab {
+func newLab(t testing.TB) *lab {
 	t.Helper()
 	testenv.Real(t)
 	testenv.LookPath(t, "git")
@@ -186,7 +186,7 @@ func (l *lab) metrics() map[string]float64 {
 	return parseMetrics(l.t, f)
 }
 
-func parseMetrics(t *testing.T, r interface{ Read([]byte) (int, error) }) map[string]float64 {
+func parseMetrics(t testing.TB, r interface{ Read([]byte) (int, error) }) map[string]float64 {
 	t.Helper()
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	mfs, err := p.TextToMetricFamilies(r)
@@ -236,7 +236,7 @@ func (l *lab) profileTarget() string {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {

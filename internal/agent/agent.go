@@ -75,7 +75,17 @@ type Agent struct {
 	Now       func() time.Time
 	// Sleep waits between retries (tests shorten it).
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Daemon is set by Run: state survives between ticks in memory.
+	Daemon bool
+
+	cached     *state.State
+	cachedFile os.FileInfo
+	lastWrite  time.Time
 }
+
+// durableEvery bounds how long a daemon keeps no-op bookkeeping only in
+// memory.
+const durableEvery = 10 * time.Minute
 
 // New builds an agent from a defaulted, validated config.
 func New(cfg config.Config, log *slog.Logger) (*Agent, error) {
@@ -129,18 +139,32 @@ func (a *Agent) prepare(lockCtx context.Context) (*state.Lock, *state.State, err
 	if err != nil {
 		return nil, nil, err
 	}
+	// The daemon keeps the state between ticks and re-reads the file only
+	// when another run changed it.
+	fi, _ := os.Stat(filepath.Join(a.Cfg.StateDir, state.FileName))
+	if a.cached != nil && sameFile(fi, a.cachedFile) {
+		return lock, a.cached, nil
+	}
 	st, err := state.Load(a.Cfg.StateDir)
 	if err != nil {
 		lock.Release()
 		return nil, nil, err
 	}
+	a.cached, a.cachedFile = st, fi
 	return lock, st, nil
+}
+
+func sameFile(a, b os.FileInfo) bool {
+	return a != nil && b != nil && os.SameFile(a, b) && a.ModTime().Equal(b.ModTime()) && a.Size() == b.Size()
 }
 
 func (a *Agent) save(st *state.State) {
 	if err := state.Save(a.Cfg.StateDir, st); err != nil {
 		a.Log.Error("cannot save state", "err", err)
 	}
+	a.cached = st
+	a.cachedFile, _ = os.Stat(filepath.Join(a.Cfg.StateDir, state.FileName))
+	a.lastWrite = a.Now()
 	a.Metrics.Set(st)
 }
 
@@ -158,9 +182,21 @@ func (a *Agent) Apply(ctx, lockCtx context.Context) (Result, error) {
 }
 
 func (a *Agent) finish(st *state.State, res Result) {
+	quiet := a.Daemon && res.Outcome == OutcomeUpToDate && st.Last != nil && st.Last.Outcome == OutcomeUpToDate &&
+		st.Last.Commit == res.Commit && a.Now().Sub(a.lastWrite) < durableEvery
 	st.Last = &state.Result{Outcome: res.Outcome, Commit: res.Commit, Stage: res.Stage, Time: a.Now().UTC()}
 	if res.Err != nil {
 		st.Last.Error = res.Err.Error()
+	}
+	if quiet {
+		// A daemon no-op tick after a no-op tick changes only bookkeeping
+		// (check time and count): keep it in memory and in the served
+		// metrics, and write state.json (two fsyncs, most of a no-op
+		// tick's cost) only every durableEvery.
+		a.cached = st
+		a.Metrics.Set(st)
+		a.Log.Debug("run finished", "outcome", res.Outcome, "commit", short(res.Commit), "processes", run.Started.Load())
+		return
 	}
 	a.save(st)
 	if a.Cfg.Metrics.Textfile != "" {
@@ -299,7 +335,7 @@ func (a *Agent) deploy(ctx context.Context, st *state.State, commit, flake strin
 	installable := a.Git.BuildURL(commit) + "#" + a.Target.Attr()
 	a.Log.Info("building", "commit", short(commit), "host", a.Target.Host)
 	t0 := a.Now()
-	_, err = a.Nix.Eval(ctx, installable, a.Cfg.Timeouts.Eval.D())
+	drv, err := a.Nix.Eval(ctx, installable, a.Cfg.Timeouts.Eval.D())
 	a.took(st, state.StageEval, t0)
 	if err != nil {
 		return a.failBeforeSwitch(st, commit, state.StageEval, err)
@@ -307,7 +343,7 @@ func (a *Agent) deploy(ctx context.Context, st *state.State, commit, flake strin
 	attempt.Stage = state.StageBuild
 	a.save(st)
 	t0 = a.Now()
-	out, err := a.Nix.Build(ctx, installable, filepath.Join(a.Cfg.StateDir, "candidate"), a.Cfg.Timeouts.Build.D())
+	out, err := a.Nix.Build(ctx, drv, filepath.Join(a.Cfg.StateDir, "candidate"), a.Cfg.Timeouts.Build.D())
 	a.took(st, state.StageBuild, t0)
 	if err != nil {
 		return a.failBeforeSwitch(st, commit, state.StageBuild, err)
@@ -331,7 +367,9 @@ func (a *Agent) deploy(ctx context.Context, st *state.State, commit, flake strin
 	attempt.Stage = state.StageProfile
 	attempt.Candidate = &state.Generation{Commit: commit, StorePath: out, SwitchMode: mode}
 	a.save(st)
+	t0 = a.Now()
 	gen, err := activation.SetProfile(ctx, a.Cfg.Profile, out)
+	a.took(st, state.StageProfile, t0)
 	if err != nil {
 		return a.rollback(ctx, st, commit, state.StageProfile, err)
 	}

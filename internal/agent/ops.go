@@ -142,20 +142,19 @@ func (a *Agent) Run(stop <-chan struct{}, tickCtx context.Context) error {
 		defer srv.Close()
 		a.Log.Info("serving metrics", "addr", ln.Addr().String())
 	}
+	a.Daemon = true
 	if st, err := state.Load(a.Cfg.StateDir); err == nil {
 		a.Metrics.Set(st)
 	}
 	for {
 		done, cancel := context.WithCancel(context.Background())
 		cancel() // an already-done lock context: never wait for a manual run
-		res, err := a.Apply(tickCtx, done)
+		_, err := a.Apply(tickCtx, done)
 		switch {
 		case errors.Is(err, state.ErrBusy):
 			a.Log.Info("another run holds the lock; skipping this tick")
 		case err != nil:
 			a.Log.Error("tick failed", "err", err)
-		default:
-			_ = res
 		}
 		wait := a.Cfg.Poll.Interval.D()
 		if j := a.Cfg.Poll.Jitter.D(); j > 0 {

@@ -89,8 +89,9 @@ func (p *httpPoller) head(ctx context.Context, timeout time.Duration) (string, e
 		defer cancel()
 	}
 	var body bytes.Buffer
+	// The smallest valid request: every byte counts on a tick that runs
+	// every few minutes on every machine.
 	pkt(&body, "command=ls-refs\n")
-	pkt(&body, "agent=nix-gitops\n")
 	body.WriteString("0001")
 	if p.ref == "HEAD" {
 		pkt(&body, "symrefs\n")
@@ -102,7 +103,6 @@ func (p *httpPoller) head(ctx context.Context, timeout time.Duration) (string, e
 		return "", fmt.Errorf("cannot make the poll request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/x-git-upload-pack-request")
-	req.Header.Set("Accept", "application/x-git-upload-pack-result")
 	req.Header.Set("Git-Protocol", "version=2")
 	req.Header.Set("User-Agent", "git/nix-gitops")
 	if p.tokenFile != "" {

@@ -2,16 +2,15 @@
 // real nix CLI: step 1 of what `nixos-rebuild switch` does (design §4).
 //
 // Eval and build are two commands so each has its own timeout and failure
-// stage: `nix eval --raw …toplevel.drvPath`, then `nix build --json`, which
-// finds the evaluation in Nix's eval cache (the flake is locked by rev=).
-// The commands work on Nix 2.8 (no --print-out-paths, so --json) and on
-// newer Nix alike.
+// stage: `nix eval --raw <flake>#…toplevel.drvPath`, then `nix-store
+// --realise` of that derivation. Both read the same on Nix 2.8 (which has
+// no --print-out-paths) and on newer Nix.
 package nixbuild
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -43,24 +42,21 @@ func (n *Nix) Eval(ctx context.Context, installable string, timeout time.Duratio
 	return drv, nil
 }
 
-// Build builds installable and returns its out path. outLink, when set,
-// keeps a GC root on the result until the profile holds it.
-func (n *Nix) Build(ctx context.Context, installable, outLink string, timeout time.Duration) (string, error) {
-	args := []string{"build", "--json"}
-	if outLink != "" {
-		args = append(args, "--out-link", outLink)
-	} else {
-		args = append(args, "--no-link")
+// Build realises the derivation Eval returned and returns its out path.
+// outLink is an indirect GC root on the result that holds it until the
+// profile does. Realising the evaluated drvPath builds exactly what was
+// evaluated without evaluating again (`nix build` of the flake would fetch
+// and evaluate the flake a second time), and `nix-store --realise
+// --add-root` reads the same on Nix 2.8 and on newer Nix, where
+// `nix build DRV` changed meaning.
+func (n *Nix) Build(ctx context.Context, drvPath, outLink string, timeout time.Duration) (string, error) {
+	_ = os.Remove(outLink)
+	if _, err := run.Output(ctx, run.Cmd{Name: "nix-store", Args: []string{"--realise", drvPath, "--add-root", outLink}, Env: n.env(), Timeout: timeout}); err != nil {
+		return "", fmt.Errorf("cannot build %s: %w", drvPath, err)
 	}
-	out, err := run.Output(ctx, run.Cmd{Name: "nix", Args: append(args, installable), Env: n.env(), Timeout: timeout})
-	if err != nil {
-		return "", fmt.Errorf("cannot build %s: %w", installable, err)
+	out, err := os.Readlink(outLink)
+	if err != nil || !strings.HasPrefix(out, "/") {
+		return "", fmt.Errorf("cannot read the build result %s: %v", outLink, err)
 	}
-	var res []struct {
-		Outputs map[string]string `json:"outputs"`
-	}
-	if err := json.Unmarshal(out, &res); err != nil || len(res) != 1 || res[0].Outputs["out"] == "" {
-		return "", fmt.Errorf("cannot read nix build --json output %q: %v", out, err)
-	}
-	return res[0].Outputs["out"], nil
+	return out, nil
 }
