@@ -80,11 +80,11 @@ func (s *syncBuffer) String() string {
 
 // figures of one kind of tick.
 type figures struct {
-	wall, cpu        time.Duration // per tick
-	procs            float64       // processes started per tick (the agent itself included in one-shot)
+	wall, cpu         time.Duration // per tick
+	procs             float64       // processes started per tick (the agent itself included in one-shot)
 	bytesIn, bytesOut float64
-	rssMB            float64
-	note             string
+	rssMB             float64
+	note              string
 }
 
 // oneShot runs the binary once and returns wall, CPU (its own and its
@@ -191,7 +191,11 @@ func BenchmarkAgent(b *testing.B) {
 		l.cfg["poll"] = map[string]any{"interval": "20ms", "jitter": "0s"}
 		l.cfg["metrics"] = map[string]any{"listen": "off"}
 		l.cfg["log"] = map[string]any{"level": "debug"}
-		defer func() { delete(l.cfg, "poll"); delete(l.cfg, "metrics"); l.cfg["log"] = map[string]any{"level": "info"} }()
+		defer func() {
+			delete(l.cfg, "poll")
+			delete(l.cfg, "metrics")
+			l.cfg["log"] = map[string]any{"level": "info"}
+		}()
 		cmd := l.cmd("run")
 		var stderr syncBuffer
 		cmd.Stderr = &stderr
