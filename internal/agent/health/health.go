@@ -207,14 +207,12 @@ func (g *Gate) unit(ctx context.Context, u string) error {
 	if err != nil {
 		return fmt.Errorf("cannot ask systemd: %w", err)
 	}
-	switch s {
-	case "active":
+	if s == "active" {
 		return nil
-	case "activating", "reloading", "inactive":
-		return errRetry{fmt.Errorf("%s is %s", u, s)}
-	default:
-		return errRetry{fmt.Errorf("%s is %s", u, s)}
 	}
+	// activating, reloading, inactive (not started yet) or failed (may be
+	// restarted): all can still change while the system settles.
+	return errRetry{fmt.Errorf("%s is %s", u, s)}
 }
 
 func tcp(ctx context.Context, addr string) error {
@@ -246,8 +244,5 @@ func probeHTTP(ctx context.Context, u string) error {
 
 func (g *Gate) script(ctx context.Context) error {
 	_, err := run.Output(ctx, run.Cmd{Name: g.Script, Env: run.Environ(), Timeout: g.Settle + time.Minute})
-	if err != nil {
-		return fmt.Errorf("%w", err)
-	}
-	return nil
+	return err
 }

@@ -1,0 +1,153 @@
+package gitsource
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/homelab-infra/homelab-infra/internal/agent/config"
+	"github.com/homelab-infra/homelab-infra/internal/agent/run"
+	"github.com/homelab-infra/homelab-infra/internal/flakeref"
+	"github.com/homelab-infra/homelab-infra/internal/testenv"
+	"github.com/homelab-infra/homelab-infra/internal/testflake"
+)
+
+func source(t *testing.T, ref string, method string) *Source {
+	t.Helper()
+	r, err := flakeref.Parse(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Source{Ref: r, Clone: filepath.Join(t.TempDir(), "repo.git"), Timeout: 30 * time.Second, Method: method,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Auth: config.Auth{TokenUser: "git"}}
+}
+
+// TestHead: the in-process protocol-v2 ls-refs poll agrees with git
+// ls-remote against the real git http-backend, starts no process, and
+// falls back to git ls-remote when a server does not answer it.
+func TestHead(t *testing.T) {
+	testenv.Real(t)
+	testenv.LookPath(t, "git")
+	dir := t.TempDir()
+	repo, err := testflake.New(dir, testflake.Options{RecordDir: filepath.Join(dir, "rec")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha, err := repo.Commit(testflake.Spec{Hosts: map[string]testflake.System{"h1": {Version: "1"}}}, testflake.CommitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend := &testflake.Server{Root: dir}
+	srv := httptest.NewServer(backend)
+	defer srv.Close()
+	// A server that answers our v2 request with HTML, like a proxy or an
+	// old server might, and serves everything else with git.
+	odd := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.Header.Get("User-Agent") == "git/nix-gitops" {
+			w.Header().Set("Content-Type", "text/html")
+			_, _ = io.WriteString(w, "<html>hello</html>")
+			return
+		}
+		backend.ServeHTTP(w, r)
+	}))
+	defer odd.Close()
+
+	cases := map[string]struct {
+		reason  string
+		ref     string
+		method  string
+		want    string
+		procs   int64
+		wantErr string
+	}{
+		"InProcess":     {reason: "http(s) with method auto: one request, no process", ref: "git+" + srv.URL + "/remote.git?ref=main#h1", method: "auto", want: sha, procs: 0},
+		"InProcessHEAD": {reason: "no ref= follows the remote HEAD", ref: "git+" + srv.URL + "/remote.git#h1", method: "auto", want: sha, procs: 0},
+		"GitMethod":     {reason: "method git spawns git ls-remote", ref: "git+" + srv.URL + "/remote.git?ref=main#h1", method: "git", want: sha, procs: 1},
+		"File":          {reason: "file:// always uses git ls-remote", ref: "git+" + repo.URL() + "?ref=main#h1", method: "auto", want: sha, procs: 1},
+		"Fallback":      {reason: "a server that does not answer v2 ls-refs gets git ls-remote", ref: "git+" + odd.URL + "/remote.git?ref=main#h1", method: "auto", want: sha, procs: 1},
+		"MissingRef":    {reason: "a ref the remote lacks names the fix", ref: "git+" + srv.URL + "/remote.git?ref=nope#h1", method: "auto", wantErr: "the remote has no refs/heads/nope"},
+		"MissingRefGit": {reason: "the same through git", ref: "git+" + repo.URL() + "?ref=nope#h1", method: "auto", wantErr: "the remote has no refs/heads/nope"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			s := source(t, tc.ref, tc.method)
+			p0 := run.Started.Load()
+			got, err := s.Head(context.Background())
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("%s: error = %v, want one containing %q", tc.reason, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("%s: Head = %q, %v; want %q", tc.reason, got, err, tc.want)
+			}
+			if n := run.Started.Load() - p0; n != tc.procs {
+				t.Errorf("%s: %d processes started, want %d", tc.reason, n, tc.procs)
+			}
+		})
+	}
+}
+
+// TestFetchAndAncestry: Fetch brings exactly the tracked ref into the
+// agent's clone; IsAncestor tells a fast-forward from a rewrite; BuildURL
+// pins the rev on the clone.
+func TestFetchAndAncestry(t *testing.T) {
+	testenv.Real(t)
+	testenv.LookPath(t, "git")
+	dir := t.TempDir()
+	repo, err := testflake.New(dir, testflake.Options{RecordDir: filepath.Join(dir, "rec")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit := func(v string) string {
+		sha, err := repo.Commit(testflake.Spec{Hosts: map[string]testflake.System{"h1": {Version: v}}}, testflake.CommitOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sha
+	}
+	c1 := commit("1")
+	if _, err := testflake.Git(repo.Work, nil, "push", "-q", repo.Bare, "HEAD:refs/heads/other"); err != nil {
+		t.Fatal(err)
+	}
+	s := source(t, "git+"+repo.URL()+"?ref=main&dir=nix#h1", "auto")
+	got, err := s.Fetch(context.Background())
+	if err != nil || got != c1 {
+		t.Fatalf("Fetch = %q, %v; want %q", got, err, c1)
+	}
+	refs, err := testflake.Git(s.Clone, nil, "for-each-ref", "--format=%(refname)")
+	if err != nil || refs != FetchedRef {
+		t.Errorf("the clone holds refs %q, want only %s (fetch only the tracked ref)", refs, FetchedRef)
+	}
+	if err := s.Pin(context.Background(), c1); err != nil {
+		t.Fatal(err)
+	}
+	c2 := commit("2")
+	if got, _ := s.Fetch(context.Background()); got != c2 {
+		t.Fatalf("second Fetch = %q, want %q", got, c2)
+	}
+	if ok, err := s.IsAncestor(context.Background(), c1, c2); !ok || err != nil {
+		t.Errorf("c1 → c2 is a fast-forward: %v, %v", ok, err)
+	}
+	if err := repo.Reset(c1); err != nil {
+		t.Fatal(err)
+	}
+	c3 := commit("3")
+	if _, err := s.Fetch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.IsAncestor(context.Background(), c2, c3); ok || err != nil {
+		t.Errorf("c2 → c3 (rewritten) is not a fast-forward: %v, %v", ok, err)
+	}
+	want := "git+file://" + s.Clone + "?ref=" + FetchedRef + "&rev=" + c3 + "&dir=nix"
+	if got := s.BuildURL(c3); got != want {
+		t.Errorf("BuildURL = %q, want %q", got, want)
+	}
+}
