@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"sigs.k8s.io/yaml"
 
 	"github.com/homelab-infra/homelab-infra/internal/cloudinit"
 )
@@ -35,33 +36,80 @@ func TestRenderGolden(t *testing.T) {
 	}
 }
 
-// TestRenderContract checks the bootstrap contract in notes/team.md, each
-// part on its own, so a golden refresh cannot quietly drop one.
-func TestRenderContract(t *testing.T) {
-	ud, err := cloudinit.Render(config())
-	if err != nil {
-		t.Fatal(err)
+// parse reads user-data back with a YAML parser.
+func parse(t testing.TB, ud []byte) map[string]any {
+	t.Helper()
+	m := map[string]any{}
+	if err := yaml.Unmarshal(ud, &m); err != nil {
+		t.Fatalf("user-data is not YAML: %v\n%s", err, ud)
 	}
-	s := string(ud)
-	for _, want := range []struct{ reason, text string }{
-		{"first line is the header", cloudinit.Header + "\n"},
-		{"host name", "\nhostname: dns01\n"},
-		{"fqdn", "\nfqdn: dns01.lab.home.arpa\n"},
-		{"admin user", "- name: ops\n"},
-		{"sudo without a password", "sudo: ALL=(ALL) NOPASSWD:ALL\n"},
-		{"password locked", "lock_passwd: true\n"},
-		{"flake target file", "path: /etc/nix-flake-target\n"},
-		{"flake ref on one line", "git+https://git.lab.home.arpa/homelab-infra?ref=main#dns01\n"},
-		{"apply unit started without blocking cloud-init", "- --no-block\n"},
-		{"the apply unit", "- nix-gitops-apply.service\n"},
-	} {
-		if !strings.Contains(s, want.text) {
-			t.Errorf("%s: user-data lacks %q:\n%s", want.reason, want.text, s)
+	return m
+}
+
+// want is the document Render must produce for c, as a YAML parser reads it:
+// the bootstrap contract of notes/team.md.
+func want(c cloudinit.Config) map[string]any {
+	keys := make([]any, len(c.Keys))
+	for i, k := range c.Keys {
+		keys[i] = k
+	}
+	m := map[string]any{
+		"hostname":                  c.Hostname,
+		"prefer_fqdn_over_hostname": false,
+		"manage_etc_hosts":          true,
+		"users": []any{map[string]any{
+			"name": c.AdminUser, "gecos": "homelab-infra admin", "sudo": "ALL=(ALL) NOPASSWD:ALL",
+			"lock_passwd": true, "ssh_authorized_keys": keys,
+		}},
+		"ssh_pwauth":   false,
+		"disable_root": true,
+		"write_files": []any{map[string]any{
+			"path": cloudinit.FlakeTargetPath, "content": c.FlakeRef + "\n", "owner": "root:root", "permissions": "0644",
+		}},
+		"runcmd": []any{[]any{"systemctl", "start", "--no-block", cloudinit.ApplyUnit}},
+	}
+	if c.FQDN != c.Hostname {
+		m["fqdn"] = c.FQDN
+	}
+	return m
+}
+
+// TestRenderContract reads the user-data back and compares it with the
+// contract, field by field, so a golden refresh cannot quietly drop a part.
+func TestRenderContract(t *testing.T) {
+	noDomain := config()
+	noDomain.FQDN = noDomain.Hostname
+	for name, c := range map[string]cloudinit.Config{"fqdn": config(), "no-domain": noDomain} {
+		ud, err := cloudinit.Render(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(string(ud), cloudinit.Header+"\n") {
+			t.Errorf("%s: user-data must start with %s", name, cloudinit.Header)
+		}
+		if diff := cmp.Diff(want(c), parse(t, ud)); diff != "" {
+			t.Errorf("%s: user-data as parsed (-want, +got):\n%s", name, diff)
 		}
 	}
-	if !strings.HasPrefix(s, cloudinit.Header+"\n") {
-		t.Errorf("user-data must start with %s", cloudinit.Header)
+}
+
+// FuzzRender renders arbitrary values (the model's validation skipped) and
+// reads them back: whatever a claim or Secret holds, the YAML must carry
+// exactly it, never a different value or extra structure.
+func FuzzRender(f *testing.F) {
+	for _, s := range []string{"dns01", "yes", "0644", "a: b", "x #y", "- z", "\"q\"", "'", "ü", "[a]", "{a}", "~", "1e3", "12:30", "a\tb", "*ref", "&a", "!tag", "%x", "@x", "`x"} {
+		f.Add(s, s, s)
 	}
+	f.Fuzz(func(t *testing.T, host, key, ref string) {
+		c := cloudinit.Config{Hostname: host, FQDN: host + ".lab", AdminUser: host, Keys: []string{key}, FlakeRef: ref}
+		ud, err := cloudinit.Render(c)
+		if err != nil {
+			return // refused (empty or multi-line values): nothing to check
+		}
+		if diff := cmp.Diff(want(c), parse(t, ud)); diff != "" {
+			t.Errorf("values changed on the way through YAML (-want, +got):\n%s\n%s", diff, ud)
+		}
+	})
 }
 
 func TestRenderRejectsIncompleteConfig(t *testing.T) {

@@ -100,7 +100,7 @@ func badClaims() map[string]badClaim {
 
 // fixtureRepo is a throwaway copy of the repo's Crossplane files with one
 // Nix host, dns01 (minimal, test-only), and the given claim.
-func fixtureRepo(t *testing.T, claims map[string]map[string]any, hosts ...string) string {
+func fixtureRepo(t testing.TB, claims map[string]map[string]any, hosts ...string) string {
 	t.Helper()
 	src := testenv.RepoRoot(t)
 	dst := t.TempDir()
@@ -115,11 +115,7 @@ func fixtureRepo(t *testing.T, claims map[string]map[string]any, hosts ...string
 		write(t, filepath.Join(dst, repo.HostsDir, h, "configuration.nix"), []byte("{ ... }: { }\n"))
 	}
 	for name, c := range claims {
-		b, err := yaml.Marshal(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		write(t, filepath.Join(dst, repo.ClaimsDir, name+".yaml"), b)
+		writeYAML(t, filepath.Join(dst, repo.ClaimsDir, name+".yaml"), c)
 	}
 	if len(claims) == 0 {
 		if err := os.MkdirAll(filepath.Join(dst, repo.ClaimsDir), 0o755); err != nil {
@@ -129,7 +125,25 @@ func fixtureRepo(t *testing.T, claims map[string]map[string]any, hosts ...string
 	return dst
 }
 
-func write(t *testing.T, path string, b []byte) {
+func writeYAML(t testing.TB, path string, obj map[string]any) {
+	t.Helper()
+	b, err := yaml.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, path, b)
+}
+
+func copyFile(t testing.TB, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, dst, b)
+}
+
+func write(t testing.TB, path string, b []byte) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -140,7 +154,7 @@ func write(t *testing.T, path string, b []byte) {
 }
 
 // goodClaim is the example dns01 claim as a generic object.
-func goodClaim(t *testing.T) map[string]any {
+func goodClaim(t testing.TB) map[string]any {
 	t.Helper()
 	docs, err := repo.ReadDocs(filepath.Join(testenv.RepoRoot(t), repo.ClaimsDir, "dns01.yaml"))
 	if err != nil {

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"sigs.k8s.io/yaml"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/homelab-infra/homelab-infra/internal/machine"
 	"github.com/homelab-infra/homelab-infra/internal/repo"
@@ -80,34 +80,55 @@ func Scaffold(root string, n NewMachine) ([]string, error) {
 	return []string{claimPath, hostPath}, nil
 }
 
+// claimYAML writes the claim with its fields in the model's order (the
+// order of the contract), block style, long key lines unwrapped.
 func claimYAML(n NewMachine, spec *machine.Spec) ([]byte, error) {
-	js, err := json.Marshal(spec)
+	obj := struct {
+		APIVersion string        `json:"apiVersion"`
+		Kind       string        `json:"kind"`
+		Metadata   any           `json:"metadata"`
+		Spec       *machine.Spec `json:"spec"`
+	}{machine.APIVersion, machine.ClaimKind, struct {
+		Name      string `json:"name"`
+		Namespace string `json:"namespace"`
+	}{n.Name, n.Namespace}, spec}
+	js, err := json.Marshal(obj)
 	if err != nil {
 		return nil, fmt.Errorf("cannot encode the claim: %w", err)
 	}
-	sm := map[string]any{}
-	if err := json.Unmarshal(js, &sm); err != nil {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(js, &doc); err != nil {
 		return nil, fmt.Errorf("cannot encode the claim: %w", err)
 	}
-	for k, v := range sm {
-		if m, ok := v.(map[string]any); ok && len(m) == 0 {
-			delete(sm, k) // proxmox: {} and nix: {} say nothing
-		}
-	}
-	obj := map[string]any{
-		"apiVersion": machine.APIVersion,
-		"kind":       machine.ClaimKind,
-		"metadata":   map[string]any{"name": n.Name, "namespace": n.Namespace},
-		"spec":       sm,
-	}
-	b, err := yaml.Marshal(obj)
-	if err != nil {
-		return nil, fmt.Errorf("cannot encode the claim: %w", err)
-	}
+	blockStyle(&doc)
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "# %s: scaffolded by `labctl new machine`; its Nix config is %s/%s/configuration.nix.\n", n.Name, repo.HostsDir, n.Name)
-	buf.Write(b)
-	return buf.Bytes(), nil
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return nil, fmt.Errorf("cannot encode the claim: %w", err)
+	}
+	return buf.Bytes(), enc.Close()
+}
+
+// blockStyle turns JSON's flow style into YAML block style, and drops empty
+// objects (proxmox: {} and nix: {} say nothing).
+func blockStyle(n *yaml.Node) {
+	n.Style = 0
+	if n.Kind == yaml.MappingNode {
+		var kept []*yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			v := n.Content[i+1]
+			if v.Kind == yaml.MappingNode && len(v.Content) == 0 {
+				continue
+			}
+			kept = append(kept, n.Content[i], v)
+		}
+		n.Content = kept
+	}
+	for _, c := range n.Content {
+		blockStyle(c)
+	}
 }
 
 // hostNix is a tiny host configuration: the logic lives in nix/modules.

@@ -9,8 +9,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/homelab-infra/homelab-infra/internal/machine"
 	"github.com/homelab-infra/homelab-infra/internal/repo"
@@ -106,17 +108,49 @@ func (v *validator) claims(ctx context.Context, dir string, schema *schemacheck.
 		v.add(dir, "", err.Error())
 		return nil
 	}
-	var claims []*repo.Claim
-	for _, f := range files {
-		docs, err := repo.ReadDocs(f)
-		if err != nil {
-			v.add(f, "", strings.TrimPrefix(err.Error(), f+": "))
-			continue
-		}
-		for _, d := range docs {
-			if c := v.claim(ctx, d, schema, in); c != nil {
-				claims = append(claims, c)
+	// Files are independent: check them on every core, then report in file
+	// order so the output is the same on every run.
+	type result struct {
+		claims   []*repo.Claim
+		problems []Problem
+	}
+	results := make([]result, len(files))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				fv := &validator{root: v.root, report: &Report{}}
+				results[i].claims = fv.file(ctx, files[i], schema, in)
+				results[i].problems = fv.report.Problems
 			}
+		}()
+	}
+	for i := range files {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	var claims []*repo.Claim
+	for _, r := range results {
+		claims = append(claims, r.claims...)
+		v.report.Problems = append(v.report.Problems, r.problems...)
+	}
+	return claims
+}
+
+func (v *validator) file(ctx context.Context, f string, schema *schemacheck.Validator, in *machine.Input) []*repo.Claim {
+	docs, err := repo.ReadDocs(f)
+	if err != nil {
+		v.add(f, "", strings.TrimPrefix(err.Error(), f+": "))
+		return nil
+	}
+	var claims []*repo.Claim
+	for _, d := range docs {
+		if c := v.claim(ctx, d, schema, in); c != nil {
+			claims = append(claims, c)
 		}
 	}
 	return claims
@@ -213,8 +247,8 @@ func (v *validator) hosts(claims []*repo.Claim) {
 	hostsDir := filepath.Join(v.root, repo.HostsDir)
 	hosts, err := repo.Hosts(hostsDir)
 	if err != nil {
+		// Go on with no hosts: every claim's flake ref is then reported.
 		v.add(hostsDir, "", err.Error())
-		return
 	}
 	v.report.Hosts = len(hosts)
 	unclaimedPath := filepath.Join(v.root, repo.UnclaimedPath)
