@@ -17,6 +17,12 @@ pkgs=(
   systemd        # agent: systemd-analyze verify checks the generated units
   python3        # internal/nixcheck parses the NixOS VM test's Python testScript
   ca-certificates
+  # VM suite (test/vm, make vm-e2e):
+  qemu-system-x86 # boots the stand-in template guest (TCG: KVM hangs guests here)
+  qemu-utils     # qemu-img: the image's qcow2 and each test's overlay disk
+  debootstrap    # builds the Debian trixie stand-in template (hack/vm-image.sh)
+  e2fsprogs      # mkfs.ext4 -d: the guest's disk from a folder, with nothing mounted
+  socat          # guestfwd: one socat per guest connection to the loopback git server
 )
 
 missing=()
