@@ -175,7 +175,7 @@ func TestUnclaimedHostIsFine(t *testing.T) {
 func TestNewMachine(t *testing.T) {
 	root := fixtureRepo(t, nil)
 	paths, err := labctl.Scaffold(root, labctl.NewMachine{
-		Name: "web01", Namespace: "infra-machines", Class: "medium", Role: "web", Image: "nixos-25.11",
+		Name: "web01", Namespace: "infra-machines", Class: "medium", Role: "web", // Image left out: the only one applies
 		IP: "10.0.10.80", CIDR: "10.0.10.0/24", Gateway: "10.0.10.1", DNS: []string{"10.0.10.53"},
 		AdminUser: "ops", SSHKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAFLJ6VeZ/nBqc9gC5W59y5uJxq2icS504scLzx64ilF ops@workstation"},
 	})
@@ -197,10 +197,10 @@ func TestNewMachine(t *testing.T) {
 		golden(t, "new-web01."+filepath.Base(p)+".golden", b)
 	}
 
-	if _, err := labctl.Scaffold(root, labctl.NewMachine{Name: "web01", Namespace: "infra-machines", Class: "medium", Role: "web", Image: "nixos-25.11", AdminUser: "ops", SSHKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAFLJ6VeZ/nBqc9gC5W59y5uJxq2icS504scLzx64ilF x"}}); err == nil || !strings.Contains(err.Error(), "already exists") {
+	if _, err := labctl.Scaffold(root, labctl.NewMachine{Name: "web01", Namespace: "infra-machines", Class: "medium", Role: "web", Image: "nixos-26.05", AdminUser: "ops", SSHKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAFLJ6VeZ/nBqc9gC5W59y5uJxq2icS504scLzx64ilF x"}}); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Errorf("scaffolding over an existing machine: want an 'already exists' error, got %v", err)
 	}
-	_, err = labctl.Scaffold(root, labctl.NewMachine{Name: "db01", Namespace: "infra-machines", Class: "huge", Role: "db", Image: "nixos-25.11", AdminUser: "ops", SSHKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAFLJ6VeZ/nBqc9gC5W59y5uJxq2icS504scLzx64ilF x"}})
+	_, err = labctl.Scaffold(root, labctl.NewMachine{Name: "db01", Namespace: "infra-machines", Class: "huge", Role: "db", Image: "nixos-26.05", AdminUser: "ops", SSHKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAFLJ6VeZ/nBqc9gC5W59y5uJxq2icS504scLzx64ilF x"}})
 	if err == nil || !strings.Contains(err.Error(), "spec.class: huge is not a class of the function input; use one of: large, medium, small") {
 		t.Errorf("an unknown class: want the list of classes, got %v", err)
 	}

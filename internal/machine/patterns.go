@@ -8,7 +8,7 @@ import "regexp"
 const (
 	// LabelPattern is an RFC 1123 label: host names, classes, roles, nodes.
 	LabelPattern = `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
-	// ImagePattern is a template identifier such as nixos-25.11.
+	// ImagePattern is a template identifier such as nixos-26.05.
 	ImagePattern = `^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
 	// DomainPattern is a DNS domain of RFC 1123 labels.
 	DomainPattern = `^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
