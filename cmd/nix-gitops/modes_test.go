@@ -189,3 +189,43 @@ func TestDaemon(t *testing.T) {
 		t.Errorf("status after the daemon: %+v", s.Applied)
 	}
 }
+
+// TestPreemptedBuild: a commit pushed while the previous one builds
+// cancels that build (eval and build are pre-emptible, as in comin); the
+// run builds and applies the newer commit, and the superseded one is not
+// held against anyone (not marked bad, never switched to). Fake: the
+// stand-in toplevel (its build sleeps 30 s, far longer than the test).
+func TestPreemptedBuild(t *testing.T) {
+	l := newLab(t)
+	l.commit(testflake.System{Version: "1"})
+	l.apply(0)
+	slow := l.commit(testflake.System{Version: "2", BuildSleep: 30})
+	l.cfg["poll"] = map[string]any{"interval": "300ms"}
+	cmd := l.cmd("apply")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the slow build", 20*time.Second, func() bool {
+		st := l.rawState()
+		return st.InProgress != nil && st.InProgress.Stage == "build" && st.InProgress.Commit == slow
+	})
+	t0 := time.Now()
+	fix := l.commit(testflake.System{Version: "3"})
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("apply: %v\n%s", err, stderr.String())
+	}
+	if time.Since(t0) > 20*time.Second {
+		t.Errorf("the slow build was not cancelled: the run took %s after the push", time.Since(t0))
+	}
+	s := l.status()
+	if s.Applied.Commit != fix || len(s.BadCommits) != 0 || !strings.Contains(stderr.String(), "a newer commit arrived during the build") {
+		t.Errorf("applied %s (want %s), bad %v\n%s", s.Applied.Commit, fix, s.BadCommits, stderr.String())
+	}
+	for _, c := range l.calls() {
+		if strings.Contains(c.Toplevel, "nixos-system-h1-2") {
+			t.Errorf("the superseded commit was switched to: %+v", c)
+		}
+	}
+}

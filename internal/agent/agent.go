@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/homelab-infra/homelab-infra/internal/agent/activation"
@@ -226,6 +227,32 @@ func (a *Agent) apply(ctx context.Context, st *state.State) Result {
 		a.Log.Info("first boot already converged; a boot-time start does nothing (the timer, `nix-gitops apply` or everyBoot apply again)")
 		return Result{Outcome: OutcomeUpToDate, Commit: commitOf(st.Applied)}
 	}
+	for i := 1; ; i++ {
+		res := a.converge(ctx, st)
+		if res.Outcome != outcomeSuperseded {
+			return res
+		}
+		if i == maxSuperseded {
+			return Result{Outcome: OutcomeFailed, Commit: res.Commit, Stage: res.Stage,
+				Err: fmt.Errorf("the remote head moved %d times during builds; giving up until the next run", i)}
+		}
+		a.Log.Info("a newer commit arrived during the build; building that one instead", "superseded", short(res.Commit))
+	}
+}
+
+// outcomeSuperseded ends a converge whose eval or build was cancelled
+// because the remote head moved: apply starts over with the new head.
+const outcomeSuperseded = "superseded"
+
+// maxSuperseded bounds the restarts of one run (a remote that never
+// settles must not keep the lock forever).
+const maxSuperseded = 5
+
+var errSuperseded = errors.New("superseded by a newer commit")
+
+// converge is one pass: poll, and if the head moved, fetch, check and
+// deploy it.
+func (a *Agent) converge(ctx context.Context, st *state.State) Result {
 	flake := a.Target.String()
 
 	// Poll: the one ref lookup of a no-op tick.
@@ -334,20 +361,26 @@ func (a *Agent) deploy(ctx context.Context, st *state.State, commit, flake strin
 
 	installable := a.Git.BuildURL(commit) + "#" + a.Target.Attr()
 	a.Log.Info("building", "commit", short(commit), "host", a.Target.Host)
+	// Eval and build are pre-emptible (as in comin): a newer head, seen by
+	// a poll every poll.interval, cancels them. Nothing has changed on the
+	// machine yet, so nothing is lost.
+	bctx, stopWatch := a.watchHead(ctx, commit)
+	defer stopWatch()
 	t0 := a.Now()
-	drv, err := a.Nix.Eval(ctx, installable, a.Cfg.Timeouts.Eval.D())
+	drv, err := a.Nix.Eval(bctx, installable, a.Cfg.Timeouts.Eval.D())
 	a.took(st, state.StageEval, t0)
 	if err != nil {
-		return a.failBeforeSwitch(st, commit, state.StageEval, err)
+		return a.failBeforeSwitch(bctx, st, commit, state.StageEval, err)
 	}
 	attempt.Stage = state.StageBuild
 	a.save(st)
 	t0 = a.Now()
-	out, err := a.Nix.Build(ctx, drv, filepath.Join(a.Cfg.StateDir, "candidate"), a.Cfg.Timeouts.Build.D())
+	out, err := a.Nix.Build(bctx, drv, filepath.Join(a.Cfg.StateDir, "candidate"), a.Cfg.Timeouts.Build.D())
 	a.took(st, state.StageBuild, t0)
 	if err != nil {
-		return a.failBeforeSwitch(st, commit, state.StageBuild, err)
+		return a.failBeforeSwitch(bctx, st, commit, state.StageBuild, err)
 	}
+	stopWatch()
 	if hasPrev && prev.StorePath == out {
 		// The new commit builds the very system that runs: nothing to switch.
 		a.Log.Info("the new commit builds the running system; nothing to switch", "commit", short(commit))
@@ -433,13 +466,42 @@ func (a *Agent) markFirstBoot(st *state.State) {
 	st.FirstBootDone = true
 }
 
-func (a *Agent) failBeforeSwitch(st *state.State, commit, stage string, err error) Result {
-	st.Fail(stage)
+// watchHead returns a context that is cancelled with errSuperseded when
+// the remote head moves away from commit.
+func (a *Agent) watchHead(ctx context.Context, commit string) (context.Context, func()) {
+	wctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(a.Cfg.Poll.Interval.D())
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-wctx.Done():
+				return
+			case <-t.C:
+				if head, err := a.Git.Head(wctx); err == nil && head != commit {
+					cancel(errSuperseded)
+					return
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return wctx, func() { once.Do(func() { close(done); cancel(nil) }) }
+}
+
+func (a *Agent) failBeforeSwitch(ctx context.Context, st *state.State, commit, stage string, err error) Result {
 	st.InProgress = nil
+	_ = os.Remove(filepath.Join(a.Cfg.StateDir, "candidate"))
+	if errors.Is(context.Cause(ctx), errSuperseded) {
+		return Result{Outcome: outcomeSuperseded, Commit: commit, Stage: stage}
+	}
+	st.Fail(stage)
 	if !errors.Is(err, context.Canceled) {
 		st.MarkBad(state.BadCommit{Commit: commit, Stage: stage, Error: err.Error(), Time: a.Now().UTC()})
 	}
-	_ = os.Remove(filepath.Join(a.Cfg.StateDir, "candidate"))
 	return Result{Outcome: OutcomeFailed, Commit: commit, Stage: stage, Err: err}
 }
 
