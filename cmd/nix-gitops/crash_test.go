@@ -51,12 +51,7 @@ func TestConcurrentApplies(t *testing.T) {
 		return cmd, &stderr
 	}
 	wait := func(cmd *exec.Cmd, stderr *bytes.Buffer) done {
-		err := cmd.Wait()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		}
-		return done{code, stderr.String()}
+		return done{exitCode(t, cmd.Wait()), stderr.String()}
 	}
 
 	a, aErr := start()

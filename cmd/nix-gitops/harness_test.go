@@ -13,6 +13,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -141,15 +142,22 @@ func (l *lab) run(args ...string) result {
 	cmd := l.cmd(args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		l.t.Fatal(err)
-	}
+	code := exitCode(l.t, cmd.Run())
 	l.t.Logf("nix-gitops %s → %d\n%s", strings.Join(args, " "), code, stderr.String())
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// exitCode is a finished child's exit status; other errors fail t.
+func exitCode(t testing.TB, err error) int {
+	t.Helper()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0
 }
 
 // apply runs `apply` and checks the exit code.

@@ -31,13 +31,7 @@ func (l *lab) traced(args ...string) (int, string, string) {
 	cmd.Env = inner.Env
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		l.t.Fatal(err)
-	}
+	code := exitCode(l.t, cmd.Run())
 	b, rerr := os.ReadFile(trace)
 	if rerr != nil {
 		l.t.Fatal(rerr)

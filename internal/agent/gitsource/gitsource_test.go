@@ -28,10 +28,10 @@ func source(t *testing.T, ref string, method string) *Source {
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Auth: config.Auth{TokenUser: "git"}}
 }
 
-// TestHead: the in-process protocol-v2 ls-refs poll agrees with git
-// ls-remote against the real git http-backend, starts no process, and
-// falls back to git ls-remote when a server does not answer it.
-func TestHead(t *testing.T) {
+// newRepo makes a stand-in flake repository (testflake) and a function
+// that commits one version of host h1 to it.
+func newRepo(t *testing.T) (string, *testflake.Repo, func(version string) string) {
+	t.Helper()
 	testenv.Real(t)
 	testenv.LookPath(t, "git")
 	dir := t.TempDir()
@@ -39,10 +39,21 @@ func TestHead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sha, err := repo.Commit(testflake.Spec{Hosts: map[string]testflake.System{"h1": {Version: "1"}}}, testflake.CommitOptions{})
-	if err != nil {
-		t.Fatal(err)
+	return dir, repo, func(v string) string {
+		sha, err := repo.Commit(testflake.Spec{Hosts: map[string]testflake.System{"h1": {Version: v}}}, testflake.CommitOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sha
 	}
+}
+
+// TestHead: the in-process protocol-v2 ls-refs poll agrees with git
+// ls-remote against the real git http-backend, starts no process, and
+// falls back to git ls-remote when a server does not answer it.
+func TestHead(t *testing.T) {
+	dir, repo, commit := newRepo(t)
+	sha := commit("1")
 	backend := &testflake.Server{Root: dir}
 	srv := httptest.NewServer(backend)
 	defer srv.Close()
@@ -99,20 +110,7 @@ func TestHead(t *testing.T) {
 // agent's clone; IsAncestor tells a fast-forward from a rewrite; BuildURL
 // pins the rev on the clone.
 func TestFetchAndAncestry(t *testing.T) {
-	testenv.Real(t)
-	testenv.LookPath(t, "git")
-	dir := t.TempDir()
-	repo, err := testflake.New(dir, testflake.Options{RecordDir: filepath.Join(dir, "rec")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	commit := func(v string) string {
-		sha, err := repo.Commit(testflake.Spec{Hosts: map[string]testflake.System{"h1": {Version: v}}}, testflake.CommitOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return sha
-	}
+	_, repo, commit := newRepo(t)
 	c1 := commit("1")
 	if _, err := testflake.Git(repo.Work, nil, "push", "-q", repo.Bare, "HEAD:refs/heads/other"); err != nil {
 		t.Fatal(err)
