@@ -3,6 +3,8 @@
 # kube-controller-manager, kubectl, Crossplane core and the crossplane CLI)
 # into a cache folder keyed by the tools modules' go.mod/go.sum, so a warm run
 # builds nothing. Prints the bin folder on stdout; progress goes to stderr.
+# Crossplane's own CRDs, which `crossplane core init` installs from files,
+# are copied from the pinned module into bin/crossplane-crds.
 #
 # A cold build takes about 15 minutes on 2 cores.
 set -euo pipefail
@@ -15,6 +17,7 @@ bin="$cache/$key/bin"
 want=(etcd kube-apiserver kube-controller-manager kubectl crossplane crossplane-cli)
 missing=0
 for b in "${want[@]}"; do [ -x "$bin/$b" ] || missing=1; done
+[ -d "$bin/crossplane-crds" ] || missing=1
 if [ "$missing" = 0 ]; then echo "$bin"; exit 0; fi
 
 mkdir -p "$bin.tmp"
@@ -37,6 +40,12 @@ build kube kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
 build kube kubectl k8s.io/kubernetes/cmd/kubectl "$kldflags"
 build crossplane crossplane github.com/crossplane/crossplane/v2/cmd/crossplane
 build crossplane crossplane-cli github.com/crossplane/cli/v2/cmd/crossplane
+
+# core init reads these from CRDS_PATH; in the Crossplane image they are /crds.
+xpdir=$(cd "$tools/crossplane" && go list -m -f '{{.Dir}}' github.com/crossplane/crossplane/v2)
+rm -rf "$bin.tmp/crossplane-crds"
+cp -r "$xpdir/cluster/crds" "$bin.tmp/crossplane-crds"
+chmod -R u+w "$bin.tmp/crossplane-crds"
 
 rm -rf "$bin"
 mv "$bin.tmp" "$bin"

@@ -121,6 +121,9 @@ func (cp *ControlPlane) startKube(ctx context.Context) error {
 		// the client, not the cluster, the bottleneck.
 		QPS:   200,
 		Burst: 400,
+		// Deprecation warnings (XRD v1) would go to controller-runtime's
+		// logger; the components' own logs carry what matters.
+		WarningHandler: rest.NoWarnings{},
 	}
 	if err := cp.writeKubeconfig(ca.CertPEM, adminCert, adminKey); err != nil {
 		return err

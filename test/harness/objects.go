@@ -52,8 +52,12 @@ func DecodeObjects(b []byte) ([]*unstructured.Unstructured, error) {
 }
 
 // Apply server-side applies obj, taking ownership of every field it sets.
+// obj is left as it was, so it can be changed and applied again.
 func (cp *ControlPlane) Apply(ctx context.Context, obj *unstructured.Unstructured) error {
-	if err := cp.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+	// The client writes the server's answer (managedFields and all) into
+	// what it applies, and the next apply of that would be refused.
+	ac := client.ApplyConfigurationFromUnstructured(obj.DeepCopy())
+	if err := cp.Client.Apply(ctx, ac, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
 		return fmt.Errorf("cannot apply %s %q: %w", obj.GetKind(), obj.GetName(), err)
 	}
 	return nil

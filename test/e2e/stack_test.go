@@ -1,0 +1,64 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// TestStackServesProviderCRDs checks the parts under everything else: the
+// apiserver serves the provider's real CRDs and enforces their schemas, and
+// the controller-manager's garbage collector removes a managed resource
+// whose owner is deleted (which is how a deleted XR's VM goes away).
+func TestStackServesProviderCRDs(t *testing.T) {
+	cp := stack(t)
+	ctx := ctxFor(t)
+
+	// A cluster-scoped owner, as an XR is: the garbage collector ignores a
+	// cluster-scoped dependent of a namespaced owner.
+	owner := &rbacv1.ClusterRole{}
+	owner.SetGenerateName("e2e-owner-")
+	if err := cp.Client.Create(ctx, owner); err != nil {
+		t.Fatalf("cannot create owner: %v", err)
+	}
+
+	vm := newObject(gvkVM)
+	vm.SetGenerateName("e2e-direct-")
+	vm.SetOwnerReferences([]metav1.OwnerReference{{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole", Name: owner.GetName(), UID: owner.GetUID()}})
+	_ = unstructured.SetNestedField(vm.Object, map[string]any{
+		"nodeName": "pve1",
+		"cpu":      []any{map[string]any{"cores": int64(2)}},
+	}, "spec", "forProvider")
+	if err := cp.Client.Create(ctx, vm); err != nil {
+		t.Fatalf("the apiserver refused a valid EnvironmentVM: %v", err)
+	}
+
+	bad := newObject(gvkVM)
+	bad.SetGenerateName("e2e-bad-")
+	_ = unstructured.SetNestedField(bad.Object, map[string]any{
+		"nodeName": "pve1",
+		"cpu":      []any{map[string]any{"cores": "two"}},
+	}, "spec", "forProvider")
+	err := cp.Client.Create(ctx, bad, client.DryRunAll)
+	if err == nil || !strings.Contains(err.Error(), "spec.forProvider.cpu[0].cores") {
+		t.Errorf("Create(EnvironmentVM with cores: \"two\"): want a schema error naming spec.forProvider.cpu[0].cores, got %v", err)
+	}
+
+	if err := cp.Client.Delete(ctx, owner); err != nil {
+		t.Fatalf("cannot delete owner: %v", err)
+	}
+	waitFor(t, "the garbage collector to delete the owned EnvironmentVM", func(ctx context.Context) (bool, string, error) {
+		_, err := get(ctx, cp, gvkVM, "", vm.GetName())
+		if err == nil {
+			return false, "still there", nil
+		}
+		return true, "", client.IgnoreNotFound(err)
+	})
+}
