@@ -85,13 +85,15 @@ func TestUnreachableRemoteAtFirstBoot(t *testing.T) {
 // stand-in toplevel (testflake).
 func TestFailuresBeforeSwitch(t *testing.T) {
 	cases := map[string]struct {
-		reason string
-		sys    testflake.System
-		stage  string
-		errMsg string
+		reason   string
+		sys      testflake.System
+		timeouts map[string]any
+		stage    string
+		errMsg   string
 	}{
-		"EvalError": {reason: "a flake that does not evaluate", sys: testflake.System{Version: "2", EvalError: true}, stage: "eval", errMsg: "fails to evaluate on purpose"},
-		"BuildFail": {reason: "a derivation whose build fails", sys: testflake.System{Version: "2", BuildFail: true}, stage: "build", errMsg: "build fails on purpose"},
+		"EvalError":     {reason: "a flake that does not evaluate", sys: testflake.System{Version: "2", EvalError: true}, stage: "eval", errMsg: "fails to evaluate on purpose"},
+		"BuildFail":     {reason: "a derivation whose build fails", sys: testflake.System{Version: "2", BuildFail: true}, stage: "build", errMsg: "build fails on purpose"},
+		"BuildTimesOut": {reason: "a build that hangs is stopped by timeouts.build", sys: testflake.System{Version: "2", BuildSleep: 60}, timeouts: map[string]any{"build": "1s"}, stage: "build", errMsg: "timed out"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -100,7 +102,19 @@ func TestFailuresBeforeSwitch(t *testing.T) {
 			l.apply(0)
 			before := l.status()
 			bad := l.commit(tc.sys)
+			if tc.timeouts != nil {
+				l.cfg["timeouts"] = tc.timeouts
+			}
+			t0 := time.Now()
 			l.apply(21)
+			if time.Since(t0) > 30*time.Second {
+				t.Errorf("%s: the failure took %s", tc.reason, time.Since(t0))
+			}
+			if tc.timeouts != nil {
+				// The builder runs in a session of its own: nix must have
+				// been told to stop it, not just killed.
+				waitFor(t, "the timed-out builder to be stopped", 10*time.Second, func() bool { return !children("/bin/sleep\x0060\x00") })
+			}
 			s := l.status()
 			if s.Last.Outcome != "failed" || s.Last.Stage != tc.stage || !strings.Contains(s.Last.Error, tc.errMsg) {
 				t.Errorf("%s: last run %+v, want failed at %s with %q", tc.reason, s.Last, tc.stage, tc.errMsg)
@@ -143,13 +157,19 @@ func TestFailuresBeforeSwitch(t *testing.T) {
 // and script are real.
 func TestFailuresAfterSwitch(t *testing.T) {
 	cases := map[string]struct {
-		reason  string
-		sys     testflake.System
-		health  map[string]any
-		stage   string
-		errMsg  string
-		badCall bool // the new generation's switch itself fails
+		reason   string
+		sys      testflake.System
+		health   map[string]any
+		timeouts map[string]any
+		stage    string
+		errMsg   string
+		badCall  bool // the new generation's switch itself fails
+		killed   bool // ... or is killed by the timeout
 	}{
+		"SwitchTimesOut": {
+			reason: "a switch that hangs is killed by timeouts.switch (comin has no such timeout)", sys: testflake.System{Version: "2", SwitchSleep: 60},
+			timeouts: map[string]any{"switch": "1s"}, stage: "switch", errMsg: "timed out", killed: true,
+		},
 		"SwitchFails": {
 			reason: "switch-to-configuration exits non-zero", sys: testflake.System{Version: "2", SwitchExit: 4},
 			stage: "switch", errMsg: "exit status 4", badCall: true,
@@ -191,6 +211,9 @@ func TestFailuresAfterSwitch(t *testing.T) {
 				}
 				l.cfg["health"] = h
 			}
+			if tc.timeouts != nil {
+				l.cfg["timeouts"] = tc.timeouts
+			}
 			r := l.apply(20)
 			s := l.status()
 			if s.Last.Outcome != "rolled-back" || s.Last.Stage != tc.stage || s.Last.Commit != c2 || !strings.Contains(s.Last.Error, tc.errMsg) {
@@ -203,13 +226,16 @@ func TestFailuresAfterSwitch(t *testing.T) {
 				t.Errorf("%s: after rollback profile → %q (generation %d), current %q; want %q, generation 1", tc.reason, l.profileTarget(), s.Profile.Number, testflake.Current(l.rec), out1)
 			}
 			calls := l.calls()
-			if len(calls) != 6 {
+			if len(calls) < 5 {
 				t.Fatalf("%s: calls %v", tc.reason, calls)
 			}
 			out2 := calls[2].Toplevel
 			second := testflake.Succeeded("switch", out2)
-			if tc.badCall {
+			switch {
+			case tc.badCall:
 				second = testflake.Failed("switch", out2)
+			case tc.killed:
+				second = second[:1] // started, never finished
 			}
 			want := testflake.Join(testflake.Succeeded("switch", out1), second, testflake.Succeeded("switch", out1))
 			if diff := cmp.Diff(want, calls); diff != "" {
@@ -226,7 +252,7 @@ func TestFailuresAfterSwitch(t *testing.T) {
 
 			// The commit is not retried.
 			l.apply(21)
-			if got := len(l.calls()); got != 6 {
+			if got := len(l.calls()); got != len(want) {
 				t.Errorf("%s: the bad commit was retried: %d calls", tc.reason, got)
 			}
 		})

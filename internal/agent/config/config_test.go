@@ -4,6 +4,8 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -184,4 +186,48 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Defaults left a field empty: %+v", c)
 		}
 	})
+}
+
+// TestFlagUsageMatchesFlags: the --help text and the flags registered are
+// one list.
+func TestFlagUsageMatchesFlags(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	Flags(fs)
+	var registered, documented []string
+	fs.VisitAll(func(f *flag.Flag) { registered = append(registered, f.Name) })
+	for _, line := range strings.Split(FlagUsage, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], "--") {
+			documented = append(documented, strings.TrimPrefix(f[0], "--"))
+		}
+	}
+	sort.Strings(registered)
+	sort.Strings(documented)
+	if diff := cmp.Diff(registered, documented); diff != "" {
+		t.Errorf("FlagUsage and the registered flags differ: -registered, +documented:\n%s", diff)
+	}
+}
+
+// TestKeysUsageListsEveryKey: every JSON key of Config is in KeysUsage
+// (what --help prints and the NixOS module is written against).
+func TestKeysUsageListsEveryKey(t *testing.T) {
+	var walk func(prefix string, typ reflect.Type)
+	walk = func(prefix string, typ reflect.Type) {
+		for i := 0; i < typ.NumField(); i++ {
+			f := typ.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			key := prefix + name
+			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(Duration(0)) {
+				walk(key+".", f.Type)
+				continue
+			}
+			listed := strings.Contains(KeysUsage, "  "+key+" ")
+			if prefix == "timeouts." {
+				listed = strings.Contains(KeysUsage, "timeouts.fetch|eval|build|switch|health") && strings.Contains("fetch|eval|build|switch|health", name)
+			}
+			if !listed {
+				t.Errorf("config key %s is not in KeysUsage", key)
+			}
+		}
+	}
+	walk("", reflect.TypeOf(Config{}))
 }

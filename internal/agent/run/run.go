@@ -19,6 +19,9 @@ import (
 	"time"
 )
 
+// killGrace is how long a child has between SIGTERM and SIGKILL.
+const killGrace = 5 * time.Second
+
 // Started counts the processes started through this package.
 var Started atomic.Int64
 
@@ -81,8 +84,16 @@ func Output(ctx context.Context, c Cmd) ([]byte, error) {
 	// Own process group, so a timeout kills the child's children too; and
 	// die with the agent.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
+	// On timeout: SIGTERM to the group first, so nix can stop its builders
+	// (they run in sessions of their own, out of reach of a group kill),
+	// then SIGKILL to whatever is left of the group.
+	cmd.Cancel = func() error {
+		pgid := cmd.Process.Pid
+		err := syscall.Kill(-pgid, syscall.SIGTERM)
+		time.AfterFunc(killGrace, func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+		return err
+	}
+	cmd.WaitDelay = killGrace + time.Second
 	var stdout bytes.Buffer
 	stderr := &tail{max: 4096}
 	cmd.Stdout, cmd.Stderr = &stdout, stderr
