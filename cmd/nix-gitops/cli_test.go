@@ -80,3 +80,23 @@ func TestHelpAndUnits(t *testing.T) {
 		t.Errorf("the apply service: %v\n%s", err, b)
 	}
 }
+
+// TestStatusWithoutTarget: status works before cloud-init wrote the flake
+// target (an operator looking at a fresh machine).
+func TestStatusWithoutTarget(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(agentBin(t), "status", "--json", "--state-dir", dir, "--flake-file", filepath.Join(dir, "absent"), "--config", filepath.Join(dir, "none.json"))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if !strings.Contains(stderr.String(), "cannot read config file") {
+		t.Fatalf("an explicit missing --config must fail: %v\n%s", err, stderr.String())
+	}
+	cmd = exec.Command(agentBin(t), "status", "--json", "--state-dir", dir, "--flake-file", filepath.Join(dir, "absent"))
+	stdout.Reset()
+	stderr.Reset()
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if code := exitCode(t, cmd.Run()); code != 0 || !strings.Contains(stdout.String(), `"target": "unknown: cannot read the flake target`) {
+		t.Errorf("status without a target: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+}

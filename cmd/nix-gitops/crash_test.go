@@ -210,3 +210,30 @@ func TestKillDuringSwitch(t *testing.T) {
 		t.Errorf("after two interrupted switches of %s: bad %v, applied %s, current %q, profile %q", c3[:8], s.BadCommits, s.Applied.Commit, testflake.Current(l.rec), l.profileTarget())
 	}
 }
+
+// TestKillDuringFirstSwitch: converging from nothing, the agent is killed
+// during the very first switch. There is no generation to return to, so
+// the next run goes forward: it runs the switch again (it does not take
+// the profile it set for an activation) and ends consistent. Fake: the
+// stand-in toplevel.
+func TestKillDuringFirstSwitch(t *testing.T) {
+	l := newLab(t)
+	c1 := l.commit(testflake.System{Version: "1", SwitchSleep: 2})
+	l.killDuring("the first switch", func() bool {
+		c := l.calls()
+		return len(c) == 1 && c[0].Result == "start"
+	})
+	r := l.apply(0)
+	if !strings.Contains(r.stderr, "no previous generation to return to; applying again") {
+		t.Errorf("the recovering run did not say what it did:\n%s", r.stderr)
+	}
+	s := l.status()
+	out := s.Applied.StorePath
+	want := testflake.Join([]testflake.Call{{Action: "switch", Toplevel: out, Result: "start"}}, testflake.Succeeded("switch", out))
+	if diff := cmp.Diff(want, l.calls()); diff != "" {
+		t.Errorf("calls: -want, +got:\n%s", diff)
+	}
+	if s.Applied.Commit != c1 || s.InProgress != nil || testflake.Current(l.rec) != out || l.profileTarget() != out {
+		t.Errorf("after recovery: applied %+v, inProgress %+v, current %q", s.Applied, s.InProgress, testflake.Current(l.rec))
+	}
+}

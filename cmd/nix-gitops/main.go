@@ -126,6 +126,21 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nix-gitops: bad configuration (%s and flags):\n  %s\n", *configPath, strings.ReplaceAll(err.Error(), "\n", "\n  "))
 		return units.ExitBadConfig
 	}
+	if cmd == "status" {
+		s, err := agent.ReadStatus(cfg)
+		if err != nil {
+			fmt.Fprintln(stderr, "nix-gitops:", err)
+			return 1
+		}
+		if *asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(s)
+		} else {
+			agent.WriteStatus(stdout, s)
+		}
+		return 0
+	}
 	log := newLogger(stderr, cfg.Log)
 	a, err := agent.New(cfg, log)
 	if err != nil {
@@ -143,22 +158,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		lockCtx = c
 	}
 
-	switch cmd {
-	case "status":
-		s, err := a.Status()
-		if err != nil {
-			fmt.Fprintln(stderr, "nix-gitops:", err)
-			return 1
-		}
-		if *asJSON {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			_ = enc.Encode(s)
-		} else {
-			agent.WriteStatus(stdout, s)
-		}
-		return 0
-	case "run":
+	if cmd == "run" {
 		stop := make(chan struct{})
 		sig := make(chan os.Signal, 2)
 		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)

@@ -381,8 +381,11 @@ func (a *Agent) deploy(ctx context.Context, st *state.State, commit, flake strin
 		return a.failBeforeSwitch(bctx, st, commit, state.StageBuild, err)
 	}
 	stopWatch()
-	if hasPrev && prev.StorePath == out {
-		// The new commit builds the very system that runs: nothing to switch.
+	if hasPrev && prev.StorePath == out && st.Applied != nil && st.Applied.StorePath == out {
+		// The new commit builds the very system the agent activated last
+		// (a change outside this host's closure): nothing to switch. Only a
+		// recorded activation counts: a profile set by a run killed before
+		// its switch finished does not.
 		a.Log.Info("the new commit builds the running system; nothing to switch", "commit", short(commit))
 		return a.succeed(st, commit, flake, state.Generation{Commit: commit, Number: prev.Number, StorePath: out, SwitchMode: "switch", Time: a.Now().UTC()})
 	}
@@ -585,6 +588,15 @@ func (a *Agent) recover(ctx context.Context, st *state.State) (Result, bool) {
 	cause := fmt.Errorf("run (pid %d) was interrupted during %s", at.PID, at.Stage)
 	if st.Interrupted[at.Commit] >= 2 {
 		st.MarkBad(state.BadCommit{Commit: at.Commit, Stage: at.Stage, Error: cause.Error() + " twice", Time: a.Now().UTC()})
+	}
+	if at.Previous == nil {
+		// Converging from nothing: there is no generation to return to, so
+		// the way to a consistent state is forward: apply again (the switch
+		// runs again; nothing is skipped for an unrecorded activation).
+		a.Log.Warn("no previous generation to return to; applying again", "commit", short(at.Commit))
+		st.InProgress = nil
+		a.save(st)
+		return Result{}, false
 	}
 	if err := a.reactivate(context.WithoutCancel(ctx), st, at); err != nil {
 		st.Fail(state.StageRollback)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/homelab-infra/homelab-infra/internal/agent/activation"
+	"github.com/homelab-infra/homelab-infra/internal/agent/config"
 	"github.com/homelab-infra/homelab-infra/internal/agent/metrics"
 	"github.com/homelab-infra/homelab-infra/internal/agent/state"
 )
@@ -68,15 +69,21 @@ type Status struct {
 	*state.State
 }
 
-// Status reads the state without taking the lock: state.json is replaced
-// atomically, so a reader always sees a whole file.
-func (a *Agent) Status() (Status, error) {
-	st, err := state.Load(a.Cfg.StateDir)
+// ReadStatus reads the state without taking the lock: state.json is
+// replaced atomically, so a reader always sees a whole file. It needs no
+// flake target: status works before cloud-init wrote one.
+func ReadStatus(cfg config.Config) (Status, error) {
+	st, err := state.Load(cfg.StateDir)
 	if err != nil {
 		return Status{}, err
 	}
-	s := Status{Target: a.Target.String(), State: st}
-	if g, ok, err := activation.Current(a.Cfg.Profile); err == nil && ok {
+	s := Status{State: st}
+	if t, err := cfg.Target(); err == nil {
+		s.Target = t.String()
+	} else {
+		s.Target = "unknown: " + err.Error()
+	}
+	if g, ok, err := activation.Current(cfg.Profile); err == nil && ok {
 		s.Profile = &state.Generation{Number: g.Number, StorePath: g.StorePath}
 	}
 	return s, nil
