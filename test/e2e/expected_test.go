@@ -11,14 +11,10 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"google.golang.org/protobuf/encoding/protojson"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
-	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
-
-	"github.com/homelab-infra/homelab-infra/internal/function"
-	"github.com/homelab-infra/homelab-infra/internal/repo"
+	"github.com/homelab-infra/homelab-infra/internal/labctl"
 	"github.com/homelab-infra/homelab-infra/internal/testenv"
 )
 
@@ -72,38 +68,30 @@ func goldenDesired(t testing.TB, name string) desiredState {
 	return g.state()
 }
 
-// inProcessDesired runs the function in-process on the XR Crossplane would
-// build from claim, as labctl render does.
+// inProcessDesired composes claim in-process exactly as `labctl render`
+// does (the function run on the XR Crossplane would make of the claim).
 func inProcessDesired(t testing.TB, claim *unstructured.Unstructured) desiredState {
 	t.Helper()
-	root := testenv.RepoRoot(t)
-	input, err := repo.CompositionInput(filepath.Join(root, repo.CompositionPath))
+	b, err := yaml.Marshal(claim.Object)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &repo.Claim{Doc: repo.Doc{Object: claim.Object}, Name: claim.GetName(), Namespace: claim.GetNamespace()}
-	req, err := function.NewRequest(repo.XRFor(c), input, nil)
+	path := filepath.Join(t.TempDir(), claim.GetName()+".yaml")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := labctl.Render(context.Background(), testenv.RepoRoot(t), []string{path})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("labctl render of claim %s: %v", claim.GetName(), err)
 	}
-	rsp, err := (&function.Function{}).RunFunction(context.Background(), req)
-	if err != nil {
-		t.Fatal(err)
+	if len(rs) != 1 {
+		t.Fatalf("labctl render of claim %s: want one result, got %d", claim.GetName(), len(rs))
 	}
-	for _, r := range rsp.GetResults() {
-		if r.GetSeverity() == fnv1.Severity_SEVERITY_FATAL {
-			t.Fatalf("the function in-process rejects claim %s: %s", claim.GetName(), r.GetMessage())
-		}
+	s := desiredState{XRStatus: rs[0].Status, Resources: map[string]*unstructured.Unstructured{}}
+	for _, r := range rs[0].Resources {
+		s.Resources[r.Name] = &unstructured.Unstructured{Object: r.Object}
 	}
-	b, err := protojson.Marshal(rsp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var g goldenResponse
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatal(err)
-	}
-	return g.state()
+	return s
 }
 
 // serverDefaults are spec fields the provider's CRD defaults on the

@@ -29,13 +29,12 @@ type Config struct {
 	// kube-apiserver, kube-controller-manager, crossplane and the
 	// crossplane-crds folder.
 	ToolsBin string
-	// ProviderCRDsDir holds the provider's CRDs (YAML). They are installed
-	// before the controller-manager starts, so its garbage collector watches
-	// the composed kinds from its first second.
+	// ProviderCRDsDir holds the provider's CRDs (YAML).
 	ProviderCRDsDir string
 	// Manifests are YAML files applied once Crossplane runs, in order (the
 	// XRD, then the Composition). Each XRD is waited for until it is
-	// Established and its claim kind Offered.
+	// Established and its claim kind Offered. The controller-manager starts
+	// after them, so its garbage collector watches their kinds at once.
 	Manifests []string
 	// Function, if set, is served over mTLS and registered with Crossplane.
 	Function *FunctionConfig
@@ -113,10 +112,14 @@ func Start(ctx context.Context, cfg Config) (cp *ControlPlane, err error) {
 	}{
 		{"kube-apiserver and etcd", cp.startKube},
 		{"provider CRDs", cp.installProviderCRDs},
-		{"kube-controller-manager", cp.startControllerManager},
 		{"crossplane", cp.startCrossplane},
 		{"function", cp.startFunction},
 		{"manifests", cp.applyManifests},
+		// Last, so that its garbage collector finds every kind (the
+		// provider's, the XRD's) at its first discovery. A kind that appears
+		// later is only watched after its discovery resync (30 s), and until
+		// then a deleted XR's composed resources linger.
+		{"kube-controller-manager", cp.startControllerManager},
 	}
 	for _, s := range steps {
 		t := time.Now()
