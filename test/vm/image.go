@@ -1,0 +1,67 @@
+//go:build vm
+
+package vm
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// image is the stand-in template: a cached qcow2 disk and the kernel and
+// initrd it boots with.
+type image struct {
+	disk, kernel, initrd string
+}
+
+// buildAgent compiles nix-gitops for the guest: static (the guest's libc is
+// not the host's), and reproducible (-trimpath, no VCS stamp), so an
+// unchanged agent hashes the same and the cached image layer is reused.
+func buildAgent(root, dir string) (string, error) {
+	out := filepath.Join(dir, "nix-gitops")
+	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-o", out, "./cmd/nix-gitops")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("cannot build nix-gitops for the guest: %w: %s", err, b)
+	}
+	return out, nil
+}
+
+// buildImage runs hack/vm-image.sh, which builds only what is missing from
+// its cache. Its progress goes to logPath.
+func buildImage(root, agent, logPath string) (image, time.Duration, error) {
+	start := time.Now()
+	lf, err := os.Create(logPath)
+	if err != nil {
+		return image{}, 0, err
+	}
+	defer lf.Close()
+	var stdout bytes.Buffer
+	cmd := exec.Command(filepath.Join(root, "hack", "vm-image.sh"), "--agent", agent)
+	cmd.Stdout, cmd.Stderr = &stdout, lf
+	if err := cmd.Run(); err != nil {
+		b, _ := os.ReadFile(logPath)
+		return image{}, 0, fmt.Errorf("cannot build the stand-in template image: %w\n%s", err, b)
+	}
+	var img image
+	for _, l := range strings.Split(stdout.String(), "\n") {
+		k, v, _ := strings.Cut(l, "=")
+		switch k {
+		case "image":
+			img.disk = v
+		case "kernel":
+			img.kernel = v
+		case "initrd":
+			img.initrd = v
+		}
+	}
+	if img.disk == "" || img.kernel == "" || img.initrd == "" {
+		return image{}, 0, fmt.Errorf("hack/vm-image.sh printed no image=, kernel= and initrd= lines: %q", stdout.String())
+	}
+	return img, time.Since(start), nil
+}
