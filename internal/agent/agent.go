@@ -441,7 +441,7 @@ func (a *Agent) deploy(ctx context.Context, st *state.State, commit, flake strin
 
 func (a *Agent) gate() *health.Gate {
 	h := a.Cfg.Health
-	g := &health.Gate{Systemd: a.Systemd, CheckSystemd: *h.Systemd, RequiredUnits: h.RequiredUnits, TCP: h.TCP, HTTP: h.HTTP,
+	g := &health.Gate{Systemd: a.Systemd, OwnUnit: health.OwnUnit(), CheckSystemd: *h.Systemd, RequiredUnits: h.RequiredUnits, TCP: h.TCP, HTTP: h.HTTP,
 		Script: h.Script, Settle: h.Settle.D()}
 	if *h.GitReachable {
 		g.GitReachable = func(ctx context.Context) error { _, err := a.Git.Head(ctx); return err }

@@ -58,6 +58,13 @@ type System struct {
 	BuildSleep int
 	// EvalError makes the toplevel attribute throw at evaluation.
 	EvalError bool
+	// Degrade makes a successful switch (or test) leave the machine
+	// degraded, so a health gate that asks systemd fails after a switch
+	// that succeeded: it starts the transient unit testflake-degraded.service
+	// running /bin/false. Every other generation's switch clears that unit
+	// (reset-failed), as a real switch stops the units its configuration
+	// lacks. Only where systemd is PID 1 (the VM test); elsewhere a no-op.
+	Degrade bool
 }
 
 // Spec is one commit's flake: a System per host.
@@ -236,6 +243,7 @@ func (r *Repo) render(spec Spec) (string, error) {
 			{"buildSleep", strconv.Itoa(s.BuildSleep)},
 			{"switchExit", strconv.Itoa(s.SwitchExit)},
 			{"switchSleep", strconv.Itoa(s.SwitchSleep)},
+			{"degrade", bool01[s.Degrade]},
 		} {
 			fmt.Fprintf(&b, "        %s = %s;\n", kv[0], nixString(kv[1]))
 		}
@@ -274,6 +282,7 @@ printf '%s\n' "$version" > "$out/version"
   echo "rec='$recordDir'"
   echo "switchExit=$switchExit"
   echo "switchSleep=$switchSleep"
+  echo "degrade=$degrade"
   /bin/cat "$switchScript"
 } > "$out/bin/switch-to-configuration"
 /bin/chmod 0555 "$out/bin/switch-to-configuration"
@@ -300,6 +309,21 @@ switch|test) echo "$out" > "$rec/current.tmp" && /bin/mv "$rec/current.tmp" "$re
 esac
 case "$action" in
 switch|boot) echo "$out" > "$rec/boot.tmp" && /bin/mv "$rec/boot.tmp" "$rec/boot" ;;
+esac
+# Degrade (see testflake.System): only where systemd is PID 1.
+case "$action" in
+switch|test)
+  if [ -d /run/systemd/system ]; then
+    for d in /usr/bin /bin /run/current-system/sw/bin; do
+      if [ -x "$d/systemctl" ]; then
+        "$d/systemctl" reset-failed testflake-degraded.service >/dev/null 2>&1
+        if [ "$degrade" = 1 ]; then
+          "$d/systemd-run" --quiet --no-block --unit=testflake-degraded /bin/false
+        fi
+        break
+      fi
+    done
+  fi ;;
 esac
 echo "$action $out ok" >> "$rec/calls.log"
 `

@@ -34,7 +34,7 @@ func TestStandInFlake(t *testing.T) {
 		t.Fatal(err)
 	}
 	good, err := r.Commit(Spec{Hosts: map[string]System{
-		"h1": {Version: "1", Kernel: "k1"},
+		"h1": {Version: "1", Kernel: "k1", Degrade: true}, // no systemd here: Degrade must be a no-op
 		"h2": {Version: "1", SwitchExit: 3},
 	}}, CommitOptions{})
 	if err != nil {

@@ -31,8 +31,16 @@ type Systemd interface {
 	SystemState(ctx context.Context) (string, error)
 	// UnitState is `systemctl is-active UNIT`'s answer.
 	UnitState(ctx context.Context, unit string) (string, error)
-	// FailedUnits lists failed units, for the report.
+	// FailedUnits lists failed units.
 	FailedUnits(ctx context.Context) ([]string, error)
+	// Jobs lists the queued jobs (`systemctl list-jobs`).
+	Jobs(ctx context.Context) ([]Job, error)
+}
+
+// Job is one queued systemd job.
+type Job struct {
+	Unit  string
+	State string // running or waiting
 }
 
 // Systemctl is the real Systemd.
@@ -76,9 +84,46 @@ func (Systemctl) FailedUnits(ctx context.Context) ([]string, error) {
 	return units, err
 }
 
+// Jobs implements Systemd.
+func (Systemctl) Jobs(ctx context.Context) ([]Job, error) {
+	out, err := systemctl(ctx, "list-jobs", "--plain", "--no-legend", "--no-pager")
+	var jobs []Job
+	for _, l := range strings.Split(out, "\n") {
+		// JOB UNIT TYPE STATE
+		if f := strings.Fields(l); len(f) >= 4 {
+			jobs = append(jobs, Job{Unit: f[1], State: f[3]})
+		}
+	}
+	return jobs, err
+}
+
+// OwnUnit returns the systemd unit this process runs in, from its cgroup
+// ("0::/system.slice/nix-gitops-apply.service"), or "".
+func OwnUnit() string {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.SplitN(line, ":", 3) // "0::/path" (v2) or "1:name=systemd:/path" (v1)
+		if len(f) != 3 {
+			continue
+		}
+		for _, part := range strings.Split(f[2], "/") {
+			if strings.HasSuffix(part, ".service") {
+				return part
+			}
+		}
+	}
+	return ""
+}
+
 // Gate is the configured set of checks.
 type Gate struct {
-	Systemd       Systemd
+	Systemd Systemd
+	// OwnUnit is the unit the agent runs in (see OwnUnit()), whose own
+	// start job must not hold the gate.
+	OwnUnit       string
 	CheckSystemd  bool
 	RequiredUnits []string
 	TCP           []string
@@ -193,13 +238,44 @@ func (g *Gate) system(ctx context.Context) error {
 	case "running":
 		return nil
 	case "initializing", "starting":
-		return errRetry{fmt.Errorf("system is %s", s)}
+		return g.starting(ctx, s)
 	case "degraded":
 		failed, _ := g.Systemd.FailedUnits(ctx)
 		return errRetry{fmt.Errorf("system is degraded; failed units: %s", strings.Join(failed, ", "))}
 	default:
 		return fmt.Errorf("system is %s", s)
 	}
+}
+
+// starting decides a boot that has not finished. At first boot the agent
+// runs inside its own oneshot start job, and systemd calls the boot
+// finished only once the job queue is empty: is-system-running says
+// "starting" for as long as the agent runs, so waiting for "running" can
+// only time out. The boot counts as settled when no unit failed and no job
+// other than the agent's own is running (the jobs still waiting are
+// waiting, directly or not, for the agent).
+func (g *Gate) starting(ctx context.Context, s string) error {
+	failed, err := g.Systemd.FailedUnits(ctx)
+	if err != nil {
+		return errRetry{fmt.Errorf("system is %s; cannot list failed units: %w", s, err)}
+	}
+	if len(failed) > 0 {
+		return errRetry{fmt.Errorf("system is %s; failed units: %s", s, strings.Join(failed, ", "))}
+	}
+	jobs, err := g.Systemd.Jobs(ctx)
+	if err != nil {
+		return errRetry{fmt.Errorf("system is %s; cannot list jobs: %w", s, err)}
+	}
+	var others []string
+	for _, j := range jobs {
+		if j.State == "running" && j.Unit != g.OwnUnit {
+			others = append(others, j.Unit)
+		}
+	}
+	if len(others) > 0 {
+		return errRetry{fmt.Errorf("system is %s; jobs still running: %s", s, strings.Join(others, ", "))}
+	}
+	return nil
 }
 
 func (g *Gate) unit(ctx context.Context, u string) error {

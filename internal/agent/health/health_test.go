@@ -22,6 +22,7 @@ type fakeSystemd struct {
 	states []string          // is-system-running answers, in order; the last repeats
 	units  map[string]string // is-active answers
 	failed []string
+	jobs   []Job
 	askErr error
 	asked  int
 }
@@ -45,6 +46,8 @@ func (f *fakeSystemd) UnitState(_ context.Context, u string) (string, error) {
 }
 
 func (f *fakeSystemd) FailedUnits(context.Context) ([]string, error) { return f.failed, nil }
+
+func (f *fakeSystemd) Jobs(context.Context) ([]Job, error) { return f.jobs, nil }
 
 func TestGate(t *testing.T) {
 	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
@@ -89,6 +92,24 @@ func TestGate(t *testing.T) {
 			reason: "a system still starting after the switch is waited for",
 			gate:   Gate{Systemd: &fakeSystemd{booted: true, states: []string{"starting", "starting", "running"}}, CheckSystemd: true, Settle: 5 * time.Second},
 			want:   []Check{{Name: "systemd", Status: "ok"}},
+		},
+		"FirstBootOwnJob": {
+			reason: "at first boot the agent's own start job keeps the system 'starting': with no failed unit and no other running job, that is settled",
+			gate: Gate{Systemd: &fakeSystemd{booted: true, states: []string{"starting"}, jobs: []Job{{Unit: "nix-gitops-apply.service", State: "running"}, {Unit: "multi-user.target", State: "waiting"}}},
+				OwnUnit: "nix-gitops-apply.service", CheckSystemd: true, Settle: 50 * time.Millisecond},
+			want: []Check{{Name: "systemd", Status: "ok"}},
+		},
+		"StartingOtherJob": {
+			reason: "another job still running is waited for, and named when the settle time is up",
+			gate: Gate{Systemd: &fakeSystemd{booted: true, states: []string{"starting"}, jobs: []Job{{Unit: "nix-gitops-apply.service", State: "running"}, {Unit: "cloud-final.service", State: "running"}}},
+				OwnUnit: "nix-gitops-apply.service", CheckSystemd: true, Settle: 50 * time.Millisecond},
+			want: []Check{{Name: "systemd", Status: "failed", Detail: "system is starting; jobs still running: cloud-final.service"}},
+		},
+		"StartingFailedUnit": {
+			reason: "a unit that failed during boot fails the gate even while the boot is 'starting'",
+			gate: Gate{Systemd: &fakeSystemd{booted: true, states: []string{"starting"}, failed: []string{"unbound.service"}, jobs: []Job{{Unit: "nix-gitops-apply.service", State: "running"}}},
+				OwnUnit: "nix-gitops-apply.service", CheckSystemd: true, Settle: 50 * time.Millisecond},
+			want: []Check{{Name: "systemd", Status: "failed", Detail: "system is starting; failed units: unbound.service"}},
 		},
 		"Degraded": {
 			reason: "degraded fails, naming the failed units",

@@ -4,11 +4,13 @@
 // install byte-identical units.
 //
 //	nix-gitops-apply.service  one-shot `nix-gitops apply --first-boot`;
-//	                          enabled (multi-user.target), runs after
+//	                          ENABLE it (WantedBy=multi-user.target): runs after
 //	                          network-online.target once /etc/nix-flake-target
 //	                          or the config file exists
-//	nix-gitops-apply.timer    opt-in (not enabled): daily re-apply with jitter
-//	nix-gitops.service        opt-in (not enabled): the `nix-gitops run` daemon
+//	nix-gitops-apply.timer    opt-in, do not enable by default: daily re-apply
+//	                          with jitter
+//	nix-gitops.service        opt-in, do not enable by default: the
+//	                          `nix-gitops run` daemon (instead of the timer)
 //
 // "Disables itself after success" (the seed) cannot be `systemctl disable`:
 // unit folders are read-only on NixOS. Instead the agent records the first
@@ -89,14 +91,24 @@ func Render(o Options) (map[string]string, error) {
 		"X-RestartIfChanged=false\n" +
 		"X-StopOnRemoval=false\n"
 
-	service := header + `[Unit]
-Description=nix-gitops: converge this machine from Git (one-shot)
-Wants=network-online.target
+	ordering := `Wants=network-online.target
+# DefaultDependencies=no, with the defaults that matter spelled out: a unit
+# WantedBy=multi-user.target otherwise gets an implicit Before= it, while
+# cloud-init (25.x) orders cloud-init.target and cloud-final.service after
+# multi-user.target: an ordering cycle that systemd breaks by dropping this
+# start. It also keeps boot (multi-user.target) from waiting for a build.
+DefaultDependencies=no
+Requires=sysinit.target
+Conflicts=shutdown.target
+Before=shutdown.target
 # cloud-init.target orders the first-boot start after cloud-init wrote the
 # target file; it is a no-op where cloud-init is absent. cloud-init starts
 # this unit with --no-block, so the ordering cannot deadlock.
-After=network-online.target nss-lookup.target cloud-init.target
-` + conditions + keepRunning + `
+After=sysinit.target basic.target network-online.target nss-lookup.target cloud-init.target
+`
+	service := header + `[Unit]
+Description=nix-gitops: converge this machine from Git (one-shot)
+` + ordering + conditions + keepRunning + `
 [Service]
 Type=oneshot
 # --first-boot: after the first success a boot-time start is a cheap no-op
@@ -144,9 +156,7 @@ WantedBy=timers.target
 
 	daemon := header + `[Unit]
 Description=nix-gitops: follow Git continuously (daemon, opt-in)
-Wants=network-online.target
-After=network-online.target nss-lookup.target cloud-init.target
-` + conditions + keepRunning + `
+` + ordering + conditions + keepRunning + `
 [Service]
 Type=exec
 ExecStart=` + o.Bin + ` run` + args + `
