@@ -63,7 +63,7 @@ func examples(t *testing.T) ([]*repo.Claim, *machine.Input) {
 	return claims, in
 }
 
-func composeAll(t *testing.T, c *repo.Claim, in *machine.Input) []compose.Resource {
+func composeAll(t testing.TB, c *repo.Claim, in *machine.Input) []compose.Resource {
 	t.Helper()
 	m, err := machine.Resolve(c.Spec, in, nil)
 	if err != nil {
