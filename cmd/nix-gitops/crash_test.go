@@ -237,3 +237,38 @@ func TestKillDuringFirstSwitch(t *testing.T) {
 		t.Errorf("after recovery: applied %+v, inProgress %+v, current %q", s.Applied, s.InProgress, testflake.Current(l.rec))
 	}
 }
+
+// TestStopDuringSwitch: systemd stopping the unit (SIGTERM) during a switch
+// rolls back to the previous generation at once, without holding the stop
+// against the commit: the next run applies it. Fake: the stand-in toplevel.
+func TestStopDuringSwitch(t *testing.T) {
+	l := newLab(t)
+	l.commit(testflake.System{Version: "1"})
+	l.apply(0)
+	out1 := l.status().Applied.StorePath
+	c2 := l.commit(testflake.System{Version: "2", SwitchSleep: 3})
+	cmd := l.cmd("apply")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the switch", 30*time.Second, func() bool {
+		c := l.calls()
+		return len(c) == 3 && c[2].Result == "start"
+	})
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := exitCode(t, cmd.Wait()); code != 20 {
+		t.Fatalf("apply stopped during the switch: exit %d, want 20\n%s", code, stderr.String())
+	}
+	s := l.status()
+	if _, bad := s.IsBad(c2); bad || testflake.Current(l.rec) != out1 || l.profileTarget() != out1 {
+		t.Errorf("after the stop: bad %v, current %q, profile %q; want not bad, both %q", s.BadCommits, testflake.Current(l.rec), l.profileTarget(), out1)
+	}
+	l.apply(0)
+	if s := l.status(); s.Applied.Commit != c2 {
+		t.Errorf("the commit was not applied after the stop: %+v", s.Last)
+	}
+}

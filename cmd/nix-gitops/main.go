@@ -48,6 +48,7 @@ Usage:
   nix-gitops rollback [--no-wait] [flags]
       Re-activate the good generation recorded before the applied one, and
       remember the commit rolled back from as bad until a new commit arrives.
+      Exit codes: 0 rolled back, 22 rollback failed, 1 nothing to roll back to.
   nix-gitops units --bin PATH --dir DIR [--config PATH] [--flake-file PATH]
       Write the systemd units (nix-gitops-apply.service, nix-gitops-apply.timer,
       nix-gitops.service): the one definition the NixOS module and images use.
@@ -184,6 +185,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		res, err = a.Rollback(ctx, lockCtx)
 	} else {
 		res, err = a.Apply(ctx, lockCtx)
+	}
+	if cmd == "rollback" && err == nil && res.Outcome == agent.OutcomeRolledBack {
+		return 0 // the rollback asked for is done
 	}
 	if errors.Is(err, state.ErrBusy) {
 		log.Error("busy", "err", err)

@@ -512,7 +512,9 @@ func (a *Agent) failBeforeSwitch(ctx context.Context, st *state.State, commit, s
 // at stage, and remembers commit as bad.
 func (a *Agent) rollback(ctx context.Context, st *state.State, commit, stage string, cause error) Result {
 	st.Fail(stage)
-	if !errors.Is(cause, context.Canceled) {
+	// A run stopped from outside (SIGTERM, shutdown) says nothing about the
+	// commit: roll back, but do not hold it against the commit.
+	if !errors.Is(cause, context.Canceled) && ctx.Err() == nil {
 		st.MarkBad(state.BadCommit{Commit: commit, Stage: stage, Error: cause.Error(), Time: a.Now().UTC()})
 	}
 	a.Log.Error("rolling back", "commit", short(commit), "stage", stage, "err", cause)
