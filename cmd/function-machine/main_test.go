@@ -131,15 +131,11 @@ func request(t *testing.T) *fnv1.RunFunctionRequest {
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs, err := repo.ReadDocs(filepath.Join(root, repo.ClaimsDir, "dns01.yaml"))
-	if err != nil {
-		t.Fatal(err)
+	claims, err := repo.ReadClaims(filepath.Join(root, repo.ClaimsDir, "dns01.yaml"))
+	if err != nil || len(claims) != 1 {
+		t.Fatalf("want the dns01 claim: %v", err)
 	}
-	c, err := repo.ParseClaim(docs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := function.NewRequest(repo.XRFor(c), input, nil)
+	req, err := function.NewRequest(repo.XRFor(claims[0]), input, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

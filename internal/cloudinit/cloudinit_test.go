@@ -2,7 +2,6 @@ package cloudinit_test
 
 import (
 	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +10,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/homelab-infra/homelab-infra/internal/cloudinit"
+	"github.com/homelab-infra/homelab-infra/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -21,19 +21,7 @@ func TestRenderGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join("testdata", "dns01.user-data.golden")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("cannot read golden file (go test -update creates it): %v", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("user-data (-want, +got):\n%s", diff)
-	}
+	testenv.Golden(t, filepath.Join("testdata", "dns01.user-data.golden"), got, *update)
 }
 
 // parse reads user-data back with a YAML parser.

@@ -37,25 +37,9 @@ func examples(t *testing.T) ([]*repo.Claim, *machine.Input) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := repo.ClaimFiles(filepath.Join(root, repo.ClaimsDir))
+	claims, err := repo.Claims(filepath.Join(root, repo.ClaimsDir))
 	if err != nil {
 		t.Fatal(err)
-	}
-	var claims []*repo.Claim
-	for _, f := range files {
-		docs, err := repo.ReadDocs(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range docs {
-			if repo.IsClaim(d) {
-				c, err := repo.ParseClaim(d)
-				if err != nil {
-					t.Fatal(err)
-				}
-				claims = append(claims, c)
-			}
-		}
 	}
 	if len(claims) < 2 {
 		t.Fatalf("want the dns01 and docker01 example claims, found %d claims", len(claims))

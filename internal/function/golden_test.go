@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,26 +28,13 @@ func exampleClaims(t testing.TB) (map[string]*repo.Claim, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := repo.ClaimFiles(filepath.Join(root, repo.ClaimsDir))
+	all, err := repo.Claims(filepath.Join(root, repo.ClaimsDir))
 	if err != nil {
 		t.Fatal(err)
 	}
 	claims := map[string]*repo.Claim{}
-	for _, f := range files {
-		docs, err := repo.ReadDocs(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range docs {
-			if !repo.IsClaim(d) {
-				continue
-			}
-			c, err := repo.ParseClaim(d)
-			if err != nil {
-				t.Fatal(err)
-			}
-			claims[c.Name] = c
-		}
+	for _, c := range all {
+		claims[c.Name] = c
 	}
 	for _, want := range []string{"dns01", "docker01"} {
 		if claims[want] == nil {
@@ -79,20 +65,7 @@ func responseYAML(t testing.TB, rsp *fnv1.RunFunctionResponse) []byte {
 
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("cannot read golden file (run go test -update to create it): %v", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s: response differs from the golden file (-want, +got; go test -update refreshes it):\n%s", name, diff)
-	}
+	testenv.Golden(t, filepath.Join("testdata", name), got, *update)
 }
 
 // observedVM is what the provider reports once the VM runs: Ready, with the

@@ -155,37 +155,14 @@ func userData(file map[string]any) string {
 // findClaims resolves render's arguments: claim files, or names (or host
 // names) of claims in crossplane/claims; none means every claim there.
 func findClaims(root string, args []string) ([]*repo.Claim, error) {
-	var all []*repo.Claim
-	load := func(path string) ([]*repo.Claim, error) {
-		docs, err := repo.ReadDocs(path)
-		if err != nil {
-			return nil, err
-		}
-		var cs []*repo.Claim
-		for _, d := range docs {
-			if !repo.IsClaim(d) {
-				continue
-			}
-			c, err := repo.ParseClaim(d)
-			if err != nil {
-				return nil, err
-			}
-			cs = append(cs, c)
-		}
-		return cs, nil
-	}
 	dir := filepath.Join(root, repo.ClaimsDir)
 	if len(args) == 0 {
-		files, err := repo.ClaimFiles(dir)
-		if err != nil {
-			return nil, err
-		}
-		args = files
+		return repo.Claims(dir)
 	}
-	var byName []*repo.Claim
+	var all, byName []*repo.Claim
 	for _, a := range args {
 		if exists(a) {
-			cs, err := load(a)
+			cs, err := repo.ReadClaims(a)
 			if err != nil {
 				return nil, err
 			}
@@ -193,16 +170,9 @@ func findClaims(root string, args []string) ([]*repo.Claim, error) {
 			continue
 		}
 		if byName == nil {
-			files, err := repo.ClaimFiles(dir)
-			if err != nil {
+			var err error
+			if byName, err = repo.Claims(dir); err != nil {
 				return nil, err
-			}
-			for _, f := range files {
-				cs, err := load(f)
-				if err != nil {
-					return nil, err
-				}
-				byName = append(byName, cs...)
 			}
 		}
 		found := false

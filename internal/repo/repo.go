@@ -264,3 +264,35 @@ func FlakeAttr(s *machine.Spec) string {
 	}
 	return ""
 }
+
+// ReadClaims reads the Machine claims in the given files, in order; other
+// documents (a Namespace, say) are skipped.
+func ReadClaims(paths ...string) ([]*Claim, error) {
+	var claims []*Claim
+	for _, p := range paths {
+		docs, err := ReadDocs(p)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range docs {
+			if !IsClaim(d) {
+				continue
+			}
+			c, err := ParseClaim(d)
+			if err != nil {
+				return nil, err
+			}
+			claims = append(claims, c)
+		}
+	}
+	return claims, nil
+}
+
+// Claims reads every Machine claim in a claims folder.
+func Claims(dir string) ([]*Claim, error) {
+	files, err := ClaimFiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	return ReadClaims(files...)
+}
