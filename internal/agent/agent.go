@@ -274,7 +274,7 @@ func (a *Agent) converge(ctx context.Context, st *state.State) Result {
 		a.markFirstBoot(st)
 		return Result{Outcome: OutcomeUpToDate, Commit: head}
 	}
-	if bad, ok := st.IsBad(head); ok && !a.RetryBad && !(bad.Stage == state.StageRefuse && a.Cfg.AllowNonFastForward) {
+	if bad, ok := a.skip(st, head); ok {
 		return Result{Outcome: OutcomeSkippedBad, Commit: head, Stage: bad.Stage,
 			Err: fmt.Errorf("head %s failed before (%s: %s); it is not retried until a new commit arrives (or `nix-gitops apply --retry-bad`)", short(head), bad.Stage, bad.Error)}
 	}
@@ -294,7 +294,7 @@ func (a *Agent) converge(ctx context.Context, st *state.State) Result {
 	}
 	if commit != head {
 		a.Log.Info("the remote moved between poll and fetch; following the fetched commit", "polled", short(head), "fetched", short(commit))
-		if bad, ok := st.IsBad(commit); ok && !a.RetryBad {
+		if bad, ok := a.skip(st, commit); ok {
 			return Result{Outcome: OutcomeSkippedBad, Commit: commit, Stage: bad.Stage, Err: fmt.Errorf("fetched commit %s failed before (%s)", short(commit), bad.Stage)}
 		}
 	}
@@ -316,6 +316,28 @@ func (a *Agent) converge(ctx context.Context, st *state.State) Result {
 	}
 	return a.deploy(ctx, st, commit, flake)
 }
+
+// skip reports whether commit is remembered as bad and still to be
+// skipped. A failed build may have failed for a reason outside the commit
+// (a full disk, a substituter down), so it is retried after
+// buildRetryAfter; everything else waits for a new commit, --retry-bad, or
+// for a refusal, --allow-non-fast-forward.
+func (a *Agent) skip(st *state.State, commit string) (state.BadCommit, bool) {
+	bad, ok := st.IsBad(commit)
+	switch {
+	case !ok || a.RetryBad:
+		return bad, false
+	case bad.Stage == state.StageRefuse && a.Cfg.AllowNonFastForward:
+		return bad, false
+	case !bad.RetryAfter.IsZero() && a.Now().After(bad.RetryAfter):
+		a.Log.Info("retrying a commit whose build failed a while ago", "commit", short(commit), "failed", bad.Time)
+		return bad, false
+	}
+	return bad, true
+}
+
+// buildRetryAfter is how long a failed build's commit is left alone.
+const buildRetryAfter = time.Hour
 
 func (a *Agent) refuse(st *state.State, commit string, err error) Result {
 	st.Fail(state.StageRefuse)
@@ -503,7 +525,11 @@ func (a *Agent) failBeforeSwitch(ctx context.Context, st *state.State, commit, s
 	}
 	st.Fail(stage)
 	if !errors.Is(err, context.Canceled) {
-		st.MarkBad(state.BadCommit{Commit: commit, Stage: stage, Error: err.Error(), Time: a.Now().UTC()})
+		b := state.BadCommit{Commit: commit, Stage: stage, Error: err.Error(), Time: a.Now().UTC()}
+		if stage == state.StageBuild {
+			b.RetryAfter = b.Time.Add(buildRetryAfter)
+		}
+		st.MarkBad(b)
 	}
 	return Result{Outcome: OutcomeFailed, Commit: commit, Stage: stage, Err: err}
 }

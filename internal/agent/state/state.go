@@ -67,6 +67,9 @@ type BadCommit struct {
 	Stage  string    `json:"stage"`
 	Error  string    `json:"error"`
 	Time   time.Time `json:"time"`
+	// RetryAfter, when set, is when the commit may be tried again although
+	// the head did not move (failed builds).
+	RetryAfter time.Time `json:"retryAfter,omitzero"`
 }
 
 // Result is the outcome of the last run.
