@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	"github.com/crossplane/function-sdk-go/logging"
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	"github.com/crossplane/function-sdk-go/request"
@@ -208,7 +210,7 @@ func secretKeys(req *fnv1.RunFunctionRequest, rsp *fnv1.RunFunctionResponse, s *
 	field := "spec.bootstrap.sshAuthorizedKeysSecretRef"
 	ns := ref.Namespace
 	if ns == "" {
-		ns, _, _ = unstructuredString(xr, "spec", "claimRef", "namespace")
+		ns, _, _ = unstructured.NestedString(xr, "spec", "claimRef", "namespace")
 	}
 	if ns == "" {
 		fatal(rsp, fmt.Errorf("%s.namespace is required: this XMachine has no claim whose namespace it could default to", field))
@@ -239,7 +241,7 @@ func secretKeys(req *fnv1.RunFunctionRequest, rsp *fnv1.RunFunctionResponse, s *
 		fatal(rsp, fmt.Errorf("%s: Secret %s/%s not found; create it with the public keys under key %q, one per line", field, ns, ref.Name, key))
 		return nil, false
 	}
-	v, ok, _ := unstructuredString(secrets[0].Resource.Object, "data", key)
+	v, ok, _ := unstructured.NestedString(secrets[0].Resource.Object, "data", key)
 	if !ok {
 		fatal(rsp, fmt.Errorf("%s: Secret %s/%s has no key %q; put the public keys under it, one per line", field, ns, ref.Name, key))
 		return nil, false
@@ -252,28 +254,13 @@ func secretKeys(req *fnv1.RunFunctionRequest, rsp *fnv1.RunFunctionResponse, s *
 	return strings.Split(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n"), true
 }
 
-func unstructuredString(obj map[string]any, path ...string) (string, bool, error) {
-	var cur any = obj
-	for _, p := range path {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return "", false, nil
-		}
-		if cur, ok = m[p]; !ok {
-			return "", false, nil
-		}
-	}
-	s, ok := cur.(string)
-	return s, ok, nil
-}
-
 // readiness is a composed resource's readiness: ready once the provider says
 // so through its Ready condition, not before and not on a guess.
 func readiness(oc resource.ObservedComposed) resource.Ready {
 	if oc.Resource == nil {
 		return resource.ReadyFalse
 	}
-	conds, _, _ := unstructuredSlice(oc.Resource.Object, "status", "conditions")
+	conds, _, _ := unstructured.NestedSlice(oc.Resource.Object, "status", "conditions")
 	for _, c := range conds {
 		cm, ok := c.(map[string]any)
 		if ok && cm["type"] == "Ready" && cm["status"] == "True" {
@@ -281,21 +268,6 @@ func readiness(oc resource.ObservedComposed) resource.Ready {
 		}
 	}
 	return resource.ReadyFalse
-}
-
-func unstructuredSlice(obj map[string]any, path ...string) ([]any, bool, error) {
-	var cur any = obj
-	for _, p := range path {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false, nil
-		}
-		if cur, ok = m[p]; !ok {
-			return nil, false, nil
-		}
-	}
-	s, ok := cur.([]any)
-	return s, ok, nil
 }
 
 // Status is the XMachine's status: what was asked for (flake ref, node) and
