@@ -41,20 +41,11 @@ func TestConcurrentApplies(t *testing.T) {
 		code   int
 		stderr string
 	}
-	start := func(args ...string) (*exec.Cmd, *bytes.Buffer) {
-		cmd := l.cmd(append([]string{"apply"}, args...)...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd, &stderr
-	}
 	wait := func(cmd *exec.Cmd, stderr *bytes.Buffer) done {
 		return done{exitCode(t, cmd.Wait()), stderr.String()}
 	}
 
-	a, aErr := start()
+	a, aErr := l.start("apply")
 	waitFor(t, "the first run to hold the lock and build", 20*time.Second, func() bool {
 		st := l.rawState()
 		return st.InProgress != nil && st.InProgress.Stage == "build"
@@ -63,7 +54,7 @@ func TestConcurrentApplies(t *testing.T) {
 	if busy.code != 75 || !strings.Contains(busy.stderr, "another nix-gitops run holds the lock") || !strings.Contains(busy.stderr, "held by pid "+itoa(a.Process.Pid)) {
 		t.Errorf("apply --no-wait while another run holds the lock: exit %d, want 75 naming pid %d:\n%s", busy.code, a.Process.Pid, busy.stderr)
 	}
-	b, bErr := start()
+	b, bErr := l.start("apply")
 	ra, rb := wait(a, aErr), wait(b, bErr)
 	codes := []int{ra.code, rb.code}
 	if diff := cmp.Diff([]int{0, 10}, codes); diff != "" {
@@ -81,12 +72,7 @@ func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
 // killDuring starts an apply, waits for cond, and kills it with SIGKILL.
 func (l *lab) killDuring(what string, cond func() bool) {
 	l.t.Helper()
-	cmd := l.cmd("apply")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		l.t.Fatal(err)
-	}
+	cmd, stderr := l.start("apply")
 	waitFor(l.t, what, 30*time.Second, cond)
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		l.t.Fatal(err)
@@ -247,12 +233,7 @@ func TestStopDuringSwitch(t *testing.T) {
 	l.apply(0)
 	out1 := l.status().Applied.StorePath
 	c2 := l.commit(testflake.System{Version: "2", SwitchSleep: 3})
-	cmd := l.cmd("apply")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stderr := l.start("apply")
 	waitFor(t, "the switch", 30*time.Second, func() bool {
 		c := l.calls()
 		return len(c) == 3 && c[2].Result == "start"

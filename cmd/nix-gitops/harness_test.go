@@ -136,6 +136,19 @@ func (l *lab) cmd(args ...string) *exec.Cmd {
 	return cmd
 }
 
+// start starts the agent in the background; its stderr collects in the
+// returned buffer (read it only after Wait).
+func (l *lab) start(args ...string) (*exec.Cmd, *bytes.Buffer) {
+	l.t.Helper()
+	cmd := l.cmd(args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		l.t.Fatal(err)
+	}
+	return cmd, &stderr
+}
+
 // run runs the agent to completion.
 func (l *lab) run(args ...string) result {
 	l.t.Helper()

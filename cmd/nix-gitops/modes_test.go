@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -139,12 +138,7 @@ func TestDaemon(t *testing.T) {
 	addr := freeAddr(t)
 	l.cfg["poll"] = map[string]any{"interval": "200ms", "jitter": "100ms"}
 	l.cfg["metrics"] = map[string]any{"listen": addr}
-	cmd := l.cmd("run")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stderr := l.start("run")
 	defer cmd.Process.Kill()
 	scrape := func() map[string]float64 {
 		resp, err := http.Get("http://" + addr + "/metrics")
@@ -201,12 +195,7 @@ func TestPreemptedBuild(t *testing.T) {
 	l.apply(0)
 	slow := l.commit(testflake.System{Version: "2", BuildSleep: 30})
 	l.cfg["poll"] = map[string]any{"interval": "300ms"}
-	cmd := l.cmd("apply")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stderr := l.start("apply")
 	waitFor(t, "the slow build", 20*time.Second, func() bool {
 		st := l.rawState()
 		return st.InProgress != nil && st.InProgress.Stage == "build" && st.InProgress.Commit == slow
