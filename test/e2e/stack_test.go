@@ -4,13 +4,19 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/homelab-infra/homelab-infra/internal/testenv"
+	"github.com/homelab-infra/homelab-infra/test/harness"
 )
 
 // TestStackServesProviderCRDs checks the parts under everything else: the
@@ -61,4 +67,36 @@ func TestStackServesProviderCRDs(t *testing.T) {
 		}
 		return true, "", client.IgnoreNotFound(err)
 	})
+}
+
+// TestStackStartFailureStopsEverything starts a stack that cannot finish
+// (its provider CRDs folder is empty) and checks that Start fails naming the
+// step, and that no process it started outlives the failure.
+func TestStackStartFailureStopsEverything(t *testing.T) {
+	testenv.Real(t)
+	root := testenv.RepoRoot(t)
+	bin, err := toolsBin(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	empty := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cp, err := harness.Start(ctx, harness.Config{ToolsBin: bin, ProviderCRDsDir: empty, TempDir: tmp})
+	if err == nil {
+		cp.Stop()
+		t.Fatal("Start with an empty provider CRDs folder succeeded")
+	}
+	if !strings.Contains(err.Error(), "cannot start provider CRDs") || !strings.Contains(err.Error(), "kube-apiserver") {
+		t.Errorf("want an error naming the failed step with the components' log tails, got: %v", err)
+	}
+	// Every component's command line names its folder under tmp.
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err == nil && strings.Contains(string(b), tmp) {
+			t.Errorf("a process outlived the failed start: %s: %s", p, strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
 }

@@ -38,8 +38,10 @@ type Config struct {
 	Manifests []string
 	// Function, if set, is served over mTLS and registered with Crossplane.
 	Function *FunctionConfig
-	// Debug turns on Crossplane's debug log.
+	// Debug turns on Crossplane's and the function's debug logs.
 	Debug bool
+	// TempDir is where the stack's folder is made; "" means os.TempDir().
+	TempDir string
 	// Logf reports progress (which step, how long). Nil means quiet.
 	Logf func(format string, args ...any)
 }
@@ -80,7 +82,7 @@ type ControlPlane struct {
 
 // Start brings the stack up. On error it stops what it started and the error
 // carries the tail of every component's log.
-func Start(ctx context.Context, cfg Config) (cp *ControlPlane, err error) {
+func Start(ctx context.Context, cfg Config) (_ *ControlPlane, err error) {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
@@ -89,19 +91,20 @@ func Start(ctx context.Context, cfg Config) (cp *ControlPlane, err error) {
 			return nil, fmt.Errorf("cannot find %s in TOOLS_BIN %q (run hack/build-tools.sh, or make e2e): %w", b, cfg.ToolsBin, err)
 		}
 	}
-	dir, err := os.MkdirTemp("", "homelab-controlplane-")
+	dir, err := os.MkdirTemp(cfg.TempDir, "homelab-controlplane-")
 	if err != nil {
 		return nil, fmt.Errorf("cannot create the stack's folder: %w", err)
 	}
-	cp = &ControlPlane{Dir: dir, cfg: cfg}
+	cp := &ControlPlane{Dir: dir, cfg: cfg}
 	if err := os.MkdirAll(cp.logDir(), 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create the log folder: %w", err)
 	}
 	defer func() {
 		if err != nil {
+			// Keep the folder: its logs are the post-mortem.
 			tails := cp.Tails(30)
-			cp.Stop()
-			err = fmt.Errorf("%w\n%s", err, tails)
+			cp.stopProcesses()
+			err = fmt.Errorf("%w\n(the stack's folder is kept: %s)\n%s", err, cp.Dir, tails)
 		}
 	}()
 
@@ -124,7 +127,7 @@ func Start(ctx context.Context, cfg Config) (cp *ControlPlane, err error) {
 	for _, s := range steps {
 		t := time.Now()
 		if err := s.run(ctx); err != nil {
-			return cp, fmt.Errorf("cannot start %s: %w", s.name, err)
+			return nil, fmt.Errorf("cannot start %s: %w", s.name, err)
 		}
 		cfg.Logf("harness: %s ready in %s", s.name, time.Since(t).Round(time.Millisecond))
 	}
@@ -135,18 +138,21 @@ func Start(ctx context.Context, cfg Config) (cp *ControlPlane, err error) {
 // Stop ends every process, newest first, and removes the stack's folder.
 // Set HARNESS_KEEP=1 to keep the folder (data and logs) for a post-mortem.
 func (cp *ControlPlane) Stop() {
+	cp.stopProcesses()
+	if os.Getenv("HARNESS_KEEP") != "" {
+		cp.cfg.Logf("harness: kept %s", cp.Dir)
+		return
+	}
+	_ = os.RemoveAll(cp.Dir)
+}
+
+func (cp *ControlPlane) stopProcesses() {
 	for i := len(cp.procs) - 1; i >= 0; i-- {
 		cp.procs[i].Stop(10 * time.Second)
 	}
 	for _, p := range cp.oneShots {
 		p.Stop(time.Second)
 	}
-	cp.procs = nil
-	if os.Getenv("HARNESS_KEEP") != "" {
-		cp.cfg.Logf("harness: kept %s", cp.Dir)
-		return
-	}
-	_ = os.RemoveAll(cp.Dir)
 }
 
 // Tails returns the last n lines of every component's log, each under a
