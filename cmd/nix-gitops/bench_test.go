@@ -298,8 +298,11 @@ nix-env -p %s --set "$out"
 	fmt.Fprintf(&t, "\nnix-gitops no-op tick vs full rebuild (stand-in flake, git http-backend on loopback)\n")
 	fmt.Fprintf(&t, "%-26s %-12s %-12s %-10s %-16s %-10s %s\n", "", "wall/tick", "CPU/tick", "procs", "bytes in/out", "RSS", "notes")
 	row := func(name string, f *figures, rss string) {
-		fmt.Fprintf(&t, "%-26s %-12s %-12s %-10.2f %-16s %-10s %s\n", name, ms(f.wall), ms(f.cpu), f.procs,
-			fmt.Sprintf("%.0f / %.0f", f.bytesIn, f.bytesOut), rss, f.note)
+		bytes := "-" // not measured for builds
+		if f.bytesIn+f.bytesOut > 0 {
+			bytes = fmt.Sprintf("%.0f / %.0f", f.bytesIn, f.bytesOut)
+		}
+		fmt.Fprintf(&t, "%-26s %-12s %-12s %-10.2f %-16s %-10s %s\n", name, ms(f.wall), ms(f.cpu), f.procs, bytes, rss, f.note)
 	}
 	row("no-op, daemon (run)", nd, fmt.Sprintf("%.1f MB", nd.rssMB))
 	row("no-op, timer (apply)", nt, fmt.Sprintf("%.1f MB", nt.rssMB))
