@@ -36,6 +36,12 @@ func Resolve(s *Spec, in *Input, secretKeys []string) (*Resolved, error) {
 	if errs := Validate(s, in); len(errs) > 0 {
 		return nil, errs
 	}
+	return ResolveValid(s, in, secretKeys)
+}
+
+// ResolveValid is Resolve for a spec that Validate(s, in) has already passed
+// (the function validates before it asks for a Secret, and need not twice).
+func ResolveValid(s *Spec, in *Input, secretKeys []string) (*Resolved, error) {
 	r := &Resolved{Spec: *s, Class: in.Classes[s.Class], Image: in.Images[s.Image]}
 	d := in.Defaults
 	r.Proxmox.Node = or(s.Proxmox.Node, d.Node)
