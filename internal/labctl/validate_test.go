@@ -261,3 +261,20 @@ func TestRenderRefusesBadClaim(t *testing.T) {
 		t.Errorf("want the function's message with the file, got %v", err)
 	}
 }
+
+// TestRenderSecretKeys: keys held in a cluster Secret cannot be rendered
+// offline; render says which Secret it would need.
+func TestRenderSecretKeys(t *testing.T) {
+	c := claim(t, "dns01", "10.0.10.53", 1053)
+	boot := c["spec"].(map[string]any)["bootstrap"].(map[string]any)
+	delete(boot, "sshAuthorizedKeys")
+	boot["sshAuthorizedKeysSecretRef"] = map[string]any{"name": "ops-keys"}
+	root := fixtureRepo(t, map[string]map[string]any{"a": c}, "dns01")
+	if r := labctl.Validate(context.Background(), root); !r.OK() {
+		t.Fatalf("a claim with a Secret reference is valid: %v", r.Problems)
+	}
+	_, err := labctl.Render(context.Background(), root, nil)
+	if err == nil || !strings.Contains(err.Error(), "Secret infra-machines/ops-keys") {
+		t.Errorf("want an error naming Secret infra-machines/ops-keys, got %v", err)
+	}
+}
