@@ -65,9 +65,7 @@ func want(c cloudinit.Config) map[string]any {
 // TestRenderContract reads the user-data back and compares it with the
 // contract, field by field, so a golden refresh cannot quietly drop a part.
 func TestRenderContract(t *testing.T) {
-	noDomain := config()
-	noDomain.FQDN = noDomain.Hostname
-	for name, c := range map[string]cloudinit.Config{"fqdn": config(), "no-domain": noDomain} {
+	for name, c := range configs() {
 		ud, err := cloudinit.Render(c)
 		if err != nil {
 			t.Fatal(err)

@@ -134,13 +134,18 @@ func config() cloudinit.Config {
 	}
 }
 
+// configs are the shapes of user-data: with a domain (fqdn set) and without.
+func configs() map[string]cloudinit.Config {
+	noDomain := config()
+	noDomain.FQDN = noDomain.Hostname
+	return map[string]cloudinit.Config{"fqdn": config(), "no-domain": noDomain}
+}
+
 // TestUserDataMatchesCloudInitSchema validates rendered user-data (with and
 // without a domain) against cloud-init's own schema.
 func TestUserDataMatchesCloudInitSchema(t *testing.T) {
 	s := cloudConfigSchema(t)
-	noDomain := config()
-	noDomain.FQDN = noDomain.Hostname
-	for name, c := range map[string]cloudinit.Config{"fqdn": config(), "no-domain": noDomain} {
+	for name, c := range configs() {
 		ud, err := cloudinit.Render(c)
 		if err != nil {
 			t.Fatal(err)
