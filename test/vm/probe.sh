@@ -7,8 +7,9 @@
 # is the only way results leave the guest.
 #
 # Parameters (Environment= of the unit): VMTEST_ADMIN (the claim's admin
-# user), VMTEST_WAIT (service: the first-boot start; timer: a start by
-# nix-gitops-apply.timer), VMTEST_WAIT_LIMIT (seconds), VMTEST_DENY and
+# user), VMTEST_WAIT (service: wait for the boot-time start; timer: then
+# start nix-gitops-apply.timer and wait for its run), VMTEST_WAIT_LIMIT
+# (seconds), VMTEST_DENY and
 # VMTEST_ALLOW (host:port lists the guest must not / must reach),
 # VMTEST_TEXTFILE (the agent's metrics textfile).
 set -u
@@ -29,21 +30,30 @@ apply_done() {
     [ "$(show ActiveState $unit)" != activating ] &&
     ! systemctl list-jobs --no-legend | grep -q " $unit "
 }
-sec wait
 start=$SECONDS
-while :; do
-  if [ "$VMTEST_WAIT" = timer ] && [ "$(show LastTriggerUSecMonotonic nix-gitops-apply.timer)" = 0 ]; then
-    : # the timer has not fired yet
-  elif apply_done; then
-    echo "apply finished $((SECONDS - start))s after the probe started"
-    break
-  fi
-  if [ $((SECONDS - start)) -ge "$VMTEST_WAIT_LIMIT" ]; then
-    echo "timeout: $unit did not finish within ${VMTEST_WAIT_LIMIT}s"
-    break
-  fi
-  sleep 2
-done
+wait_for() { # what, condition
+  while ! "$2"; do
+    if [ $((SECONDS - start)) -ge "$VMTEST_WAIT_LIMIT" ]; then
+      echo "timeout: $1 within ${VMTEST_WAIT_LIMIT}s"
+      return 1
+    fi
+    sleep 2
+  done
+  echo "$1 after $((SECONDS - start))s"
+}
+sec wait
+# Every boot starts the unit (WantedBy=multi-user.target; at first boot
+# cloud-init's runcmd start merges with it).
+wait_for "the boot-time start finished" apply_done
+if [ "$VMTEST_WAIT" = timer ]; then
+  # Enable the opt-in timer for this boot only (nothing is persisted), once
+  # the boot-time start is done, so the two runs are told apart. Its
+  # OnBootSec has passed, so it fires at once.
+  first=$(show ExecMainExitTimestampMonotonic $unit)
+  systemctl start nix-gitops-apply.timer
+  timer_run_done() { [ "$(show ExecMainExitTimestampMonotonic $unit)" != "$first" ] && apply_done; }
+  wait_for "the timer's run finished" timer_run_done
+fi
 
 sec hostname
 hostname

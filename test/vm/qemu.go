@@ -90,7 +90,7 @@ func (g *guest) args(o bootOptions, console, report string) []string {
 	args := []string{
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
 		// KVM exists here but hangs guests: software emulation only.
-		"-machine", "q35", "-accel", "tcg", "-smp", "1", "-m", "1024",
+		"-machine", "q35", "-accel", "tcg", "-smp", "2", "-m", "1024",
 		"-kernel", g.kernel, "-initrd", g.initrd, "-append", strings.Join(cmdline, " "),
 		"-drive", "if=virtio,format=qcow2,file=" + g.disk,
 		"-drive", "if=virtio,format=raw,readonly=on,file=" + g.seed,

@@ -17,11 +17,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/homelab-infra/homelab-infra/internal/agent/state"
 	"github.com/homelab-infra/homelab-infra/internal/compose"
-	"github.com/homelab-infra/homelab-infra/internal/function"
+	"github.com/homelab-infra/homelab-infra/internal/labctl"
 	"github.com/homelab-infra/homelab-infra/internal/nocloud"
 	"github.com/homelab-infra/homelab-infra/internal/repo"
 	"github.com/homelab-infra/homelab-infra/internal/testenv"
@@ -85,8 +85,8 @@ func TestClaimBootsAndConverges(t *testing.T) {
 	flakeRef, repoPath := guestFlakeRef(t, nixSpec["flakeRef"].(string))
 	nixSpec["flakeRef"] = flakeRef
 
-	// Its resources, from the composition function as labctl render runs it.
-	userData, initialization := composeClaim(t, root, claim)
+	// Its resources, exactly as labctl render makes them.
+	userData, initialization := render(t, root, dir, claim)
 	ifaces, dns, err := nocloud.FromInitialization(initialization, []string{guestMAC})
 	if err != nil {
 		t.Fatal(err)
@@ -186,7 +186,10 @@ func TestClaimBootsAndConverges(t *testing.T) {
 		}
 	})
 
-	// Boot 2: a new commit; the timer, enabled for this boot only, applies it.
+	// Boot 2: a new commit. The boot-time start does nothing (the first boot
+	// is done: the unit disabled itself); the timer, enabled for this boot
+	// only, applies the commit. Were the boot-time start still live, it would
+	// apply the commit and the timer's run would find it up to date.
 	commitB := commit(t, flake, hostname, testflake.System{Version: "b", Kernel: "k1", Initrd: "i1"})
 	params.wait = "timer"
 	r2, ok := bootAndReport(t, g, timerBoot("boot2"), params)
@@ -194,7 +197,7 @@ func TestClaimBootsAndConverges(t *testing.T) {
 		return
 	}
 	checkBoot(t, "boot2", r2, func(t *testing.T, r report) {
-		checkApply(t, r, 1, commitB, "applied")
+		checkApply(t, r, 2, commitB, "applied")
 		if v := r.property("apply-timer", "LastTriggerUSecMonotonic"); v == "" || v == "0" {
 			t.Errorf("nix-gitops-apply.timer never fired in boot 2 (LastTriggerUSecMonotonic=%q): the run was not the timer's", v)
 		}
@@ -202,27 +205,28 @@ func TestClaimBootsAndConverges(t *testing.T) {
 	})
 
 	// Boot 3: a commit whose health gate fails ends on the previous generation.
-	commitC := commit(t, flake, hostname, testflake.System{Version: "c", Kernel: "k1", Initrd: "i1"})
+	commitC := commit(t, flake, hostname, testflake.System{Version: "c", Kernel: "k1", Initrd: "i1", Degrade: true})
 	r3, ok := bootAndReport(t, g, timerBoot("boot3"), params)
 	if !ok {
 		return
 	}
 	checkBoot(t, "boot3", r3, func(t *testing.T, r report) {
-		st := checkApply(t, r, 1, commitC, "rolled-back")
+		st := checkApply(t, r, 2, commitC, "rolled-back")
 		if st != nil && (st.Applied == nil || st.Applied.Commit != commitB) {
 			t.Errorf("state.json: applied %+v after the failed health gate, want commit %s (boot 2's)", st.Applied, commitB)
 		}
 	})
 }
 
-// timerBoot is a boot in which the opt-in timer is enabled for that boot
-// only. The test keeps the unit's schedule (OnBootSec) and drops only its
-// jitter and accuracy window, so it need not wait up to five more minutes.
+// timerBoot is a boot in which the probe, once the boot-time start is done,
+// starts the opt-in nix-gitops-apply.timer for that boot only. The test keeps
+// the unit's schedule (OnBootSec) and drops only its jitter and accuracy
+// window (a per-boot drop-in handed over as a credential), so it need not wait
+// up to five more minutes.
 func timerBoot(name string) bootOptions {
 	return bootOptions{
 		name:    name,
 		timeout: bootLimit,
-		cmdline: []string{"systemd.wants=nix-gitops-apply.timer"},
 		creds: map[string][]byte{
 			"systemd.unit-dropin.nix-gitops-apply.timer": []byte("[Timer]\nRandomizedDelaySec=0\nAccuracySec=1s\n"),
 		},
@@ -355,7 +359,7 @@ func checkApply(t *testing.T, r report, runs int, commit, outcome string) *state
 	if inv := r.lines("apply-invocations"); len(inv) != runs {
 		t.Errorf("nix-gitops-apply.service ran %d times in this boot, want %d", len(inv), runs)
 	}
-	if strings.HasPrefix(r["wait"], "timeout") {
+	if strings.Contains(r["wait"], "timeout") {
 		t.Errorf("probe: %s", r["wait"])
 	}
 	var st state.State
@@ -394,33 +398,35 @@ func checkApply(t *testing.T, r report, runs int, commit, outcome string) *state
 	return &st
 }
 
-// composeClaim runs the composition function on the claim, as labctl render does,
-// and returns the user-data snippet and the VM's initialization block: what
-// Proxmox would be handed.
-func composeClaim(t *testing.T, root string, c *repo.Claim) ([]byte, map[string]any) {
+// render writes the rewritten claim to a file and renders it with labctl's
+// own code (labctl render): the composition function, in-process, with the
+// input from crossplane/composition.yaml. It returns the user-data snippet
+// and the VM's initialization block: what Proxmox would be handed.
+func render(t *testing.T, root, dir string, c *repo.Claim) ([]byte, map[string]any) {
 	t.Helper()
-	in, err := repo.CompositionInput(filepath.Join(root, repo.CompositionPath))
+	b, err := yaml.Marshal(c.Object)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := function.NewRequest(repo.XRFor(c), in, nil)
-	if err != nil {
+	file := filepath.Join(dir, "dns01.yaml")
+	if err := os.WriteFile(file, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rsp, err := (&function.Function{}).RunFunction(context.Background(), req)
+	rs, err := labctl.Render(context.Background(), root, []string{file})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("labctl render of the rewritten claim: %v", err)
 	}
-	for _, res := range rsp.GetResults() {
-		if res.GetSeverity() == fnv1.Severity_SEVERITY_FATAL {
-			t.Fatalf("the function refused the rewritten claim: %s", res.GetMessage())
+	if len(rs) != 1 {
+		t.Fatalf("labctl render: want one claim, got %d", len(rs))
+	}
+	for _, res := range rs[0].Resources {
+		if res.Name == compose.VM {
+			init := dig(t, res.Object, "spec", "forProvider", "initialization").([]any)[0].(map[string]any)
+			return []byte(rs[0].UserData), init
 		}
 	}
-	file := rsp.GetDesired().GetResources()[compose.UserData].GetResource().AsMap()
-	vm := rsp.GetDesired().GetResources()[compose.VM].GetResource().AsMap()
-	src := dig(t, file, "spec", "forProvider", "sourceRaw").([]any)[0].(map[string]any)
-	init := dig(t, vm, "spec", "forProvider", "initialization").([]any)[0].(map[string]any)
-	return []byte(src["data"].(string)), init
+	t.Fatalf("labctl render composed no %q resource", compose.VM)
+	return nil, nil
 }
 
 func dig(t *testing.T, m map[string]any, path ...string) any {
