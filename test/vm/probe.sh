@@ -47,8 +47,8 @@ sec wait
 wait_for "the boot-time start finished" apply_done
 if [ "$VMTEST_WAIT" = timer ]; then
   # Enable the opt-in timer for this boot only (nothing is persisted), once
-  # the boot-time start is done, so the two runs are told apart. Its
-  # OnBootSec has passed, so it fires at once.
+  # the boot-time start is done, so the two runs are told apart. The test's
+  # drop-in makes it fire a second after it starts.
   first=$(show ExecMainExitTimestampMonotonic $unit)
   systemctl start nix-gitops-apply.timer
   timer_run_done() { [ "$(show ExecMainExitTimestampMonotonic $unit)" != "$first" ] && apply_done; }

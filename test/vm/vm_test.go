@@ -219,16 +219,19 @@ func TestClaimBootsAndConverges(t *testing.T) {
 }
 
 // timerBoot is a boot in which the probe, once the boot-time start is done,
-// starts the opt-in nix-gitops-apply.timer for that boot only. The test keeps
-// the unit's schedule (OnBootSec) and drops only its jitter and accuracy
-// window (a per-boot drop-in handed over as a credential), so it need not wait
-// up to five more minutes.
+// starts the opt-in nix-gitops-apply.timer for that boot only. What this
+// proves is that a start by the timer applies; the schedule itself (2 min
+// after boot, then daily, with jitter) is internal/agent/units' to test. So a
+// per-boot drop-in, handed over as a credential, replaces the schedule with
+// "1 s after the timer starts" and keeps the guest from idling until 2 min of
+// uptime plus up to 5 min of jitter.
 func timerBoot(name string) bootOptions {
 	return bootOptions{
 		name:    name,
 		timeout: bootLimit,
 		creds: map[string][]byte{
-			"systemd.unit-dropin.nix-gitops-apply.timer": []byte("[Timer]\nRandomizedDelaySec=0\nAccuracySec=1s\n"),
+			// An empty OnBootSec= resets every monotonic trigger of the unit.
+			"systemd.unit-dropin.nix-gitops-apply.timer": []byte("[Timer]\nOnBootSec=\nOnActiveSec=1s\nRandomizedDelaySec=0\nAccuracySec=1s\n"),
 		},
 	}
 }
