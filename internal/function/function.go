@@ -119,6 +119,10 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 // fatal records a Fatal result for the XR and its claim, so `kubectl describe
 // machine` shows the message naming the field.
 func fatal(rsp *fnv1.RunFunctionResponse, err error) {
+	// Crossplane turns a Fatal result into an event and Synced=False on the
+	// XR only, whatever its target; results before it become events on the
+	// claim too. So the same message goes first as a Warning.
+	response.Warning(rsp, err).TargetCompositeAndClaim()
 	response.Fatal(rsp, err)
 	rsp.Results[len(rsp.Results)-1].Target = fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum()
 }
