@@ -67,12 +67,8 @@ func TestClaimsCompose(t *testing.T) {
 // VM's cores and memory follow, as the function computes them in-process.
 func TestClaimClassUpdate(t *testing.T) {
 	cp := stack(t)
-	ns := newNamespace(t, cp, "update")
-	claim := exampleClaim(t, "dns01", ns)
-	if err := cp.Apply(ctxFor(t), claim); err != nil {
-		t.Fatal(err)
-	}
-	waitComposed(t, cp, ns, claim.GetName())
+	claim, _, _ := composeExample(t, cp, "update", "dns01")
+	ns := claim.GetNamespace()
 
 	for _, class := range []string{"large", "medium"} {
 		_ = unstructured.SetNestedField(claim.Object, class, "spec", "class")
@@ -100,12 +96,8 @@ func TestClaimClassUpdate(t *testing.T) {
 // resource are garbage-collected.
 func TestClaimDelete(t *testing.T) {
 	cp := stack(t)
-	ns := newNamespace(t, cp, "delete")
-	claim := exampleClaim(t, "docker01", ns)
-	if err := cp.Apply(ctxFor(t), claim); err != nil {
-		t.Fatal(err)
-	}
-	vm, file, _ := waitComposed(t, cp, ns, claim.GetName())
+	claim, vm, file := composeExample(t, cp, "delete", "docker01")
+	ns := claim.GetNamespace()
 	xr := xrOf(t, cp, ns, claim.GetName())
 
 	if err := cp.Client.Delete(ctxFor(t), claim); err != nil {
@@ -134,12 +126,8 @@ func TestClaimDelete(t *testing.T) {
 // columns, and becomes Ready.
 func TestProviderStatusFlowsBack(t *testing.T) {
 	cp := stack(t)
-	ns := newNamespace(t, cp, "status")
-	claim := exampleClaim(t, "dns01", ns)
-	if err := cp.Apply(ctxFor(t), claim); err != nil {
-		t.Fatal(err)
-	}
-	vm, file, _ := waitComposed(t, cp, ns, claim.GetName())
+	claim, vm, file := composeExample(t, cp, "status", "dns01")
+	ns := claim.GetNamespace()
 	if harness.ConditionStatus(mustGet(t, cp, claim), "Ready") == "True" {
 		t.Fatalf("claim is Ready before the provider reported anything")
 	}

@@ -41,6 +41,18 @@ const (
 // is never the measure of speed (the benchmark is).
 const waitTimeout = 90 * time.Second
 
+// tools returns the folder of control-plane binaries (see toolsBin); under
+// -short it skips t.
+func tools(t testing.TB) string {
+	t.Helper()
+	testenv.Real(t)
+	bin, err := toolsBin(testenv.RepoRoot(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
 func ctxFor(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	t.Cleanup(cancel)
@@ -163,6 +175,18 @@ func waitComposed(t testing.TB, cp *harness.ControlPlane, ns, name string) (vm, 
 		return true, "", nil
 	})
 	return vm, file, took
+}
+
+// composeExample applies the example claim name in a new namespace of its
+// own and waits until it has composed its VM and snippet.
+func composeExample(t testing.TB, cp *harness.ControlPlane, prefix, name string) (claim, vm, file *unstructured.Unstructured) {
+	t.Helper()
+	claim = exampleClaim(t, name, newNamespace(t, cp, prefix))
+	if err := cp.Apply(ctxFor(t), claim); err != nil {
+		t.Fatal(err)
+	}
+	vm, file, _ = waitComposed(t, cp, claim.GetNamespace(), claim.GetName())
+	return claim, vm, file
 }
 
 // claimState summarises a claim and its XR for a failure message.

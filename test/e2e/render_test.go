@@ -28,12 +28,8 @@ import (
 // must be what the function's golden files pin: this is what a user sees
 // when they render our Composition themselves.
 func TestCrossplaneRender(t *testing.T) {
-	testenv.Real(t)
+	bin := tools(t)
 	root := testenv.RepoRoot(t)
-	bin, err := toolsBin(root)
-	if err != nil {
-		t.Fatal(err)
-	}
 	fn, err := functionBinary(root)
 	if err != nil {
 		t.Fatal(err)

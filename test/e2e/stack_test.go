@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/homelab-infra/homelab-infra/internal/testenv"
 	"github.com/homelab-infra/homelab-infra/test/harness"
 )
 
@@ -73,12 +72,7 @@ func TestStackServesProviderCRDs(t *testing.T) {
 // (its provider CRDs folder is empty) and checks that Start fails naming the
 // step, and that no process it started outlives the failure.
 func TestStackStartFailureStopsEverything(t *testing.T) {
-	testenv.Real(t)
-	root := testenv.RepoRoot(t)
-	bin, err := toolsBin(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := tools(t)
 	tmp := t.TempDir()
 	empty := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
