@@ -42,11 +42,13 @@ type Resource struct {
 }
 
 // Resources composes the machine m of the XR named xrName, booting with the
-// given user-data. The order is fixed: user-data, then vm.
-func Resources(xrName string, m *machine.Resolved, userData []byte) []Resource {
+// given user-data. owner is how people know the machine: its claim as
+// namespace/name, or the XR's name when it has no claim. The order is fixed:
+// user-data, then vm.
+func Resources(xrName, owner string, m *machine.Resolved, userData []byte) []Resource {
 	return []Resource{
 		{Name: UserData, Object: File(xrName, m, userData)},
-		{Name: VM, Object: VirtualMachine(xrName, m)},
+		{Name: VM, Object: VirtualMachine(xrName, owner, m)},
 	}
 }
 
@@ -79,8 +81,10 @@ func File(xrName string, m *machine.Resolved, userData []byte) *unstructured.Uns
 
 // VirtualMachine is the EnvironmentVM: a full clone of the image's template,
 // sized by the class, on the bridge and VLAN, with Proxmox's cloud-init drive
-// carrying the network (decision D8) and our user-data snippet.
-func VirtualMachine(xrName string, m *machine.Resolved) *unstructured.Unstructured {
+// carrying the network (decision D8) and our user-data snippet. Its Proxmox
+// description names owner, so whoever finds the VM in the Proxmox UI knows
+// which claim to edit instead.
+func VirtualMachine(xrName, owner string, m *machine.Resolved) *unstructured.Unstructured {
 	clone := map[string]any{
 		"vmId":        m.Image.TemplateVMID,
 		"full":        true,
@@ -112,7 +116,7 @@ func VirtualMachine(xrName string, m *machine.Resolved) *unstructured.Unstructur
 	fp := map[string]any{
 		"name":        m.Hostname,
 		"nodeName":    m.Proxmox.Node,
-		"description": fmt.Sprintf("%s: Machine %s, managed by Crossplane (homelab-infra); edits here are overwritten", m.FQDN, xrName),
+		"description": fmt.Sprintf("%s: Machine %s, managed by Crossplane (homelab-infra); edits here are overwritten", m.FQDN, owner),
 		"clone":       []any{clone},
 		"cpu":         []any{cpu},
 		"memory":      []any{map[string]any{"dedicated": m.Class.MemoryMiB}},

@@ -98,7 +98,7 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 	if rsp.Desired.Resources == nil {
 		rsp.Desired.Resources = map[string]*fnv1.Resource{}
 	}
-	for _, r := range compose.Resources(xrName, m, userData) {
+	for _, r := range compose.Resources(xrName, claimOf(oxr, xrName), m, userData) {
 		st, err := structpb.NewStruct(r.Object.Object)
 		if err != nil {
 			fatal(rsp, fmt.Errorf("cannot encode composed resource %s: %w", r.Name, err))
@@ -114,6 +114,18 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 	}
 	log.Debug("Composed Machine", "hostname", m.Hostname, "node", m.Proxmox.Node)
 	return rsp, nil
+}
+
+// claimOf names the Machine claim behind the XR as namespace/name. Crossplane
+// names a claim's XR <claim>-<random>, which nobody reading the VM in Proxmox
+// would recognise; an XR made without a claim is named by itself.
+func claimOf(xr map[string]any, xrName string) string {
+	ns, _, _ := unstructured.NestedString(xr, "spec", "claimRef", "namespace")
+	name, _, _ := unstructured.NestedString(xr, "spec", "claimRef", "name")
+	if ns == "" || name == "" {
+		return xrName
+	}
+	return ns + "/" + name
 }
 
 // fatal records a Fatal result for the XR and its claim, so `kubectl describe
