@@ -318,7 +318,9 @@ switch|test)
       if [ -x "$d/systemctl" ]; then
         "$d/systemctl" reset-failed testflake-degraded.service >/dev/null 2>&1
         if [ "$degrade" = 1 ]; then
-          "$d/systemd-run" --quiet --no-block --unit=testflake-degraded /bin/false
+          # --wait: the unit has failed before the switch returns, so a
+          # health gate right after it sees "degraded", never "starting".
+          "$d/systemd-run" --quiet --wait --unit=testflake-degraded /bin/false >/dev/null 2>&1 || :
         fi
         break
       fi
