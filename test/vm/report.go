@@ -4,6 +4,7 @@ package vm
 
 import (
 	_ "embed"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -64,6 +65,8 @@ func reportUnitText(p probeParams) string {
 	b.WriteString("ExecStart=/bin/bash ${CREDENTIALS_DIRECTORY}/" + probeCred + "\n")
 	return b.String()
 }
+
+var errIncomplete = errors.New("the probe's report is incomplete (no '=== end')")
 
 // report is the probe's output by section.
 type report map[string]string

@@ -103,9 +103,8 @@ func TestClaimBootsAndConverges(t *testing.T) {
 	})
 
 	// The flake repo, served over smart HTTP on host loopback at the
-	// claim's path.
-	// testflake.New also makes RecordDir here on the host, where nothing
-	// records into it: remove it again unless it was there before.
+	// claim's path. testflake.New also makes RecordDir here on the host,
+	// where nothing records into it: remove it again unless it was there.
 	if _, err := os.Stat(guestRecordDir); os.IsNotExist(err) {
 		t.Cleanup(func() { _ = os.Remove(guestRecordDir) })
 	}
@@ -212,8 +211,14 @@ func TestClaimBootsAndConverges(t *testing.T) {
 	}
 	checkBoot(t, "boot3", r3, func(t *testing.T, r report) {
 		st := checkApply(t, r, 2, commitC, "rolled-back")
-		if st != nil && (st.Applied == nil || st.Applied.Commit != commitB) {
+		if st == nil {
+			return
+		}
+		if st.Applied == nil || st.Applied.Commit != commitB {
 			t.Errorf("state.json: applied %+v after the failed health gate, want commit %s (boot 2's)", st.Applied, commitB)
+		}
+		if b, ok := st.IsBad(commitC); !ok || b.Stage != state.StageHealth {
+			t.Errorf("state.json: want commit %s remembered as bad at stage %s, got %+v (found %v)", commitC, state.StageHealth, b, ok)
 		}
 	})
 }
