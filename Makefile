@@ -52,8 +52,9 @@ e2e: deps
 	TOOLS_BIN=$$(hack/build-tools.sh) $(GO) test -tags e2e -count=1 -timeout 30m ./test/e2e/...
 
 ## vm-e2e: a claim's cloud-init boots a real guest that converges from Git
+# -v: the image build and each TCG boot take minutes; their times show in CI.
 vm-e2e: deps build
-	$(GO) test -tags vm -count=1 -timeout 40m ./test/vm/...
+	$(GO) test -tags vm -count=1 -timeout 40m -v ./test/vm/...
 
 ## nix-vendor-hash: rewrite the flake's Go vendor hashes (nix/pkgs/vendor-hashes.json) after go.mod/go.sum change
 nix-vendor-hash: deps
