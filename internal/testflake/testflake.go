@@ -23,6 +23,7 @@ package testflake
 
 import (
 	"bytes"
+	_ "embed"
 	"errors"
 	"fmt"
 	"os"
@@ -33,6 +34,15 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+)
+
+// The stand-in's two scripts are files, not Go strings, so the NixOS VM test
+// (nix/tests/agent.nix) reads the very same files from the flake's source.
+var (
+	//go:embed builder.sh
+	builderScript string
+	//go:embed switch.sh
+	switchScript string
 )
 
 // NixConf is the nix.conf for tests (design.md §4): no sandbox, flakes on,
@@ -267,68 +277,6 @@ func nixString(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "${", `\${`, "\n", `\n`)
 	return `"` + r.Replace(s) + `"`
 }
-
-const builderScript = `# testflake builder: /bin/sh with an empty PATH, so tools by absolute path.
-set -e
-if [ "$buildSleep" != 0 ]; then /bin/sleep "$buildSleep"; fi
-if [ "$buildFail" = 1 ]; then echo "testflake: build fails on purpose" >&2; exit 1; fi
-/bin/mkdir -p "$out/bin"
-printf '%s\n' "$kernel" > "$out/kernel"
-printf '%s\n' "$initrd" > "$out/initrd"
-printf '%s\n' "$version" > "$out/version"
-{
-  echo '#!/bin/sh'
-  echo "out='$out'"
-  echo "rec='$recordDir'"
-  echo "switchExit=$switchExit"
-  echo "switchSleep=$switchSleep"
-  echo "degrade=$degrade"
-  /bin/cat "$switchScript"
-} > "$out/bin/switch-to-configuration"
-/bin/chmod 0555 "$out/bin/switch-to-configuration"
-`
-
-const switchScript = `# testflake stand-in for NixOS's switch-to-configuration (a fake).
-# Records "<action> <toplevel> start" before and "<action> <toplevel> ok|fail"
-# after; "current" is what switch/test activated, "boot" what switch/boot made
-# the boot default.
-action="$1"
-case "$action" in
-switch|boot|test|dry-activate) ;;
-*) echo "usage: switch-to-configuration switch|boot|test|dry-activate" >&2; exit 100 ;;
-esac
-echo "$action $out start" >> "$rec/calls.log"
-if [ "$switchSleep" != 0 ]; then /bin/sleep "$switchSleep"; fi
-if [ "$switchExit" != 0 ]; then
-  echo "$action $out fail" >> "$rec/calls.log"
-  echo "switch-to-configuration: failing on purpose (testflake)" >&2
-  exit "$switchExit"
-fi
-case "$action" in
-switch|test) echo "$out" > "$rec/current.tmp" && /bin/mv "$rec/current.tmp" "$rec/current" ;;
-esac
-case "$action" in
-switch|boot) echo "$out" > "$rec/boot.tmp" && /bin/mv "$rec/boot.tmp" "$rec/boot" ;;
-esac
-# Degrade (see testflake.System): only where systemd is PID 1.
-case "$action" in
-switch|test)
-  if [ -d /run/systemd/system ]; then
-    for d in /usr/bin /bin /run/current-system/sw/bin; do
-      if [ -x "$d/systemctl" ]; then
-        "$d/systemctl" reset-failed testflake-degraded.service >/dev/null 2>&1
-        if [ "$degrade" = 1 ]; then
-          # --wait: the unit has failed before the switch returns, so a
-          # health gate right after it sees "degraded", never "starting".
-          "$d/systemd-run" --quiet --wait --unit=testflake-degraded /bin/false >/dev/null 2>&1 || :
-        fi
-        break
-      fi
-    done
-  fi ;;
-esac
-echo "$action $out ok" >> "$rec/calls.log"
-`
 
 // Call is one recorded switch-to-configuration call.
 type Call struct {

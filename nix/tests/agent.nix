@@ -4,7 +4,8 @@
 # repository inside the VM (file://, a bare repo made at boot). The repo holds
 # the stand-in flake of internal/testflake (the one fake on the Nix side: a
 # full NixOS toplevel per commit would need nixpkgs inside the guest); the
-# fixtures/ files are its rendering, kept current by internal/nixcheck. The
+# fixtures/ files are its per-commit flake.nix, kept current by
+# internal/nixcheck, and its two scripts are read from internal/testflake. The
 # agent applies them to a profile of its own, so the VM keeps running its
 # real system while the agent builds, sets the profile, switches, runs the
 # health gate and rolls back exactly as on a machine.
@@ -16,6 +17,9 @@
 
 let
   fixtures = ./fixtures;
+  # The stand-in's scripts, the very files the Go tests embed.
+  builderScript = ../../internal/testflake/builder.sh;
+  switchScript = ../../internal/testflake/switch.sh;
   recordDir = "/var/lib/testflake";
   profile = "/var/lib/nix-gitops-test/profiles/system";
   remote = "/srv/git/site.git";
@@ -73,7 +77,9 @@ pkgs.testers.runNixOSTest {
         mkdir -p ${recordDir} $(dirname ${profile}) /srv/git /root/work
         git init -q --bare -b main ${remote}
         git init -q -b main /root/work
-        cp ${fixtures}/builder.sh ${fixtures}/switch.sh ${fixtures}/1-healthy/flake.nix /root/work/
+        cp ${builderScript} /root/work/builder.sh
+        cp ${switchScript} /root/work/switch.sh
+        cp ${fixtures}/1-healthy/flake.nix /root/work/
         git -C /root/work add -A
         git -C /root/work commit -q -m "v1"
         git -C /root/work push -q ${remote} HEAD:refs/heads/main
