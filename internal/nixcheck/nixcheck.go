@@ -150,8 +150,11 @@ var ErrNoDependencies = errors.New("the module has no dependencies to vendor (us
 
 // VendorHash computes buildGoModule's vendorHash for the Go module in
 // moduleDir: the NAR hash (SRI, sha256) of the folder `go mod vendor` makes,
-// which is what nixpkgs' fixed-output goModules derivation hashes. It works
-// offline from the module cache (GOPROXY=off) and never writes to moduleDir.
+// which is what nixpkgs' fixed-output goModules derivation hashes. Like that
+// derivation it may download modules (through the configured GOPROXY): a
+// fresh machine's cache lacks modules that only vendoring needs (packages
+// behind build tags such as generate-only tools). It never writes to
+// moduleDir.
 func VendorHash(ctx context.Context, moduleDir string) (string, error) {
 	tmp, err := os.MkdirTemp("", "nixcheck-vendor-")
 	if err != nil {
@@ -159,10 +162,11 @@ func VendorHash(ctx context.Context, moduleDir string) (string, error) {
 	}
 	defer os.RemoveAll(tmp)
 	vendor := filepath.Join(tmp, "vendor")
-	// As buildGoModule: go.sum must already hold every hash (no -mod=mod).
-	env := append(os.Environ(), "GOWORK=off", "GOTOOLCHAIN=local", "GOPROXY=off")
+	// As buildGoModule: go.sum must already hold every hash; go mod vendor
+	// never adds one.
+	env := append(os.Environ(), "GOWORK=off", "GOTOOLCHAIN=local")
 	if _, err := run(ctx, moduleDir, env, "go", "mod", "vendor", "-o", vendor); err != nil {
-		return "", fmt.Errorf("cannot vendor %s offline (is the module cache filled? run `go mod download` there): %w", moduleDir, err)
+		return "", fmt.Errorf("cannot vendor %s: %w", moduleDir, err)
 	}
 	entries, err := os.ReadDir(vendor)
 	if errors.Is(err, os.ErrNotExist) || (err == nil && len(entries) == 0) {

@@ -55,7 +55,7 @@ func moduleSource(t *testing.T, root, dir string, tracked bool) string {
 	return tmp
 }
 
-// TestVendorHashes recomputes each module's vendorHash offline and compares
+// TestVendorHashes recomputes each module's vendorHash and compares
 // it with the flake's. With -update it rewrites nix/pkgs/vendor-hashes.json
 // (also `make nix-vendor-hash`).
 func TestVendorHashes(t *testing.T) {
