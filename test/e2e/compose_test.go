@@ -8,16 +8,19 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/homelab-infra/homelab-infra/internal/compose"
+	"github.com/homelab-infra/homelab-infra/internal/testenv"
 	"github.com/homelab-infra/homelab-infra/test/harness"
 )
 
@@ -28,14 +31,23 @@ import (
 // exactly what the function's golden files pin.
 func TestClaimsCompose(t *testing.T) {
 	cp := stack(t)
-	ns := newNamespace(t, cp, "compose")
+	// crossplane/claims is applied as it is, namespace and all, the way a
+	// GitOps controller applies it; the golden files are for these claims.
+	ns := "infra-machines"
+	dir := filepath.Join(testenv.RepoRoot(t), "crossplane", "claims")
+	for _, f := range []string{"namespace.yaml", "dns01.yaml", "docker01.yaml"} {
+		if _, err := cp.ApplyFile(ctxFor(t), filepath.Join(dir, f)); err != nil {
+			t.Fatalf("cannot apply crossplane/claims/%s: %v", f, err)
+		}
+	}
+	t.Cleanup(func() {
+		nsObj := &corev1.Namespace{}
+		nsObj.SetName(ns)
+		_ = cp.Client.Delete(context.Background(), nsObj)
+	})
 	for _, name := range []string{"dns01", "docker01"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			claim := exampleClaim(t, name, ns)
-			if err := cp.Apply(ctxFor(t), claim); err != nil {
-				t.Fatal(err)
-			}
 			vm, file, took := waitComposed(t, cp, ns, name)
 			t.Logf("claim %s composed in %s", name, took.Round(time.Millisecond))
 			xr := xrOf(t, cp, ns, name)
