@@ -82,13 +82,15 @@ func Render(c Config) ([]byte, error) {
 	return []byte(b.String()), nil
 }
 
-// plainRE matches strings safe as plain YAML scalars: no indicator at the
-// start, no ": " or " #", no quotes or flow characters.
-var plainRE = regexp.MustCompile(`^[A-Za-z0-9_/.][A-Za-z0-9_/.@+=?:,~%-]*( [A-Za-z0-9_/.@+=?,~%()-][A-Za-z0-9_/.@+=?:,~%()-]*)*$`)
+// plainRE matches strings safe as plain YAML scalars. The first character is
+// a letter, '_' or '/': every YAML 1.1 number, timestamp, special float
+// (.inf, .nan, .5) and the value key "=" start otherwise, so this one rule
+// keeps PyYAML (which cloud-init uses) from reading a claim's value as
+// anything but a string. No ": ", " #", quotes or flow characters follow.
+var plainRE = regexp.MustCompile(`^[A-Za-z_/][A-Za-z0-9_/.@+=?:,~%-]*( [A-Za-z0-9_/.@+=?,~%()-][A-Za-z0-9_/.@+=?:,~%()-]*)*$`)
 
-// notPlain are words YAML 1.1 (PyYAML, which cloud-init uses) reads as
-// something other than a string.
-var notPlain = regexp.MustCompile(`^(?i:y|n|yes|no|on|off|true|false|null|~|[-+]?[0-9][0-9_.:eE+-]*|[-+]?\.inf|\.nan|[0-9]+(:[0-9]+)+)$`)
+// notPlain are the words YAML 1.1 reads as booleans or null.
+var notPlain = regexp.MustCompile(`^(?i:y|n|yes|no|on|off|true|false|null)$`)
 
 // scalar renders s as a YAML string: plain when that is unambiguous, else
 // double-quoted. Go's quoting escapes every non-printable rune with \x, \u

@@ -83,7 +83,7 @@ func TestRenderContract(t *testing.T) {
 // reads them back: whatever a claim or Secret holds, the YAML must carry
 // exactly it, never a different value or extra structure.
 func FuzzRender(f *testing.F) {
-	for _, s := range []string{"dns01", "yes", "0644", "a: b", "x #y", "- z", "\"q\"", "'", "ü", "[a]", "{a}", "~", "1e3", "12:30", "a\tb", "*ref", "&a", "!tag", "%x", "@x", "`x"} {
+	for _, s := range []string{"dns01", "yes", "0644", "a: b", "x #y", "- z", "\"q\"", "'", "ü", "[a]", "{a}", "~", "1e3", "12:30", "a\tb", "*ref", "&a", "!tag", "%x", "@x", "`x", ".0", "-.5", "+1", "0x1f", "0b101", "0o17", "2001-12-14", "=", "<<", ".inf", "_x", "/x: y"} {
 		f.Add(s, s, s)
 	}
 	f.Fuzz(func(t *testing.T, host, key, ref string) {
