@@ -16,7 +16,8 @@ import (
 // Header is the first line cloud-init requires of a #cloud-config document.
 const Header = "#cloud-config"
 
-// Paths and units the bootstrap contract names (see notes/team.md).
+// Paths and units shared with the template: the agent reads the flake target,
+// and nix/modules/nix-gitops.nix defines the unit.
 const (
 	FlakeTargetPath = "/etc/nix-flake-target"
 	ApplyUnit       = "nix-gitops-apply.service"

@@ -35,7 +35,7 @@ func parse(t testing.TB, ud []byte) map[string]any {
 }
 
 // want is the document Render must produce for c, as a YAML parser reads it:
-// the bootstrap contract of notes/team.md.
+// the bootstrap contract between cloud-init and nix-gitops-apply.service.
 func want(c cloudinit.Config) map[string]any {
 	keys := make([]any, len(c.Keys))
 	for i, k := range c.Keys {

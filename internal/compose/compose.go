@@ -14,8 +14,9 @@ import (
 	"github.com/homelab-infra/homelab-infra/internal/machine"
 )
 
-// Composed resource names: the keys Crossplane tracks each resource by. They
-// are part of the contract (notes/team.md) and never change.
+// Composed resource names: the keys Crossplane tracks each resource by.
+// Renaming one would make Crossplane delete the old resource and create a new
+// one, so they never change.
 const (
 	UserData = "user-data"
 	VM       = "vm"
