@@ -96,8 +96,8 @@ func oneShot(b *testing.B, l *lab, want int, args ...string) (time.Duration, tim
 	t0 := time.Now()
 	err := cmd.Run()
 	wall := time.Since(t0)
-	if code := exitCode(b, err); code != want {
-		b.Fatalf("apply: exit %d, want %d\n%s", exitCode(b, err), want, stderr.String())
+	if code := testenv.ExitCode(b, err); code != want {
+		b.Fatalf("apply: exit %d, want %d\n%s", testenv.ExitCode(b, err), want, stderr.String())
 	}
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())

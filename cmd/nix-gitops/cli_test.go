@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/homelab-infra/homelab-infra/internal/agent/config"
+	"github.com/homelab-infra/homelab-infra/internal/testenv"
 )
 
 // TestBadConfig: a bad configuration of the agent itself exits 78 with a
@@ -44,7 +45,7 @@ func TestBadConfig(t *testing.T) {
 			cmd := exec.Command(agentBin(t), append(args, tc.args...)...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
-			if code := exitCode(t, cmd.Run()); code != 78 || !strings.Contains(stderr.String(), tc.want) {
+			if code := testenv.ExitCode(t, cmd.Run()); code != 78 || !strings.Contains(stderr.String(), tc.want) {
 				t.Errorf("%s: exit %d, want 78 with %q:\n%s", tc.reason, code, tc.want, stderr.String())
 			}
 			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
@@ -96,7 +97,7 @@ func TestStatusWithoutTarget(t *testing.T) {
 	stdout.Reset()
 	stderr.Reset()
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if code := exitCode(t, cmd.Run()); code != 0 || !strings.Contains(stdout.String(), `"target": "unknown: cannot read the flake target`) {
+	if code := testenv.ExitCode(t, cmd.Run()); code != 0 || !strings.Contains(stdout.String(), `"target": "unknown: cannot read the flake target`) {
 		t.Errorf("status without a target: exit %d\n%s%s", code, stdout.String(), stderr.String())
 	}
 }

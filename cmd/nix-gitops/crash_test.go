@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/homelab-infra/homelab-infra/internal/agent/state"
+	"github.com/homelab-infra/homelab-infra/internal/testenv"
 	"github.com/homelab-infra/homelab-infra/internal/testflake"
 )
 
@@ -42,7 +43,7 @@ func TestConcurrentApplies(t *testing.T) {
 		stderr string
 	}
 	wait := func(cmd *exec.Cmd, stderr *bytes.Buffer) done {
-		return done{exitCode(t, cmd.Wait()), stderr.String()}
+		return done{testenv.ExitCode(t, cmd.Wait()), stderr.String()}
 	}
 
 	a, aErr := l.start("apply")
@@ -241,7 +242,7 @@ func TestStopDuringSwitch(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := exitCode(t, cmd.Wait()); code != 20 {
+	if code := testenv.ExitCode(t, cmd.Wait()); code != 20 {
 		t.Fatalf("apply stopped during the switch: exit %d, want 20\n%s", code, stderr.String())
 	}
 	s := l.status()

@@ -13,7 +13,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -155,22 +154,9 @@ func (l *lab) run(args ...string) result {
 	cmd := l.cmd(args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	code := exitCode(l.t, cmd.Run())
+	code := testenv.ExitCode(l.t, cmd.Run())
 	l.t.Logf("nix-gitops %s → %d\n%s", strings.Join(args, " "), code, stderr.String())
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
-}
-
-// exitCode is a finished child's exit status; other errors fail t.
-func exitCode(t testing.TB, err error) int {
-	t.Helper()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return 0
 }
 
 // apply runs `apply` and checks the exit code.

@@ -31,7 +31,7 @@ func (l *lab) traced(args ...string) (int, string, string) {
 	cmd.Env = inner.Env
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	code := exitCode(l.t, cmd.Run())
+	code := testenv.ExitCode(l.t, cmd.Run())
 	b, rerr := os.ReadFile(trace)
 	if rerr != nil {
 		l.t.Fatal(rerr)

@@ -1,7 +1,6 @@
 package nixcheck
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -76,14 +75,7 @@ func TestVMTestFlowOnThisMachine(t *testing.T) {
 		cmd.Env = append(os.Environ(), "NIX_CONFIG="+testflake.NixConf)
 		out, err := cmd.CombinedOutput()
 		t.Logf("nix-gitops apply %s:\n%s", strings.Join(args, " "), out)
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return 0
+		return testenv.ExitCode(t, err)
 	}
 	version := func() string {
 		b, err := os.ReadFile(filepath.Join(profile, "version"))

@@ -7,6 +7,7 @@
 package testenv
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,4 +71,18 @@ func ProviderCRDsDir(t testing.TB) string {
 		t.Fatalf("cannot read the provider's CRDs: %v (set PROVIDER_CRDS_DIR to provider-proxmox-bpg's crds folder)", err)
 	}
 	return dir
+}
+
+// ExitCode is a finished child's exit status; an error that is not an exit
+// status (the program could not start) fails t.
+func ExitCode(t testing.TB, err error) int {
+	t.Helper()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0
 }
