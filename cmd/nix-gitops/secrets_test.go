@@ -86,10 +86,11 @@ func TestSecretsStayHidden(t *testing.T) {
 		}
 		l.cfg["flake"] = l.repo.FlakeRef(srv.URL+"/remote.git", "h1")
 
-		// Without the token the remote refuses, and says what to fix.
+		// Without the token the remote refuses, and says what to fix, at
+		// once: a refusal is not retried like an unreachable remote.
 		r := l.apply(21)
-		if !strings.Contains(r.stderr, "check auth.tokenFile") {
-			t.Errorf("a refused token must point at auth.tokenFile:\n%s", r.stderr)
+		if !strings.Contains(r.stderr, "check auth.tokenFile") || strings.Contains(r.stderr, "retrying") {
+			t.Errorf("a refused token must point at auth.tokenFile, with no retry:\n%s", r.stderr)
 		}
 		l.cfg["auth"] = map[string]any{"tokenFile": tokenFile}
 		// poll.method git makes the poll spawn git too (auto polls in process).
@@ -169,6 +170,9 @@ func TestSecretsStayHidden(t *testing.T) {
 		r := l.apply(21)
 		if !strings.Contains(r.stderr, "Host key verification failed") && !strings.Contains(r.stderr, "REMOTE HOST IDENTIFICATION HAS CHANGED") {
 			t.Errorf("a host key that is not pinned must fail the fetch:\n%s", r.stderr)
+		}
+		if !strings.Contains(r.stderr, "auth.sshKnownHosts") || strings.Contains(r.stderr, "retrying") {
+			t.Errorf("a refused host key must point at auth.sshKnownHosts, with no retry:\n%s", r.stderr)
 		}
 
 		l.cfg["auth"] = map[string]any{"sshKeyFile": deployKey, "sshKnownHosts": knownHosts}

@@ -635,12 +635,13 @@ func (a *Agent) recover(ctx context.Context, st *state.State) (Result, bool) {
 }
 
 // withRetry retries fn with exponential back-off: the remote may be
-// unreachable because the network is not up yet at first boot.
+// unreachable because the network is not up yet at first boot. A remote
+// that refused access is not retried: only a change of settings helps.
 func (a *Agent) withRetry(ctx context.Context, what string, fn func() error) error {
 	wait := a.Cfg.Retry.Initial.D()
 	var err error
 	for i := 1; ; i++ {
-		if err = fn(); err == nil || ctx.Err() != nil || i >= a.Cfg.Retry.Attempts {
+		if err = fn(); err == nil || errors.Is(err, gitsource.ErrDenied) || ctx.Err() != nil || i >= a.Cfg.Retry.Attempts {
 			return err
 		}
 		a.Log.Warn("cannot "+what+"; retrying", "attempt", i, "of", a.Cfg.Retry.Attempts, "in", wait, "err", err)

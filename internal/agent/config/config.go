@@ -141,7 +141,8 @@ type Timeouts struct {
 	Health Duration `json:"health,omitempty"`
 }
 
-// Retry is the back-off for an unreachable remote ("network not up yet").
+// Retry is the back-off for an unreachable remote ("network not up yet"). A
+// remote that answers and refuses access is not retried.
 type Retry struct {
 	Attempts int      `json:"attempts,omitempty"`
 	Initial  Duration `json:"initial,omitempty"`

@@ -53,6 +53,29 @@ type Source struct {
 	poller *httpPoller
 }
 
+// ErrDenied marks a remote that answered and refused: credentials it does
+// not accept, a host key that is not the pinned one, or a repository that
+// does not exist for them. Unlike a remote that is not reachable (yet),
+// retrying cannot help, so the agent fails at once and says what to check.
+var ErrDenied = errors.New("the remote refused access")
+
+// deniedRE matches what git and ssh print (LC_ALL=C) when the remote refuses.
+var deniedRE = regexp.MustCompile(`Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|Permission denied \(|Authentication failed|could not read (Username|Password)|requested URL returned error: 40[134]|Repository not found|does not appear to be a git repository`)
+
+// denied wraps err in ErrDenied, with a hint naming the settings to check,
+// when git's error says the remote refused.
+func (s *Source) denied(err error) error {
+	var re *run.Error
+	if !errors.As(err, &re) || !deniedRE.MatchString(re.Stderr) {
+		return err
+	}
+	hint := "check the flake ref's URL, auth.tokenFile and auth.tokenUser"
+	if s.Ref.Transport == "ssh" {
+		hint = "check the flake ref's URL, auth.sshKeyFile and auth.sshKnownHosts"
+	}
+	return fmt.Errorf("%w (%s): %w", ErrDenied, hint, err)
+}
+
 var shaRE = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
 
 // env is the environment of every git child: no system or user git
@@ -111,7 +134,7 @@ func (s *Source) Head(ctx context.Context) (string, error) {
 	}
 	out, err := s.git(ctx, s.Timeout, "ls-remote", "--", s.Ref.Remote, s.Ref.FetchRef())
 	if err != nil {
-		return "", fmt.Errorf("cannot look up %s on the remote: %w", s.Ref.FetchRef(), err)
+		return "", fmt.Errorf("cannot look up %s on the remote: %w", s.Ref.FetchRef(), s.denied(err))
 	}
 	for _, line := range strings.Split(out, "\n") {
 		sha, name, ok := strings.Cut(line, "\t")
@@ -130,7 +153,7 @@ func (s *Source) Fetch(ctx context.Context) (string, error) {
 	}
 	if _, err := s.git(ctx, s.Timeout, "-C", s.Clone, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head",
 		"--", s.Ref.Remote, "+"+s.Ref.FetchRef()+":"+FetchedRef); err != nil {
-		return "", fmt.Errorf("cannot fetch %s: %w", s.Ref.FetchRef(), err)
+		return "", fmt.Errorf("cannot fetch %s: %w", s.Ref.FetchRef(), s.denied(err))
 	}
 	sha, err := s.git(ctx, time.Minute, "-C", s.Clone, "rev-parse", "--verify", FetchedRef+"^{commit}")
 	if err != nil {

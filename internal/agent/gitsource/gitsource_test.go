@@ -2,6 +2,7 @@ package gitsource
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -101,6 +102,62 @@ func TestHead(t *testing.T) {
 			}
 			if n := run.Started.Load() - p0; n != tc.procs {
 				t.Errorf("%s: %d processes started, want %d", tc.reason, n, tc.procs)
+			}
+		})
+	}
+}
+
+// TestDenied: a remote that answers and refuses is ErrDenied, so the agent
+// does not retry it; a remote that cannot be reached, or fails, is not.
+// Real git (fetch and ls-remote) against the real git http-backend on
+// loopback; the refusing and failing servers are thin handlers in front of it.
+func TestDenied(t *testing.T) {
+	dir, _, commit := newRepo(t)
+	commit("1")
+	locked := httptest.NewServer(&testflake.Server{Root: dir, Token: "sesame"})
+	defer locked.Close()
+	forbidden := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "no", http.StatusForbidden)
+	}))
+	defer forbidden.Close()
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "oops", http.StatusInternalServerError)
+	}))
+	defer broken.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+
+	cases := map[string]struct {
+		reason string
+		ref    string
+		method string
+		denied bool
+		hint   string
+	}{
+		"NoTokenGit":     {reason: "git, asked for credentials it has not got, refuses", ref: "git+" + locked.URL + "/remote.git?ref=main#h1", method: "git", denied: true, hint: "auth.tokenFile"},
+		"NoTokenPoll":    {reason: "the in-process poll gets HTTP 401", ref: "git+" + locked.URL + "/remote.git?ref=main#h1", method: "auto", denied: true, hint: "auth.tokenFile"},
+		"Forbidden":      {reason: "HTTP 403 to git", ref: "git+" + forbidden.URL + "/remote.git?ref=main#h1", method: "git", denied: true, hint: "auth.tokenFile"},
+		"NoSuchRepo":     {reason: "a path that holds no repository", ref: "git+file://" + filepath.Join(dir, "nope.git") + "?ref=main#h1", method: "auto", denied: true, hint: "URL"},
+		"ServerError":    {reason: "HTTP 500 may pass: retry", ref: "git+" + broken.URL + "/remote.git?ref=main#h1", method: "git"},
+		"ServerErrPoll":  {reason: "HTTP 500 to the poll: retry", ref: "git+" + broken.URL + "/remote.git?ref=main#h1", method: "auto"},
+		"NotListening":   {reason: "nothing listens yet (network not up): retry", ref: "git+" + closed.URL + "/remote.git?ref=main#h1", method: "git"},
+		"NotListeningIn": {reason: "the same for the in-process poll", ref: "git+" + closed.URL + "/remote.git?ref=main#h1", method: "auto"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			s := source(t, tc.ref, tc.method)
+			_, herr := s.Head(context.Background())
+			_, ferr := s.Fetch(context.Background())
+			for op, err := range map[string]error{"Head": herr, "Fetch": ferr} {
+				if err == nil {
+					t.Fatalf("%s: %s succeeded against a remote that must fail", tc.reason, op)
+				}
+				if got := errors.Is(err, ErrDenied); got != tc.denied {
+					t.Errorf("%s: %s: errors.Is(err, ErrDenied) = %v, want %v; err: %v", tc.reason, op, got, tc.denied, err)
+				}
+				if tc.denied && !strings.Contains(err.Error(), tc.hint) {
+					t.Errorf("%s: %s: the error must name %q: %v", tc.reason, op, tc.hint, err)
+				}
 			}
 		})
 	}

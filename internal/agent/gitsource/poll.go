@@ -120,7 +120,7 @@ func (p *httpPoller) head(ctx context.Context, timeout time.Duration) (string, e
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return "", fmt.Errorf("the remote refused the credentials (HTTP %d): check auth.tokenFile and auth.tokenUser", resp.StatusCode)
+		return "", fmt.Errorf("%w (HTTP %d): check auth.tokenFile and auth.tokenUser", ErrDenied, resp.StatusCode)
 	case resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/x-git-upload-pack-result":
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		if resp.StatusCode >= 500 {
