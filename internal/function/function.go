@@ -27,6 +27,18 @@ import (
 	"github.com/homelab-infra/homelab-infra/internal/machine"
 )
 
+// ConditionValid is the condition the function sets on the XR and its claim:
+// False, with the message naming the field and the fix, when it refuses the
+// Machine; True once it composes it. Crossplane sets Synced=False on the XR
+// only, so without it the claim would show no sign of a refusal but an event.
+const ConditionValid = "Valid"
+
+// Reasons of ConditionValid.
+const (
+	ReasonValid   = "Composed"
+	ReasonInvalid = "Refused"
+)
+
 // SSHKeysRequirement is the name under which the function asks Crossplane for
 // the Secret named by spec.bootstrap.sshAuthorizedKeysSecretRef.
 const SSHKeysRequirement = "ssh-authorized-keys"
@@ -112,6 +124,7 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		fatal(rsp, fmt.Errorf("cannot set the XMachine's status: %w", err))
 		return rsp, nil
 	}
+	response.ConditionTrue(rsp, ConditionValid, ReasonValid).TargetCompositeAndClaim()
 	log.Debug("Composed Machine", "hostname", m.Hostname, "node", m.Proxmox.Node)
 	return rsp, nil
 }
@@ -135,6 +148,7 @@ func fatal(rsp *fnv1.RunFunctionResponse, err error) {
 	// XR only, whatever its target; results before it become events on the
 	// claim too. So the same message goes first as a Warning.
 	response.Warning(rsp, err).TargetCompositeAndClaim()
+	response.ConditionFalse(rsp, ConditionValid, ReasonInvalid).WithMessage(err.Error()).TargetCompositeAndClaim()
 	response.Fatal(rsp, err)
 	rsp.Results[len(rsp.Results)-1].Target = fnv1.Target_TARGET_COMPOSITE_AND_CLAIM.Enum()
 }

@@ -272,6 +272,25 @@ func checkFunction(t *testing.T, claim map[string]any, input []byte) string {
 	if len(msgs) > 0 && len(rsp.GetDesired().GetResources()) > 0 {
 		t.Errorf("a Fatal result with %d composed resources: a bad claim must compose nothing", len(rsp.GetDesired().GetResources()))
 	}
+	// The claim must show the refusal too: Valid=False with the same message.
+	var valid *fnv1.Condition
+	for _, c := range rsp.GetConditions() {
+		if c.GetType() == function.ConditionValid {
+			valid = c
+		}
+	}
+	wantStatus := fnv1.Status_STATUS_CONDITION_TRUE
+	if len(msgs) > 0 {
+		wantStatus = fnv1.Status_STATUS_CONDITION_FALSE
+	}
+	switch {
+	case valid == nil:
+		t.Errorf("no %s condition in the response", function.ConditionValid)
+	case valid.GetStatus() != wantStatus || valid.GetTarget() != fnv1.Target_TARGET_COMPOSITE_AND_CLAIM:
+		t.Errorf("%s condition: status %v, target %v; want %v on the XR and claim", function.ConditionValid, valid.GetStatus(), valid.GetTarget(), wantStatus)
+	case len(msgs) > 0 && valid.GetMessage() != msgs[0]:
+		t.Errorf("%s condition message %q; want the Fatal's %q", function.ConditionValid, valid.GetMessage(), msgs[0])
+	}
 	return strings.Join(msgs, "\n")
 }
 
