@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/homelab-infra/homelab-infra/internal/compose"
+	"github.com/homelab-infra/homelab-infra/internal/function"
 	"github.com/homelab-infra/homelab-infra/internal/testenv"
 	"github.com/homelab-infra/homelab-infra/test/harness"
 )
@@ -102,6 +104,56 @@ func TestClaimClassUpdate(t *testing.T) {
 		})
 		t.Logf("class %s reached the VM in %s", class, took.Round(time.Millisecond))
 	}
+}
+
+// TestRefusedUpdateKeepsVM: an update the function refuses (a class the
+// Composition does not define) leaves the running VM exactly as it was, and
+// the claim says why (Valid=False naming the field); fixing the claim clears
+// the condition and the VM takes the new class. Nothing is lost on the way.
+func TestRefusedUpdateKeepsVM(t *testing.T) {
+	cp := stack(t)
+	claim, vm, _ := composeExample(t, cp, "refused", "dns01")
+	ns := claim.GetNamespace()
+	validIs := func(status, msg string) func(ctx context.Context) (bool, string, error) {
+		return func(ctx context.Context) (bool, string, error) {
+			c, err := get(ctx, cp, gvkMachine, ns, claim.GetName())
+			if err != nil {
+				return false, "", err
+			}
+			v := harness.Condition(c, function.ConditionValid)
+			return v != nil && v["status"] == status && strings.Contains(fmt.Sprint(v["message"]), msg), "claim " + conditionsString(c), nil
+		}
+	}
+	waitFor(t, "the claim to be Valid=True", validIs("True", ""))
+
+	_ = unstructured.SetNestedField(claim.Object, "huge", "spec", "class")
+	if err := cp.Apply(ctxFor(t), claim); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the claim to be Valid=False naming spec.class", validIs("False", "spec.class"))
+	// Give Crossplane a moment in which it would have changed the VM.
+	time.Sleep(time.Second)
+	now := mustGet(t, cp, vm)
+	if d := cmp.Diff(vm.Object["spec"], now.Object["spec"]); d != "" {
+		t.Errorf("a refused update changed the VM (-before, +after):\n%s", d)
+	}
+
+	_ = unstructured.SetNestedField(claim.Object, "medium", "spec", "class")
+	want := inProcessDesired(t, claim).Resources[compose.VM]
+	wantCPU, _, _ := unstructured.NestedSlice(want.Object, "spec", "forProvider", "cpu")
+	if err := cp.Apply(ctxFor(t), claim); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the fixed claim to be Valid=True", validIs("True", ""))
+	waitFor(t, "the VM to take class medium", func(ctx context.Context) (bool, string, error) {
+		got, err := get(ctx, cp, gvkVM, "", vm.GetName())
+		if err != nil {
+			return false, "", err
+		}
+		cpu, _, _ := unstructured.NestedSlice(got.Object, "spec", "forProvider", "cpu")
+		d := cmp.Diff(normalize(wantCPU), normalize(cpu))
+		return d == "", "cpu (-want, +got): " + d, nil
+	})
 }
 
 // TestClaimDelete deletes a claim and checks that its XR and every composed
