@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -101,8 +102,13 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		return rsp, nil
 	}
 
-	observed := func(name string) map[string]any {
-		return req.GetObserved().GetResources()[name].GetResource().AsMap()
+	// Readiness and the XR's status need only the observed resources'
+	// status: convert that, not their whole spec, once per resource.
+	observed := map[string]map[string]any{}
+	for name, r := range req.GetObserved().GetResources() {
+		if st, ok := r.GetResource().GetFields()["status"]; ok {
+			observed[name] = map[string]any{"status": st.AsInterface()}
+		}
 	}
 	if rsp.Desired == nil {
 		rsp.Desired = &fnv1.State{}
@@ -117,10 +123,10 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 			return rsp, nil
 		}
 		// Resources of earlier pipeline steps, copied by response.To, stay.
-		rsp.Desired.Resources[r.Name] = &fnv1.Resource{Resource: st, Ready: readiness(observed(r.Name))}
+		rsp.Desired.Resources[r.Name] = &fnv1.Resource{Resource: st, Ready: readiness(observed[r.Name])}
 	}
 
-	if err := setStatus(rsp, Status(m, observed(compose.VM))); err != nil {
+	if err := setStatus(rsp, Status(m, observed[compose.VM])); err != nil {
 		fatal(rsp, fmt.Errorf("cannot set the XMachine's status: %w", err))
 		return rsp, nil
 	}
@@ -159,12 +165,7 @@ func Input(req *fnv1.RunFunctionRequest) (*machine.Input, error) {
 	if req.GetInput() == nil {
 		return nil, fmt.Errorf("the pipeline step has no input; give it the classes, images and defaults (see crossplane/composition.yaml)")
 	}
-	// AsMap and encoding/json are several times cheaper than protojson.
-	b, err := json.Marshal(req.GetInput().AsMap())
-	if err != nil {
-		return nil, fmt.Errorf("cannot encode the input: %w", err)
-	}
-	return inputCache.parse(b)
+	return inputCache.parse(req.GetInput())
 }
 
 // inputCache keeps the last parsed input: every XR of a Composition carries
@@ -173,22 +174,78 @@ var inputCache cachedInput
 
 type cachedInput struct {
 	mu  sync.Mutex
-	key string
+	src *structpb.Struct // a copy of the input in was parsed from
 	in  *machine.Input
 }
 
-func (c *cachedInput) parse(b []byte) (*machine.Input, error) {
+func (c *cachedInput) parse(src *structpb.Struct) (*machine.Input, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.in != nil && c.key == string(b) {
+	if c.in != nil && sameStruct(c.src, src) {
 		return c.in, nil
+	}
+	// AsMap and encoding/json are several times cheaper than protojson.
+	b, err := json.Marshal(src.AsMap())
+	if err != nil {
+		return nil, fmt.Errorf("cannot encode the input: %w", err)
 	}
 	in, err := machine.ParseInput(b)
 	if err != nil {
 		return nil, err
 	}
-	c.key, c.in = string(b), in
+	c.src, c.in = proto.Clone(src).(*structpb.Struct), in
 	return in, nil
+}
+
+// sameStruct reports whether two Structs hold the same values. It walks them
+// without allocating: a tenth of the cost of encoding the input to compare
+// it, and proto.Equal's reflection allocates on every field.
+func sameStruct(a, b *structpb.Struct) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if len(a.GetFields()) != len(b.GetFields()) {
+		return false
+	}
+	for k, v := range a.GetFields() {
+		w, ok := b.GetFields()[k]
+		if !ok || !sameValue(v, w) {
+			return false
+		}
+	}
+	return true
+}
+
+func sameValue(a, b *structpb.Value) bool {
+	switch x := a.GetKind().(type) {
+	case *structpb.Value_StructValue:
+		y, ok := b.GetKind().(*structpb.Value_StructValue)
+		return ok && sameStruct(x.StructValue, y.StructValue)
+	case *structpb.Value_ListValue:
+		y, ok := b.GetKind().(*structpb.Value_ListValue)
+		if !ok || len(x.ListValue.GetValues()) != len(y.ListValue.GetValues()) {
+			return false
+		}
+		for i, v := range x.ListValue.GetValues() {
+			if !sameValue(v, y.ListValue.GetValues()[i]) {
+				return false
+			}
+		}
+		return true
+	case *structpb.Value_StringValue:
+		y, ok := b.GetKind().(*structpb.Value_StringValue)
+		return ok && x.StringValue == y.StringValue
+	case *structpb.Value_NumberValue:
+		y, ok := b.GetKind().(*structpb.Value_NumberValue)
+		return ok && x.NumberValue == y.NumberValue
+	case *structpb.Value_BoolValue:
+		y, ok := b.GetKind().(*structpb.Value_BoolValue)
+		return ok && x.BoolValue == y.BoolValue
+	case *structpb.Value_NullValue:
+		_, ok := b.GetKind().(*structpb.Value_NullValue)
+		return ok
+	}
+	return false
 }
 
 // SpecOf reads the Machine spec out of an XR or claim object. Fields that
