@@ -7,7 +7,6 @@ package cloudinit
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -83,24 +82,64 @@ func Render(c Config) ([]byte, error) {
 	return []byte(b.String()), nil
 }
 
-// plainRE matches strings safe as plain YAML scalars. The first character is
-// a letter, '_' or '/': every YAML 1.1 number, timestamp, special float
-// (.inf, .nan, .5) and the value key "=" start otherwise, so this one rule
-// keeps PyYAML (which cloud-init uses) from reading a claim's value as
-// anything but a string. No ": ", " #", quotes or flow characters follow.
-var plainRE = regexp.MustCompile(`^[A-Za-z_/][A-Za-z0-9_/.@+=?:,~%-]*( [A-Za-z0-9_/.@+=?,~%()-][A-Za-z0-9_/.@+=?:,~%()-]*)*$`)
-
-// notPlain are the words YAML 1.1 reads as booleans or null.
-var notPlain = regexp.MustCompile(`^(?i:y|n|yes|no|on|off|true|false|null)$`)
-
 // scalar renders s as a YAML string: plain when that is unambiguous, else
 // double-quoted. Go's quoting escapes every non-printable rune with \x, \u
 // or \U forms, all of which YAML's double-quoted style reads back.
 func scalar(s string) string {
-	if plainRE.MatchString(s) && !notPlain.MatchString(s) && !strings.HasSuffix(s, ":") && !strings.Contains(s, ": ") {
+	if plain(s) {
 		return s
 	}
 	return strconv.Quote(s)
+}
+
+// plain reports whether s is safe as a plain YAML scalar. The first character
+// is a letter, '_' or '/': every YAML 1.1 number, timestamp, special float
+// (.inf, .nan, .5) and the value key "=" start otherwise, so this one rule
+// keeps PyYAML (which cloud-init uses) from reading a claim's value as
+// anything but a string. Words are separated by single spaces and hold no
+// quotes, '#', flow or block indicators; ':' never ends a word or starts one
+// (": " and a trailing ':' make a mapping), and parentheses appear only after
+// the first word. A loop rather than a regular expression: the function runs
+// it on every value of every reconcile.
+func plain(s string) bool {
+	if s == "" || !(isLetter(s[0]) || s[0] == '_' || s[0] == '/') || yaml11Word(s) {
+		return false
+	}
+	firstWord := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case isLetter(c), c >= '0' && c <= '9', strings.IndexByte("_/.@+=?,~%-", c) >= 0:
+		case c == ':':
+			if s[i-1] == ' ' || i == len(s)-1 || s[i+1] == ' ' {
+				return false
+			}
+		case c == '(' || c == ')':
+			if firstWord {
+				return false
+			}
+		case c == ' ':
+			if i == len(s)-1 || s[i+1] == ' ' {
+				return false
+			}
+			firstWord = false
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+
+// yaml11Word reports the words YAML 1.1 reads as booleans or null.
+func yaml11Word(s string) bool {
+	for _, w := range []string{"y", "n", "yes", "no", "on", "off", "true", "false", "null"} {
+		if strings.EqualFold(s, w) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c Config) check() error {
