@@ -97,7 +97,7 @@ func oneShot(b *testing.B, l *lab, want int, args ...string) (time.Duration, tim
 	err := cmd.Run()
 	wall := time.Since(t0)
 	if code := testenv.ExitCode(b, err); code != want {
-		b.Fatalf("apply: exit %d, want %d\n%s", testenv.ExitCode(b, err), want, stderr.String())
+		b.Fatalf("apply: exit %d, want %d\n%s", code, want, stderr.String())
 	}
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())

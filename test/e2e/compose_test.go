@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +20,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/homelab-infra/homelab-infra/internal/compose"
-	"github.com/homelab-infra/homelab-infra/internal/function"
 	"github.com/homelab-infra/homelab-infra/internal/testenv"
 	"github.com/homelab-infra/homelab-infra/test/harness"
 )
@@ -115,14 +113,7 @@ func TestRefusedUpdateKeepsVM(t *testing.T) {
 	claim, vm, _ := composeExample(t, cp, "refused", "dns01")
 	ns := claim.GetNamespace()
 	validIs := func(status, msg string) func(ctx context.Context) (bool, string, error) {
-		return func(ctx context.Context) (bool, string, error) {
-			c, err := get(ctx, cp, gvkMachine, ns, claim.GetName())
-			if err != nil {
-				return false, "", err
-			}
-			v := harness.Condition(c, function.ConditionValid)
-			return v != nil && v["status"] == status && strings.Contains(fmt.Sprint(v["message"]), msg), "claim " + conditionsString(c), nil
-		}
+		return claimValid(cp, ns, claim.GetName(), status, msg)
 	}
 	waitFor(t, "the claim to be Valid=True", validIs("True", ""))
 

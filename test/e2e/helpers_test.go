@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/homelab-infra/homelab-infra/internal/compose"
+	"github.com/homelab-infra/homelab-infra/internal/function"
 	"github.com/homelab-infra/homelab-infra/internal/testenv"
 	"github.com/homelab-infra/homelab-infra/test/harness"
 )
@@ -205,6 +206,19 @@ func claimState(ctx context.Context, cp *harness.ControlPlane, ns, name string) 
 		return s + fmt.Sprintf("; XR %s: %v", xrName, err)
 	}
 	return s + "; XR " + xrName + " " + conditionsString(xr)
+}
+
+// claimValid is a waitFor condition: the claim's Valid condition (set by the
+// function) has the given status and a message containing msg.
+func claimValid(cp *harness.ControlPlane, ns, name, status, msg string) func(ctx context.Context) (bool, string, error) {
+	return func(ctx context.Context) (bool, string, error) {
+		c, err := get(ctx, cp, gvkMachine, ns, name)
+		if err != nil {
+			return false, "", err
+		}
+		v := harness.Condition(c, function.ConditionValid)
+		return v != nil && v["status"] == status && strings.Contains(fmt.Sprint(v["message"]), msg), "claim " + conditionsString(c), nil
+	}
 }
 
 func conditionsString(u *unstructured.Unstructured) string {

@@ -14,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/homelab-infra/homelab-infra/internal/function"
 	"github.com/homelab-infra/homelab-infra/test/harness"
 )
 
@@ -213,14 +212,7 @@ func TestFunctionRejects(t *testing.T) {
 			})
 			// Crossplane keeps Synced=False on the XR; the claim shows the
 			// refusal through the function's Valid condition.
-			waitFor(t, "the claim to be Valid=False naming "+tc.wantField, func(ctx context.Context) (bool, string, error) {
-				c, err := get(ctx, cp, gvkMachine, ns, claim.GetName())
-				if err != nil {
-					return false, "", err
-				}
-				v := harness.Condition(c, function.ConditionValid)
-				return v != nil && v["status"] == "False" && strings.Contains(fmt.Sprint(v["message"]), tc.wantField), "claim " + conditionsString(c), nil
-			})
+			waitFor(t, "the claim to be Valid=False naming "+tc.wantField, claimValid(cp, ns, claim.GetName(), "False", tc.wantField))
 			waitFor(t, "a Warning event on the claim naming "+tc.wantField, func(ctx context.Context) (bool, string, error) {
 				evs := &corev1.EventList{}
 				if err := cp.Client.List(ctx, evs, client.InNamespace(ns)); err != nil {
