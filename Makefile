@@ -9,7 +9,7 @@ export PROVIDER_CRDS_DIR ?= $(abspath $(CURDIR)/../shared/provider-proxmox-bpg/c
 
 FUZZTIME ?= 10s
 
-.PHONY: all build demo deps tools unit test test-go e2e vm-e2e fuzz bench clean nix-vendor-hash
+.PHONY: all build demo validate deps tools vault unit test test-go e2e vault-e2e vm-e2e fuzz bench clean nix-vendor-hash packages push
 
 all: build
 
@@ -19,9 +19,21 @@ build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
 ## demo: validate the bundled example repo, then render every claim
-demo: build
-	$(BIN)/labctl validate
+demo: validate
 	$(BIN)/labctl render
+
+## validate: labctl validate, with deploy/ and crossplane/ checked against the real CRDs
+# (Flux's, Argo CD's and Crossplane's from their pinned modules, hack/schemas.sh; the provider's)
+validate: build
+	$(BIN)/labctl validate --schemas "$$(hack/schemas.sh)/crds" --schemas "$(PROVIDER_CRDS_DIR)"
+
+## packages: the function (amd64, arm64) and Configuration xpkgs, offline, into bin/packages
+packages:
+	hack/packages.sh $(BIN)/packages
+
+## push: build the packages and push them to the names the manifests install (REGISTRY=host[:port] pushes elsewhere)
+push:
+	hack/packages.sh --push $(if $(REGISTRY),--registry $(REGISTRY)) $(BIN)/packages
 
 ## deps: install the Debian packages the tests use (idempotent)
 deps:
@@ -31,15 +43,25 @@ deps:
 tools:
 	@hack/build-tools.sh
 
+## vault: build the pinned Vault server the secrets tests run (cached; ~10 min cold)
+vault:
+	@hack/build-vault.sh
+
 ## unit: the fast inner loop; real-component tests skip under -short
 unit:
 	$(GO) test -short ./...
 
-## test: everything CI runs: unit and real-component tests, control plane, VM
+## test: everything CI runs: unit and real-component tests, control plane, Vault, VM
+# The slow pinned builds start in the background (hack/prebuild.sh) and
+# overlap the unit tests; each suite's build script then returns at once or
+# waits for the build in flight (they are cached and flock-protected).
 test: deps
+	@mkdir -p $(BIN)
+	@hack/prebuild.sh 2>$(BIN)/prebuild.log &
 	$(MAKE) test-go
 	$(MAKE) fuzz
 	$(MAKE) e2e
+	$(MAKE) vault-e2e
 	$(MAKE) vm-e2e
 
 # Without -short a missing real component fails its test (internal/testenv).
@@ -47,14 +69,25 @@ test-go:
 	$(GO) vet ./...
 	$(GO) test ./...
 
-## e2e: claims through a real kube-apiserver, etcd and Crossplane core
+## e2e: claims through a real kube-apiserver, etcd, Crossplane core and provider-proxmox-bpg, against a Proxmox API simulator
+# -parallel: most tests wait on the provider and the simulated guests, not the CPU.
 e2e: deps
-	TOOLS_BIN=$$(hack/build-tools.sh) $(GO) test -tags e2e -count=1 -timeout 30m ./test/e2e/...
+	TOOLS_BIN=$$(hack/build-tools.sh) PROVIDER_BIN=$$(hack/build-provider.sh) FLUX_BIN=$$(hack/build-flux.sh) \
+	  $(GO) test -tags e2e -count=1 -parallel 8 -timeout 45m ./test/e2e/...
+
+## vault-e2e: the secrets tests on a real Vault (tag vault), the last one on the real control plane too
+# Every Vault-backed test is named TestVault*; the packages also hold
+# untagged tests, which test-go runs.
+VAULT_PKGS := ./internal/vault/... ./internal/agent/secrets/... ./cmd/nix-gitops/
+vault-e2e: deps
+	$(GO) vet -tags vault ./... && $(GO) vet -tags 'e2e vault' ./test/e2e/
+	VAULT_BIN=$$(hack/build-vault.sh) $(GO) test -tags vault -count=1 -run '^TestVault' -timeout 20m $(VAULT_PKGS)
+	TOOLS_BIN=$$(hack/build-tools.sh) PROVIDER_BIN=$$(hack/build-provider.sh) VAULT_BIN=$$(hack/build-vault.sh) $(GO) test -tags 'e2e vault' -count=1 -run '^TestVault' -timeout 30m ./test/e2e/
 
 ## vm-e2e: a claim's cloud-init boots a real guest that converges from Git
 # -v: the image build and each TCG boot take minutes; their times show in CI.
 vm-e2e: deps build
-	$(GO) test -tags vm -count=1 -timeout 40m -v ./test/vm/...
+	$(GO) test -tags vm -count=1 -timeout 75m -v ./test/vm/...
 
 ## nix-vendor-hash: rewrite the flake's Go vendor hashes (nix/pkgs/vendor-hashes.json) after go.mod/go.sum change
 nix-vendor-hash: deps
@@ -67,7 +100,8 @@ fuzz:
 ## bench: benchmarks; figures are printed, never asserted
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
-	TOOLS_BIN=$$(hack/build-tools.sh) $(GO) test -tags e2e -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/e2e/...
+	TOOLS_BIN=$$(hack/build-tools.sh) PROVIDER_BIN=$$(hack/build-provider.sh) $(GO) test -tags e2e -run '^$$' -bench . -benchtime 1x -timeout 60m ./test/e2e/...
+	VAULT_BIN=$$(hack/build-vault.sh) $(GO) test -tags vault -run '^$$' -bench Vault -benchtime 20x $(VAULT_PKGS)
 
 clean:
 	rm -rf $(BIN)

@@ -11,19 +11,23 @@
 
   outputs = { self, nixpkgs }:
     let
+      # The lab's machines and its packages are built for x86_64 (Proxmox
+      # guests); the packages also for aarch64. The modules use the
+      # importing system's own pkgs, so nixosModules work on any
+      # architecture.
       system = "x86_64-linux";
+      systems = [ "x86_64-linux" "aarch64-linux" ];
       inherit (nixpkgs) lib;
       pkgs = nixpkgs.legacyPackages.${system};
+      forSystems = f: lib.genAttrs systems (s: f nixpkgs.legacyPackages.${s});
 
       # One rule for which hosts exist, shared with the nixcheck tests that
       # compare it with `labctl validate` (a host = nix/hosts/<name>/configuration.nix).
       hostNames = import ./nix/lib/hosts.nix ./nix/hosts;
 
-      goPackages = import ./nix/pkgs {
-        inherit pkgs;
-        src = self;
-        version = self.shortRev or self.dirtyShortRev or "dirty";
-      };
+      # No per-commit version: see nix/pkgs/default.nix and sources.nix.
+      goPackagesFor = pkgs: import ./nix/pkgs { inherit pkgs; src = self; };
+      goPackages = goPackagesFor pkgs;
 
       # The lab's modules, each usable alone from other flakes.
       modules = {
@@ -32,21 +36,30 @@
         docker-host = ./nix/modules/docker-host.nix;
         dns-unbound = ./nix/modules/dns-unbound.nix;
         monitoring-agent = ./nix/modules/monitoring-agent.nix;
-        nix-gitops = { lib, ... }: {
-          imports = [ ./nix/modules/nix-gitops.nix ];
-          services.nix-gitops.package = lib.mkDefault self.packages.${system}.nix-gitops;
+        nix-gitops = { lib, pkgs, ... }: {
+          # The agent and its secrets from Vault: one module to import.
+          imports = [ ./nix/modules/nix-gitops.nix ./nix/modules/nix-gitops-secrets.nix ];
+          # Built with the importing system's pkgs: any architecture.
+          services.nix-gitops.package = lib.mkDefault (goPackagesFor pkgs).nix-gitops;
         };
       };
 
       # Every machine, the template included, is a Proxmox guest with the
       # same disk layout and boot loader (proxmox-image.nix), so switching a
       # clone from the template to its host config keeps it bootable.
-      mkMachine = config: lib.nixosSystem {
+      mkMachine = config: mkMachineWith [ ] config;
+      mkMachineWith = extra: config: lib.nixosSystem {
         inherit system;
-        modules = [
+        modules = extra ++ [
           "${nixpkgs}/nixos/modules/virtualisation/proxmox-image.nix"
           self.nixosModules.default
-          { services.nix-gitops.enable = lib.mkDefault true; }
+          # What the lab's machines turn on; importing nixosModules.default
+          # elsewhere turns on nothing by itself.
+          {
+            services.nix-gitops.enable = lib.mkDefault true;
+            homelab.network.fromCloudInit = lib.mkDefault true;
+            homelab.monitoring.enable = lib.mkDefault true;
+          }
           config
         ];
       };
@@ -60,13 +73,24 @@
 
       nixosConfigurations =
         lib.genAttrs hostNames (name: mkMachine ./nix/hosts/${name}/configuration.nix)
-        // { template = mkMachine ./nix/template/configuration.nix; };
+        // {
+          # The template records the commit it was built from: a first boot
+          # (no agent state yet) never applies an older commit than that
+          # (the floor, see the README's design note). Only the template's
+          # toplevel carries a commit; the hosts' carry none.
+          template = mkMachineWith [ { services.nix-gitops.floorCommit = self.rev or null; } ] ./nix/template/configuration.nix;
+        };
 
-      packages.${system} = {
-        inherit (goPackages) nix-gitops function-machine crossplane-cli;
-        # nixpkgs' Proxmox image support: a VMA (vzdump) archive for qmrestore.
-        proxmox-template = self.nixosConfigurations.template.config.system.build.VMA;
-        default = goPackages.nix-gitops;
+      packages = forSystems (p: {
+        inherit (goPackagesFor p) nix-gitops function-machine crossplane-cli;
+        default = (goPackagesFor p).nix-gitops;
+      }) // {
+        ${system} = {
+          inherit (goPackages) nix-gitops function-machine crossplane-cli;
+          # nixpkgs' Proxmox image support: a VMA (vzdump) archive for qmrestore.
+          proxmox-template = self.nixosConfigurations.template.config.system.build.VMA;
+          default = goPackages.nix-gitops;
+        };
       };
 
       checks.${system} =

@@ -10,18 +10,28 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 tools="$here/tools"
-key=$(cat "$tools"/*/go.mod "$tools"/*/go.sum "$0" | sha256sum | cut -c1-16)
+# Keyed by this set's own modules only: the other tools modules (Flux, Vault)
+# have caches of their own, so adding one must not rebuild these.
+mods=(etcd kube crossplane)
+key=$(for m in "${mods[@]}"; do cat "$tools/$m/go.mod" "$tools/$m/go.sum"; done | cat - "$0" | sha256sum | cut -c1-16)
 cache=${HOMELAB_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/homelab-infra/tools}
 bin="$cache/$key/bin"
 
 want=(etcd kube-apiserver kube-controller-manager kubectl crossplane crossplane-cli)
-missing=0
-for b in "${want[@]}"; do [ -x "$bin/$b" ] || missing=1; done
-[ -d "$bin/crossplane-crds" ] || missing=1
-if [ "$missing" = 0 ]; then echo "$bin"; exit 0; fi
+# bin/ok is written last, once every binary is in place.
+if [ -e "$bin/ok" ]; then echo "$bin"; exit 0; fi
 
-mkdir -p "$bin.tmp"
 log() { echo "build-tools: $*" >&2; }
+mkdir -p "$cache"
+# One builder per cache: make test's background prebuild and make e2e both
+# call this, and two builders sharing $bin.tmp once left a bin folder holding
+# only what the second had built (its mv landed after the first's rm).
+exec 9>"$cache/.tools.lock"
+flock 9
+if [ -e "$bin/ok" ]; then echo "$bin"; exit 0; fi
+
+rm -rf "$bin"
+mkdir -p "$bin.tmp"
 
 # kube-apiserver must carry a real version, or kubectl cannot parse it.
 kv=v1.35.4
@@ -38,7 +48,11 @@ build etcd etcd go.etcd.io/etcd/server/v3
 build kube kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$kldflags"
 build kube kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$kldflags"
 build kube kubectl k8s.io/kubernetes/cmd/kubectl "$kldflags"
-build crossplane crossplane github.com/crossplane/crossplane/v2/cmd/crossplane
+# Crossplane checks each package's crossplane.version constraint against its
+# own version, and an unstamped build has none: every package with a
+# constraint would be refused as "incompatible".
+xpldflags="-s -w -X github.com/crossplane/crossplane-runtime/v2/pkg/version.version=v2.3.4"
+build crossplane crossplane github.com/crossplane/crossplane/v2/cmd/crossplane "$xpldflags"
 build crossplane crossplane-cli github.com/crossplane/cli/v2/cmd/crossplane
 
 # core init reads these from CRDS_PATH; in the Crossplane image they are /crds.
@@ -47,7 +61,8 @@ rm -rf "$bin.tmp/crossplane-crds"
 cp -r "$xpdir/cluster/crds" "$bin.tmp/crossplane-crds"
 chmod -R u+w "$bin.tmp/crossplane-crds"
 
-rm -rf "$bin"
+for b in "${want[@]}"; do [ -x "$bin.tmp/$b" ] || { log "$b was not built"; exit 1; }; done
+touch "$bin.tmp/ok"
 mv "$bin.tmp" "$bin"
 log "done: $bin"
 echo "$bin"

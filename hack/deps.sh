@@ -17,6 +17,7 @@ pkgs=(
   systemd        # agent: systemd-analyze verify checks the generated units
   python3        # internal/nixcheck parses the NixOS VM test's Python testScript
   ca-certificates
+  unbound        # internal/nixcheck: unbound-checkconf and a real resolver check dns01's rendered unbound.conf
   # VM suite (test/vm, make vm-e2e):
   qemu-system-x86 # boots the stand-in template guest (TCG: KVM hangs guests here)
   qemu-utils     # qemu-img: the image's qcow2 and each test's overlay disk

@@ -1,56 +1,92 @@
 #!/usr/bin/env bash
 # Builds the STAND-IN for the NixOS template that the VM suite (test/vm) boots:
-# a Debian trixie guest with real cloud-init, nix-bin (Nix 2.26), git, the
-# cloud kernel, our nix-gitops binary and the same nix-gitops-apply units the
-# NixOS template uses (emitted by the agent binary, never written here).
+# a Debian trixie guest with real systemd, real cloud-init, nix-bin (Nix 2.26),
+# git, the cloud kernel, our nix-gitops binary, NixOS's real
+# switch-to-configuration-ng, and a NixOS-shaped "generation 0" system (the
+# template's own system: its units, its /etc, its profile generation) that the
+# guest runs when it first boots.
 # The real template is NixOS; it cannot be built offline (no nixpkgs), so the
-# suite proves the bootstrap on this stand-in instead.
+# suite proves the bootstrap and the activation on this stand-in instead.
 #
-#   hack/vm-image.sh --agent PATH    prints image=, kernel=, initrd= lines
+#   hack/vm-image.sh --agent PATH --template-system DIR
+#                          prints image=, kernel=, initrd= lines; DIR holds the
+#                          generation 0 expression (default.nix, attribute
+#                          toplevel), written by internal/testflake
+#   hack/vm-image.sh --base-only
+#                          builds only the slow cached layers (debootstrap and
+#                          switch-to-configuration-ng) and prints base= and
+#                          stc=; `make test` may start it early, in the
+#                          background, while the unit tests run
 #
-# Two cached layers, in a folder outside the repo (HOMELAB_VM_CACHE, default
+# Three cached layers, in a folder outside the repo (HOMELAB_VM_CACHE, default
 # ~/.cache/homelab-infra/vm-image), each built only when missing:
-#   base-KEY/   the debootstrapped root tree, kernel and initrd. KEY hashes this
-#               script, so a package change rebuilds it (minutes, cold).
-#   image-KEY.qcow2  base + agent binary + units, as a qcow2 disk. KEY hashes
-#               the base key, the binary and the units, so a new agent binary
-#               costs seconds, not a debootstrap.
-# The disk is made with `mkfs.ext4 -d` from a folder: nothing is ever mounted,
-# so nothing can be left mounted. Guests boot it with -kernel/-initrd.
-# Needs root (debootstrap, and file owners in the image), debootstrap,
+#   base-KEY/   the debootstrapped root tree, kernel and initrd. KEY hashes the
+#               base section of this script and the package list, so a package
+#               change rebuilds it (minutes, cold).
+#   stc-KEY/    NixOS's switch-to-configuration-ng, built offline in a Debian
+#               trixie chroot by the measured recipe in STC_SRC_DIR (default
+#               ../shared/nixos/switch-to-configuration-ng beside the checkout;
+#               it is never copied into the repo). KEY hashes those files and the
+#               stc section of this script (about 5 CPU-minutes, cold). It builds
+#               while the base is debootstrapped.
+#   image-KEY.qcow2  base + stc + agent binary + generation 0, as a qcow2 disk.
+#               KEY hashes the other keys, the binary, the generation 0
+#               expression and the image section of this script, so a new agent
+#               costs seconds.
+# Disks are made with `mkfs.ext4 -d` from a folder, and every chroot runs in a
+# private mount namespace (unshare): nothing is mounted on the host, so nothing
+# can be left mounted. Guests boot the disk with -kernel/-initrd.
+# Needs root (debootstrap, chroot, file owners in the image), debootstrap,
 # qemu-utils and e2fsprogs (hack/deps.sh installs them).
 set -euo pipefail
 
-agent=
+agent= gen0= base_only=
 while [ $# -gt 0 ]; do
   case $1 in
     --agent) agent=$2; shift 2 ;;
-    *) echo "vm-image: unknown argument $1 (usage: $0 --agent PATH)" >&2; exit 2 ;;
+    --template-system) gen0=$2; shift 2 ;;
+    --base-only) base_only=1; shift ;;
+    *) echo "vm-image: unknown argument $1 (usage: $0 --agent PATH --template-system DIR | --base-only)" >&2; exit 2 ;;
   esac
 done
-if [ -z "$agent" ] || [ ! -x "$agent" ]; then
-  echo "vm-image: --agent must name the nix-gitops binary to install (got '$agent')" >&2
-  exit 2
+if [ -z "$base_only" ]; then
+  if [ -z "$agent" ] || [ ! -x "$agent" ]; then
+    echo "vm-image: --agent must name the nix-gitops binary to install (got '$agent')" >&2
+    exit 2
+  fi
+  if [ -z "$gen0" ] || [ ! -f "$gen0/default.nix" ]; then
+    echo "vm-image: --template-system must name a folder holding the generation 0 expression, default.nix (got '$gen0')" >&2
+    exit 2
+  fi
+  gen0=$(cd "$gen0" && pwd)
 fi
 if [ "$(id -u)" != 0 ]; then
-  echo "vm-image: must run as root (debootstrap and the image's file owners need it)" >&2
+  echo "vm-image: must run as root (debootstrap, chroot and the image's file owners need it)" >&2
   exit 2
 fi
 
 log() { echo "vm-image: $*" >&2; }
+here=$(cd "$(dirname "$0")" && pwd)
 cache=${HOMELAB_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/homelab-infra/vm-image}
+stcsrc=${STC_SRC_DIR:-$here/../../shared/nixos/switch-to-configuration-ng}
+if [ ! -f "$stcsrc/debian-trixie/build-in-trixie-chroot.sh" ]; then
+  echo "vm-image: no switch-to-configuration-ng source in $stcsrc: set STC_SRC_DIR to the shared folder's nixos/switch-to-configuration-ng" >&2
+  exit 2
+fi
+stcsrc=$(cd "$stcsrc" && pwd)
 # Downloaded .debs are kept apart from the keyed layers, so a package change
 # re-downloads only what changed.
 debs="$cache/debs"
 mkdir -p "$cache" "$debs"
-# One builder at a time per cache; a second test run waits instead of racing.
+# One builder at a time per cache; a second run waits instead of racing (the
+# VM suite waits for a --base-only build that `make test` started earlier).
 exec 9>"$cache/.lock"
 flock 9
 
 suite=trixie
 # Packages of the stand-in template, beyond debootstrap's minbase:
 pkgs=(
-  systemd-sysv udev dbus      # systemd as PID 1; hostnamectl needs dbus
+  systemd-sysv udev dbus      # systemd as PID 1; hostnamectl and switch-to-configuration talk D-Bus
   systemd-resolved            # applies the nameservers cloud-init renders for networkd
   linux-image-cloud-amd64     # the cloud kernel: virtio built in, small
   initramfs-tools
@@ -59,6 +95,7 @@ pkgs=(
   git                         # nix's git fetcher and nix-gitops' clone
   openssh-server              # the template has SSH; cloud-init writes the admin's keys for it
   sudo                        # the admin user's sudo rule
+  jq                          # the stand-in system's pre-switch check compares switch-inhibitors JSON
   iproute2 netbase kmod procps
   e2fsprogs                   # fsck and resize2fs (cloud-init's resizefs) for the root file system
   # Providers of virtual packages, which debootstrap's resolver cannot pick:
@@ -80,6 +117,40 @@ mirror() {
   echo "$u"
 }
 
+# --- stc layer --------------------------------------------------------------
+# switch-to-configuration-ng, built by the shared folder's own recipe: it
+# debootstraps a trixie chroot with Debian's rustc and crates, patches the
+# source and runs cargo offline. The recipe mounts /proc, /dev and /sys into
+# its chroot; unshare gives it a private mount namespace, so those mounts end
+# with it, even when it fails half way.
+stckey=$( { (cd "$stcsrc" && find . -type f -print0 | sort -z | xargs -0 sha256sum); sed -n '/^# --- stc layer/,/^# --- end of stc layer/p' "$0"; } | sha256sum | cut -c1-16)
+stc="$cache/stc-$stckey"
+build_stc() {
+  rm -rf "$stc.tmp"
+  mkdir -p "$stc.tmp"
+  # HOME=/root: the recipe puts cargo's offline-registry config in the
+  # chroot's /root/.cargo, and cargo inside the chroot looks in $HOME, which
+  # is the caller's otherwise (a CI runner's, a folder the chroot lacks).
+  if ! HOME=/root unshare --mount --propagation private -- "$stcsrc/debian-trixie/build-in-trixie-chroot.sh" "$stc.tmp/chroot" "$(mirror)" >"$stc.tmp/build.log" 2>&1; then
+    tail -n 40 "$stc.tmp/build.log" >&2
+    echo "vm-image: switch-to-configuration-ng did not build (full log: $stc.tmp/build.log)" >&2
+    return 1
+  fi
+  install -m 0755 "$stc.tmp/chroot/build/stc/target/release/switch-to-configuration" "$stc.tmp/switch-to-configuration-ng"
+  strip "$stc.tmp/switch-to-configuration-ng"
+  rm -rf "$stc.tmp/chroot"
+  touch "$stc.tmp/ok"
+  rm -rf "$stc"
+  mv "$stc.tmp" "$stc"
+}
+# --- end of stc layer -------------------------------------------------------
+stc_pid=
+if [ ! -e "$stc/ok" ]; then
+  log "building switch-to-configuration-ng from $stcsrc (a trixie chroot and cargo; 10-15 minutes cold)"
+  build_stc &
+  stc_pid=$!
+fi
+
 # --- base layer -------------------------------------------------------------
 basekey=$(sed -n '/^# --- base layer/,/^# --- end of base layer/p' "$0" | cat - <(echo "$suite ${pkgs[*]}") | sha256sum | cut -c1-16)
 base="$cache/base-$basekey"
@@ -100,24 +171,15 @@ if [ ! -e "$base/ok" ]; then
   rm -f "$root/var/lib/dbus/machine-id" "$root"/etc/ssh/ssh_host_*
   rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb
   echo template >"$root/etc/hostname"
-  echo 'LABEL=root / ext4 defaults 0 1' >"$root/etc/fstab"
   # Only the NoCloud seed is a datasource, so cloud-init never probes a cloud
   # metadata address; networkd is what the NixOS template renders for too.
-  cat >"$root/etc/cloud/cloud.cfg.d/90-homelab-template.cfg" <<'EOF'
-datasource_list: [NoCloud, None]
-system_info:
-  network:
-    renderers: [networkd]
-EOF
+  printf '%s\n' 'datasource_list: [NoCloud, None]' 'system_info:' '  network:' '    renderers: [networkd]' \
+    >"$root/etc/cloud/cloud.cfg.d/90-homelab-template.cfg"
   # Nix in the guest: flakes on, no binary cache (the guest reaches nothing
   # but the test's git server), builds as root without build users.
   mkdir -p "$root/etc/nix"
-  cat >"$root/etc/nix/nix.conf" <<'EOF'
-experimental-features = nix-command flakes
-substituters =
-sandbox = false
-build-users-group =
-EOF
+  printf '%s\n' 'experimental-features = nix-command flakes' 'substituters =' 'sandbox = false' 'build-users-group =' \
+    >"$root/etc/nix/nix.conf"
   systemctl --root="$root" enable systemd-networkd.service systemd-resolved.service >/dev/null 2>&1
   # The initrd and kernel are booted directly (-kernel/-initrd): no boot loader.
   cp "$(ls "$root"/boot/vmlinuz-* | sort -V | tail -n1)" "$base.tmp/vmlinuz"
@@ -128,51 +190,101 @@ EOF
   log "base image ready: $base"
 fi
 # --- end of base layer ------------------------------------------------------
-# Bases of older package lists are dead weight (half a gigabyte each).
-find "$cache" -mindepth 1 -maxdepth 1 -name 'base-*' ! -name "base-$basekey" -exec rm -rf {} +
+if [ -n "$stc_pid" ]; then
+  wait "$stc_pid" || exit 1
+  log "switch-to-configuration-ng ready: $stc"
+fi
+# Older layers are dead weight (half a gigabyte or more each).
+find "$cache" -mindepth 1 -maxdepth 1 \( \( -name 'base-*' ! -name "base-$basekey" \) -o \( -name 'stc-*' ! -name "stc-$stckey" \) \) -exec rm -rf {} +
+if [ -n "$base_only" ]; then
+  echo "base=$base"
+  echo "stc=$stc/switch-to-configuration-ng"
+  exit 0
+fi
 
-# The agent's own units, exactly as the NixOS template gets them. This is the
-# one step that knows how the agent emits them.
-agent_units() { # out dir
-  "$agent" units --bin /usr/local/bin/nix-gitops --dir "$1"
+# --- image layer ------------------------------------------------------------
+# What the stand-in adds to the base to look like a NixOS template where
+# switch-to-configuration-ng, the agent and a test read it:
+#   /usr/local/bin/nix-gitops      the agent under test; generation 0's agent
+#                                  package copies it into the store
+#   /usr/lib/homelab-standin/switch-to-configuration-ng
+#                                  the real program (pkgs.switch-to-configuration-ng)
+#   /usr/lib/homelab-standin/boot  stand-in for the boot loader's choice: the
+#                                  kernel command line says init= this script;
+#                                  it runs the boot default's own stage-2 init
+#                                  (the toplevel's init, as NixOS's boot entries
+#                                  do), which activates that system and then
+#                                  starts systemd
+#   /etc/NIXOS                     what switch-to-configuration-ng checks
+#   generation 0                   built in the image's own store from DIR,
+#                                  made system profile generation 1, the boot
+#                                  default, and activated (its /etc links)
+standin=/usr/lib/homelab-standin
+boot_script() {
+  printf '%s\n' '#!/bin/sh' \
+    '# Stand-in for the boot loader (test only): boot the default entry, as' \
+    '# switch-to-configuration'"'"'s install-bootloader step last recorded it, by' \
+    '# running that system'"'"'s stage-2 init; fall back to the system profile.' \
+    'sys=$(/usr/bin/readlink -f /boot/homelab-standin/default)' \
+    '[ -x "$sys/init" ] || sys=$(/usr/bin/readlink -f /nix/var/nix/profiles/system)' \
+    'exec "$sys/init" "$@"'
 }
-
-layerkey=$( { echo "$basekey"; sha256sum <"$agent"; sed -n '/^agent_units()/,/^}/p;/^# --- agent layer/,$p' "$0"; } | sha256sum | cut -c1-16)
+layerkey=$( { echo "$basekey $stckey"; sha256sum <"$agent"; (cd "$gen0" && find . -type f -print0 | sort -z | xargs -0 sha256sum); sed -n '/^# --- image layer/,$p' "$0"; } | sha256sum | cut -c1-16)
 image="$cache/image-$layerkey.qcow2"
-# --- agent layer ------------------------------------------------------------
 if [ ! -e "$image" ]; then
-  log "building the agent layer on $base"
+  log "building the image layer on $base"
   tmp="$cache/image-$layerkey.tmp"
   rm -rf "$tmp"
   mkdir -p "$tmp"
-  # Hard links keep this cheap; only new paths are written below, so the
-  # cached base tree is never modified.
+  # Hard links keep this cheap. Anything written in place must be copied
+  # first, so the cached base is never modified: /etc (the activation relinks
+  # it) and Nix's database (generation 0 is built into the store).
   cp -al "$base/root" "$tmp/root"
-  install -m 0755 "$agent" "$tmp/root/usr/local/bin/nix-gitops"
-  units="$tmp/units"
-  mkdir -p "$units"
-  agent_units "$units"
-  n=0
-  for u in "$units"/*; do
-    [ -f "$u" ] || continue
-    install -m 0644 "$u" "$tmp/root/etc/systemd/system/$(basename "$u")"
-    n=$((n + 1))
+  root="$tmp/root"
+  for d in etc nix/var/nix; do
+    [ -e "$base/root/$d" ] || continue
+    rm -rf "${root:?}/$d"
+    cp -a "$base/root/$d" "$root/$d"
   done
-  if [ "$n" = 0 ]; then echo "vm-image: the agent emitted no units" >&2; exit 1; fi
-  # Enabled as the NixOS module enables it; the timer and daemon stay opt-in.
-  systemctl --root="$tmp/root" enable nix-gitops-apply.service >/dev/null 2>&1
-  # The template's agent config, as the NixOS module would write it: the
-  # defaults, plus the monitoring module's textfile (and its folder, which
-  # that module makes with tmpfiles).
-  mkdir -p "$tmp/root/etc/nix-gitops" "$tmp/root/var/lib/prometheus-node-exporter/textfile"
-  echo '{"metrics":{"textfile":"/var/lib/prometheus-node-exporter/textfile/nix-gitops.prom"}}' >"$tmp/root/etc/nix-gitops/config.json"
+  install -m 0755 "$agent" "$root/usr/local/bin/nix-gitops"
+  install -D -m 0755 "$stc/switch-to-configuration-ng" "$root$standin/switch-to-configuration-ng"
+  boot_script >"$tmp/boot"
+  install -m 0755 "$tmp/boot" "$root$standin/boot"
+  touch "$root/etc/NIXOS"
+  mkdir -p "$root/tmp/gen0"
+  cp -r "$gen0/." "$root/tmp/gen0/"
+  # Generation 0, inside the image (its own Nix 2.26 and store).
+  unshare --mount --propagation private -- sh -c '
+    set -e
+    root=$1
+    mount -t proc proc "$root/proc"
+    mount --rbind /dev "$root/dev"
+    chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin /bin/sh -c "
+      set -e
+      out=\$(nix-build /tmp/gen0 -A toplevel --no-out-link)
+      nix-env -p /nix/var/nix/profiles/system --set \"\$out\"
+      \"\$out/bin/install-bootloader\" \"\$out\"
+      \"\$out/activate\"
+      rm -f /run/current-system
+      echo \"\$out\"
+    "' sh "$root" >"$tmp/gen0.out" 2>"$tmp/gen0.log" || {
+    cat "$tmp/gen0.log" >&2
+    echo "vm-image: cannot build or activate generation 0 in the image" >&2
+    exit 1
+  }
+  rm -rf "$root/tmp/gen0"
+  log "generation 0: $(tail -n1 "$tmp/gen0.out")"
+  # The monitoring module's textfile folder (it makes it with tmpfiles).
+  mkdir -p "$root/var/lib/prometheus-node-exporter/textfile"
   truncate -s 4G "$tmp/root.raw"
-  mkfs.ext4 -q -F -L root -d "$tmp/root" "$tmp/root.raw"
+  mkfs.ext4 -q -F -L root -d "$root" "$tmp/root.raw"
   qemu-img convert -f raw -O qcow2 "$tmp/root.raw" "$tmp/image.qcow2"
   mv "$tmp/image.qcow2" "$image"
   rm -rf "$tmp"
-  # Older agent layers are dead weight once a newer one exists.
-  find "$cache" -maxdepth 1 -name 'image-*.qcow2' ! -name "image-$layerkey.qcow2" -delete
+  # Older image layers are dead weight once a newer one exists.
+  # Only layers untouched for two hours: another checkout's run (a second
+  # worktree, make bench beside make test) may be booting overlays of its own.
+  find "$cache" -maxdepth 1 -name 'image-*.qcow2' ! -name "image-$layerkey.qcow2" -mmin +120 -delete
   log "image ready: $image"
 fi
 

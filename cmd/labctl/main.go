@@ -19,15 +19,20 @@ import (
 type cli struct {
 	Root string `short:"C" default:"." type:"existingdir" help:"Root of the homelab-infra repository."`
 
-	Validate validateCmd `cmd:"" help:"Check the whole repo: claims against the XRD and the function's rules, flake refs against nix/hosts, hosts against claims, duplicates. Exits non-zero on any problem."`
+	Validate validateCmd `cmd:"" help:"Check the whole repo: claims against the XRD and the function's rules, flake refs against nix/hosts, hosts against claims, duplicates; the Flux, Argo CD and package manifests in deploy/ and crossplane/ (against CRD schemas with --schemas). Exits non-zero on any problem."`
 	Render   renderCmd   `cmd:"" help:"Print the resources Crossplane would compose for claims (all in crossplane/claims by default), with their decoded user-data."`
 	New      newCmd      `cmd:"" help:"Scaffold new things."`
+	Secrets  secretsCmd  `cmd:"" help:"A machine's Vault identity."`
 }
 
-type validateCmd struct{}
+type validateCmd struct {
+	Nixpkgs string   `type:"existingdir" env:"LABCTL_NIXPKGS" help:"A nixpkgs folder (with lib/) to check the hosts' declared secrets against their claims; default: the nixpkgs flake.lock pins, when it is in the Nix store."`
+	Schemas []string `type:"existingdir" placeholder:"DIR" help:"Folders of CRDs to check deploy/ and crossplane/ against (repeatable): the one hack/schemas.sh prints (Flux, Argo CD, Crossplane) and the provider's CRDs. make validate passes both."`
+}
 
 func (c *validateCmd) Run(g *cli) error {
-	r := labctl.Validate(context.Background(), g.Root)
+	r := labctl.ValidateWith(context.Background(), g.Root, labctl.ValidateOptions{Nixpkgs: c.Nixpkgs, Schemas: c.Schemas})
+	r.PrintNotes(os.Stderr)
 	if r.OK() {
 		r.Print(os.Stdout)
 		return nil
@@ -68,6 +73,7 @@ type newMachineCmd struct {
 	SSHKey     []string `name:"ssh-key" help:"Public key line for the admin user (repeatable)."`
 	SSHKeyFile []string `name:"ssh-key-file" type:"existingfile" help:"File of public key lines (e.g. ~/.ssh/id_ed25519.pub) (repeatable)."`
 	FlakeRef   string   `help:"Flake ref; default: the Composition's flakeRepo#NAME."`
+	VMID       int64    `name:"vm-id" help:"Proxmox VM id; default: one above the highest id of the repo's claims (at least 100). It must be free in your cluster."`
 }
 
 func (c *newMachineCmd) Run(g *cli) error {
@@ -85,7 +91,7 @@ func (c *newMachineCmd) Run(g *cli) error {
 	paths, err := labctl.Scaffold(g.Root, labctl.NewMachine{
 		Name: c.Name, Namespace: c.Namespace, Class: c.Class, Role: c.Role, Image: c.Image, Tags: c.Tags,
 		IP: c.IP, CIDR: c.CIDR, Gateway: c.Gateway, DNS: c.DNS,
-		AdminUser: c.AdminUser, SSHKeys: keys, FlakeRef: c.FlakeRef,
+		AdminUser: c.AdminUser, SSHKeys: keys, FlakeRef: c.FlakeRef, VMID: c.VMID,
 	})
 	if err != nil {
 		return err

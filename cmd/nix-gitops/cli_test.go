@@ -62,7 +62,7 @@ func TestHelpAndUnits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{config.FlagUsage, config.KeysUsage, "apply", "run", "status", "rollback", "units", "Exit codes: 0 applied, 10 up to date"} {
+	for _, want := range []string{config.FlagUsage, config.KeysUsage, "apply", "run", "status", "rollback", "units", "Exit codes: 0 applied (or applied for the next boot), 10 up to date"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("--help lacks %q", want)
 		}

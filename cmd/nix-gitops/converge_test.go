@@ -80,3 +80,23 @@ func TestConvergeNoopNewCommit(t *testing.T) {
 		t.Errorf("metrics after the new commit: %v", m)
 	}
 }
+
+// TestNixWithoutFlakesConfigured: a NixOS host need not turn on flakes in
+// nix.conf for the agent: it passes --extra-experimental-features
+// "nix-command flakes" itself (as nixos-rebuild-ng does). Here nix.conf
+// (NIX_CONFIG) has no experimental features at all.
+func TestNixWithoutFlakesConfigured(t *testing.T) {
+	l := newLab(t)
+	var env []string
+	for _, e := range l.env {
+		if !strings.HasPrefix(e, "NIX_CONFIG=") {
+			env = append(env, e)
+		}
+	}
+	l.env = append(env, "NIX_CONFIG=sandbox = false\nsubstituters =\nbuild-users-group =\n")
+	c1 := l.commit(testflake.System{Version: "1"})
+	l.apply(0)
+	if s := l.status(); s.Applied == nil || s.Applied.Commit != c1 {
+		t.Errorf("not applied without flakes in nix.conf: %+v", s.Last)
+	}
+}

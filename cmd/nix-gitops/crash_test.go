@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -93,6 +95,41 @@ func children(s string) bool {
 		}
 	}
 	return false
+}
+
+// descendants lists the processes under pid whose command line contains s.
+// Only the agent's own children count: other processes on this machine are
+// none of the test's business.
+func descendants(pid int, s string) []int {
+	parent := map[int]int{}
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		st := string(b)
+		i := strings.LastIndexByte(st, ')')
+		f := strings.Fields(st[i+1:])
+		n, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		if len(f) > 1 {
+			parent[n], _ = strconv.Atoi(f[1])
+		}
+	}
+	var out []int
+	for n := range parent {
+		under := false
+		for q := parent[n]; q > 1 && !under; q = parent[q] {
+			under = q == pid
+		}
+		if !under {
+			continue
+		}
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", n)); err == nil && strings.Contains(string(b), s) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // nixBuildOf is what the cmdline of the lab's build (nix-store --realise
@@ -226,31 +263,74 @@ func TestKillDuringFirstSwitch(t *testing.T) {
 }
 
 // TestStopDuringSwitch: systemd stopping the unit (SIGTERM) during a switch
-// rolls back to the previous generation at once, without holding the stop
-// against the commit: the next run applies it. Fake: the stand-in toplevel.
+// lets the switch and its gate finish: stopping it half way would force a
+// rollback (the unit's KillMode=mixed and TimeoutStopSec leave the time).
+// A second SIGTERM aborts: the run rolls back to the previous generation at
+// once, without holding the stop against the commit, and the next run
+// applies it. Fake: the stand-in toplevel.
 func TestStopDuringSwitch(t *testing.T) {
+	for _, signals := range []int{1, 2} {
+		t.Run(fmt.Sprintf("%dSIGTERM", signals), func(t *testing.T) {
+			l := newLab(t)
+			l.commit(testflake.System{Version: "1"})
+			l.apply(0)
+			out1 := l.status().Applied.StorePath
+			c2 := l.commit(testflake.System{Version: "2", SwitchSleep: 3})
+			cmd, stderr := l.start("apply")
+			waitFor(t, "the switch", 30*time.Second, func() bool {
+				c := l.calls()
+				return len(c) == 3 && c[2].Result == "start"
+			})
+			for i := 0; i < signals; i++ {
+				if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			code := testenv.ExitCode(t, cmd.Wait())
+			s := l.status()
+			if signals == 1 {
+				if code != 0 || s.Applied.Commit != c2 || testflake.Current(l.rec) != s.Applied.StorePath {
+					t.Fatalf("one SIGTERM: exit %d, applied %+v; want the switch finished and applied\n%s", code, s.Applied, stderr.String())
+				}
+				return
+			}
+			if code != 20 {
+				t.Fatalf("two SIGTERMs during the switch: exit %d, want 20\n%s", code, stderr.String())
+			}
+			if _, bad := s.IsBad(c2); bad || testflake.Current(l.rec) != out1 || l.profileTarget() != out1 {
+				t.Errorf("after the stop: bad %v, current %q, profile %q; want not bad, both %q", s.BadCommits, testflake.Current(l.rec), l.profileTarget(), out1)
+			}
+			l.apply(0)
+			if s := l.status(); s.Applied.Commit != c2 {
+				t.Errorf("the commit was not applied after the stop: %+v", s.Last)
+			}
+		})
+	}
+}
+
+// TestStopDuringBuild: a SIGTERM during the build abandons it at once
+// (nothing on the machine has changed), stops the builder, and does not hold
+// the stop against the commit: exit 23, and the next run builds it again.
+func TestStopDuringBuild(t *testing.T) {
 	l := newLab(t)
 	l.commit(testflake.System{Version: "1"})
 	l.apply(0)
 	out1 := l.status().Applied.StorePath
-	c2 := l.commit(testflake.System{Version: "2", SwitchSleep: 3})
+	c2 := l.commit(testflake.System{Version: "2", BuildSleep: 30})
 	cmd, stderr := l.start("apply")
-	waitFor(t, "the switch", 30*time.Second, func() bool {
-		c := l.calls()
-		return len(c) == 3 && c[2].Result == "start"
-	})
+	waitFor(t, "the build", 30*time.Second, func() bool { return len(descendants(cmd.Process.Pid, nixBuildOf(l))) > 0 })
+	t0 := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := testenv.ExitCode(t, cmd.Wait()); code != 20 {
-		t.Fatalf("apply stopped during the switch: exit %d, want 20\n%s", code, stderr.String())
+	code := testenv.ExitCode(t, cmd.Wait())
+	if code != 23 || time.Since(t0) > 15*time.Second {
+		t.Fatalf("SIGTERM during the build: exit %d after %s, want 23 at once\n%s", code, time.Since(t0), stderr.String())
 	}
 	s := l.status()
-	if _, bad := s.IsBad(c2); bad || testflake.Current(l.rec) != out1 || l.profileTarget() != out1 {
-		t.Errorf("after the stop: bad %v, current %q, profile %q; want not bad, both %q", s.BadCommits, testflake.Current(l.rec), l.profileTarget(), out1)
+	if _, bad := s.IsBad(c2); bad || l.profileTarget() != out1 || s.InProgress != nil {
+		t.Errorf("after the stop: bad %v, profile %q, in progress %+v", s.BadCommits, l.profileTarget(), s.InProgress)
 	}
-	l.apply(0)
-	if s := l.status(); s.Applied.Commit != c2 {
-		t.Errorf("the commit was not applied after the stop: %+v", s.Last)
-	}
+	waitFor(t, "the builder to stop", 10*time.Second, func() bool { return !children("/bin/sleep\x0030\x00") })
 }

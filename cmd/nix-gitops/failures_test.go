@@ -6,11 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/homelab-infra/homelab-infra/internal/testenv"
 	"github.com/homelab-infra/homelab-infra/internal/testflake"
 )
 
@@ -38,8 +40,9 @@ func TestUnreachableRemoteAtFirstBoot(t *testing.T) {
 	addr := freeAddr(t)
 	l.cfg["flake"] = l.repo.FlakeRef("http://"+addr+"/remote.git", "h1")
 
-	// Down for good: 2 attempts, then a failure before switching.
-	r := l.apply(21, "--first-boot")
+	// Down for good: 2 attempts, then a failure before switching, with the
+	// exit status that makes the first-boot unit try again later.
+	r := l.apply(23, "--first-boot")
 	if strings.Count(r.stderr, "retrying") != 1 {
 		t.Errorf("want one retry logged (2 attempts):\n%s", r.stderr)
 	}
@@ -79,21 +82,37 @@ func TestUnreachableRemoteAtFirstBoot(t *testing.T) {
 	}
 }
 
-// TestFailuresBeforeSwitch: a broken flake (eval error) and a failing
-// build leave the system on the old generation with a clear status; the
-// bad commit is not evaluated again until a new commit arrives. Fake: the
-// stand-in toplevel (testflake).
+// TestFailuresBeforeSwitch: a broken flake (eval error), a failing build,
+// and failures whose cause is outside the commit (a timeout, nix killed by a
+// signal, an input that cannot be fetched) leave the system on the old
+// generation with a clear status. Each is retried as its cause deserves: an
+// eval error waits for a new commit; a failed build is retried after an
+// hour; the others after a short back-off, and their exit status (23) makes
+// systemd retry the unit. Fake: the stand-in toplevel (testflake).
 func TestFailuresBeforeSwitch(t *testing.T) {
 	cases := map[string]struct {
 		reason   string
 		sys      testflake.System
+		inputs   map[string]string
 		timeouts map[string]any
+		kill     string // kill this child (by its command line) with SIGKILL during the run
 		stage    string
 		errMsg   string
+		exit     int
+		retry    time.Duration // 0: not retried until a new commit
 	}{
-		"EvalError":     {reason: "a flake that does not evaluate", sys: testflake.System{Version: "2", EvalError: true}, stage: "eval", errMsg: "fails to evaluate on purpose"},
-		"BuildFail":     {reason: "a derivation whose build fails", sys: testflake.System{Version: "2", BuildFail: true}, stage: "build", errMsg: "build fails on purpose"},
-		"BuildTimesOut": {reason: "a build that hangs is stopped by timeouts.build", sys: testflake.System{Version: "2", BuildSleep: 60}, timeouts: map[string]any{"build": "1s"}, stage: "build", errMsg: "timed out"},
+		"EvalError": {reason: "a flake that does not evaluate is the commit's fault", sys: testflake.System{Version: "2", EvalError: true},
+			stage: "eval", errMsg: "fails to evaluate on purpose", exit: 21},
+		"BuildFail": {reason: "a failed build may not be the commit's fault: retried after an hour", sys: testflake.System{Version: "2", BuildFail: true},
+			stage: "build", errMsg: "build fails on purpose", exit: 21, retry: time.Hour},
+		"BuildTimesOut": {reason: "a build that hangs is stopped by timeouts.build, and retried", sys: testflake.System{Version: "2", BuildSleep: 60},
+			timeouts: map[string]any{"build": "1s"}, stage: "build", errMsg: "timed out", exit: 23, retry: time.Minute},
+		"EvalTimesOut": {reason: "an evaluation that takes too long is stopped by timeouts.eval, and retried", sys: testflake.System{Version: "2", EvalSlow: 20_000},
+			timeouts: map[string]any{"eval": "200ms"}, stage: "eval", errMsg: "timed out", exit: 23, retry: time.Minute},
+		"EvalKilled": {reason: "nix killed by a signal (the OOM killer) says nothing about the commit", sys: testflake.System{Version: "2", EvalSlow: 20_000},
+			kill: "\x00eval\x00--raw\x00", stage: "eval", errMsg: "signal: killed", exit: 23, retry: time.Minute},
+		"InputUnreachable": {reason: "an input that cannot be fetched is the network's fault", sys: testflake.System{Version: "2"},
+			inputs: map[string]string{"private": "git+http://127.0.0.1:1/private.git"}, stage: "eval", errMsg: "127.0.0.1", exit: 23, retry: time.Minute},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -101,16 +120,32 @@ func TestFailuresBeforeSwitch(t *testing.T) {
 			l.commit(testflake.System{Version: "1"})
 			l.apply(0)
 			before := l.status()
-			bad := l.commit(tc.sys)
+			bad, err := l.repo.Commit(testflake.Spec{Hosts: map[string]testflake.System{"h1": tc.sys}, Inputs: tc.inputs}, testflake.CommitOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
 			if tc.timeouts != nil {
 				l.cfg["timeouts"] = tc.timeouts
 			}
 			t0 := time.Now()
-			l.apply(21)
+			if tc.kill != "" {
+				cmd, stderr := l.start("apply")
+				waitFor(t, "nix eval to start", 30*time.Second, func() bool { return len(descendants(cmd.Process.Pid, tc.kill)) > 0 })
+				time.Sleep(200 * time.Millisecond) // into the evaluation proper
+				for _, p := range descendants(cmd.Process.Pid, tc.kill) {
+					_ = syscall.Kill(p, syscall.SIGKILL)
+				}
+				code := testenv.ExitCode(t, cmd.Wait())
+				if code != tc.exit {
+					t.Fatalf("%s: exit %d, want %d\n%s", tc.reason, code, tc.exit, stderr)
+				}
+			} else {
+				l.apply(tc.exit)
+			}
 			if time.Since(t0) > 30*time.Second {
 				t.Errorf("%s: the failure took %s", tc.reason, time.Since(t0))
 			}
-			if tc.timeouts != nil {
+			if tc.timeouts != nil && tc.stage == "build" {
 				// The builder runs in a session of its own: nix must have
 				// been told to stop it, not just killed.
 				waitFor(t, "the timed-out builder to be stopped", 10*time.Second, func() bool { return !children("/bin/sleep\x0060\x00") })
@@ -126,7 +161,14 @@ func TestFailuresBeforeSwitch(t *testing.T) {
 				t.Errorf("%s: the system moved: profile %q, current %q, calls %v", tc.reason, l.profileTarget(), testflake.Current(l.rec), l.calls())
 			}
 			if len(s.BadCommits) != 1 || s.BadCommits[0].Commit != bad || s.BadCommits[0].Stage != tc.stage {
-				t.Errorf("%s: bad commits %+v", tc.reason, s.BadCommits)
+				t.Fatalf("%s: bad commits %+v", tc.reason, s.BadCommits)
+			}
+			got := time.Duration(0)
+			if b := s.BadCommits[0]; !b.RetryAfter.IsZero() {
+				got = b.RetryAfter.Sub(b.Time).Round(time.Second)
+			}
+			if got != tc.retry {
+				t.Errorf("%s: retried after %s, want %s", tc.reason, got, tc.retry)
 			}
 			if s.InProgress != nil {
 				t.Errorf("%s: a finished run left inProgress %+v", tc.reason, s.InProgress)
@@ -135,13 +177,23 @@ func TestFailuresBeforeSwitch(t *testing.T) {
 				t.Errorf("%s: failures_total{stage=%s} = %v", tc.reason, tc.stage, m[`nix_gitops_failures_total{stage=`+tc.stage+`}`])
 			}
 
-			// Not retried: one ref lookup, nothing else.
-			r := l.apply(21)
+			// Not retried yet: one ref lookup, nothing else.
+			r := l.apply(tc.exit)
 			if got := logValue(r.stderr, "run finished", "processes"); got != "1" || !strings.Contains(r.stderr, "not retried") {
-				t.Errorf("%s: the bad head was retried (%s processes):\n%s", tc.reason, got, r.stderr)
+				t.Errorf("%s: the bad head was retried at once (%s processes):\n%s", tc.reason, got, r.stderr)
+			}
+			if tc.retry != 0 {
+				// Once the back-off has passed (moved into the past here), it
+				// is tried again.
+				l.ageBadCommits(tc.retry)
+				r := l.run("apply")
+				if !strings.Contains(r.stderr, "retrying a commit") || !strings.Contains(r.stderr, "msg=building") {
+					t.Errorf("%s: the commit was not tried again after its back-off:\n%s", tc.reason, r.stderr)
+				}
 			}
 			// A new commit is tried.
 			good := l.commit(testflake.System{Version: "3"})
+			l.cfg["timeouts"] = map[string]any{}
 			l.apply(0)
 			if s := l.status(); s.Applied.Commit != good {
 				t.Errorf("%s: the fix was not applied: %+v", tc.reason, s.Applied)

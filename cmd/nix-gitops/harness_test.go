@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/homelab-infra/homelab-infra/internal/agent"
+	"github.com/homelab-infra/homelab-infra/internal/agent/state"
 	"github.com/homelab-infra/homelab-infra/internal/testenv"
 	"github.com/homelab-infra/homelab-infra/internal/testflake"
 )
@@ -46,7 +47,12 @@ func agentBin(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "nix-gitops")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		// Built as nix/pkgs/default.nix and the VM image build it: static
+		// (no cgo), so the tests and the benchmark run the binary a
+		// machine runs, not one linked against this host's libc.
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", binPath, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			binErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -86,10 +92,13 @@ func newLab(t testing.TB) *lab {
 		"stateDir":     filepath.Join(dir, "state"),
 		"profile":      filepath.Join(dir, "profiles", "system"),
 		"bootedSystem": filepath.Join(dir, "booted-system"),
-		"retry":        map[string]any{"attempts": 2, "initial": "100ms", "max": "200ms"},
-		"health":       map[string]any{"settle": "2s"},
-		"metrics":      map[string]any{"textfile": filepath.Join(dir, "metrics", "nix-gitops.prom")},
-		"log":          map[string]any{"level": "debug"},
+		// The stand-in switch keeps rec/current-system, as NixOS's
+		// activation keeps /run/current-system.
+		"currentSystem": filepath.Join(rec, "current-system"),
+		"retry":         map[string]any{"attempts": 2, "initial": "100ms", "max": "200ms"},
+		"health":        map[string]any{"settle": "2s"},
+		"metrics":       map[string]any{"textfile": filepath.Join(dir, "metrics", "nix-gitops.prom")},
+		"log":           map[string]any{"level": "debug"},
 	}
 	l.env = append(os.Environ(), "NIX_CONFIG="+testflake.NixConf)
 	return l
@@ -240,6 +249,28 @@ func (l *lab) profileTarget() string {
 		return ""
 	}
 	return p
+}
+
+// ageBadCommits moves the bad commits' failure and retry times d into the
+// past, as if that much time had gone by.
+func (l *lab) ageBadCommits(d time.Duration) {
+	l.t.Helper()
+	p := filepath.Join(l.dir, "state", "state.json")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	var st state.State
+	if err := json.Unmarshal(b, &st); err != nil {
+		l.t.Fatal(err)
+	}
+	for i := range st.BadCommits {
+		st.BadCommits[i].Time = st.BadCommits[i].Time.Add(-d - time.Second)
+		st.BadCommits[i].RetryAfter = st.BadCommits[i].RetryAfter.Add(-d - time.Second)
+	}
+	if err := state.Save(filepath.Dir(p), &st); err != nil {
+		l.t.Fatal(err)
+	}
 }
 
 // waitFor polls cond until it holds or the deadline passes.

@@ -19,6 +19,7 @@ import (
 	"github.com/homelab-infra/homelab-infra/internal/agent"
 	"github.com/homelab-infra/homelab-infra/internal/agent/config"
 	"github.com/homelab-infra/homelab-infra/internal/agent/gitsource"
+	"github.com/homelab-infra/homelab-infra/internal/agent/secrets"
 	"github.com/homelab-infra/homelab-infra/internal/agent/state"
 	"github.com/homelab-infra/homelab-infra/internal/agent/units"
 )
@@ -37,9 +38,12 @@ Usage:
                       ($TRIGGER_UNIT) or the config says everyBoot
         --retry-bad   try the head even if it is remembered as a bad commit
         --no-wait     exit 75 at once if another run holds the lock (default: wait)
-      Exit codes: 0 applied, 10 up to date, 20 failed and rolled back,
-      21 failed before switching (eval, build, fetch, refused, known-bad head),
-      22 rollback failed, 75 busy, 78 bad agent configuration.
+      Exit codes: 0 applied (or applied for the next boot), 10 up to date,
+      20 failed and rolled back, 21 failed before switching (eval or build
+      error, refused, known-bad head), 22 rollback failed, 23 failed for a
+      cause outside the commit (network, timeout, killed build; retried, and
+      with --first-boot every failure until the first success), 24 rolled
+      back but a unit failed, 75 busy, 78 bad agent configuration.
   nix-gitops run [flags]
       The daemon: apply every poll.interval plus jitter; metrics over HTTP on
       localhost (metrics.listen). A tick never waits for a manual run's lock.
@@ -49,6 +53,13 @@ Usage:
       Re-activate the good generation recorded before the applied one, and
       remember the commit rolled back from as bad until a new commit arrives.
       Exit codes: 0 rolled back, 22 rollback failed, 1 nothing to roll back to.
+  nix-gitops secrets [flags]
+      Fetch the applied system's secrets from Vault and put them in place on
+      tmpfs (nix-gitops-secrets.service runs it at boot), restarting the
+      units of those whose value changed. Git is not looked at.
+  nix-gitops secrets --fix-owners --declarations PATH
+      Give every declared secret's files to their owner, group and mode
+      (NixOS activation runs it after creating users). No Vault, no lock.
   nix-gitops units --bin PATH --dir DIR [--config PATH] [--flake-file PATH]
       Write the systemd units (nix-gitops-apply.service, nix-gitops-apply.timer,
       nix-gitops.service): the one definition the NixOS module and images use.
@@ -92,6 +103,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "units":
 		return unitsCmd(rest, stdout, stderr)
+	case "secrets":
+		if len(rest) > 0 && rest[0] == "--fix-owners" {
+			return fixOwnersCmd(rest[1:], stderr)
+		}
 	case "apply", "run", "status", "rollback":
 	default:
 		fmt.Fprintf(stderr, "nix-gitops: unknown command %q: want apply, run, status, rollback, units or version (see --help)\n", cmd)
@@ -149,6 +164,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return units.ExitBadConfig
 	}
 	a.FirstBoot, a.RetryBad = *firstBoot, *retryBad
+	a.ConfigFile = *configPath
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -165,7 +181,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 		go func() {
 			<-sig
-			log.Info("stopping after the current tick (signal again to abort it)")
+			log.Info("stopping: a build is abandoned, a switch in progress finishes (signal again to abort it)")
 			close(stop)
 			<-sig
 			cancel()
@@ -177,10 +193,31 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
-	sig := make(chan os.Signal, 1)
+	// The first SIGTERM abandons a build but lets a switch, its gate or a
+	// rollback finish (the unit's KillMode=mixed and TimeoutStopSec give
+	// it time); a second one cancels everything.
+	stopping := make(chan struct{})
+	a.Stopping = stopping
+	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	go func() { <-sig; cancel() }()
+	go func() {
+		<-sig
+		log.Info("stopping: a build is abandoned, a switch in progress finishes (signal again to abort it)")
+		close(stopping)
+		<-sig
+		cancel()
+	}()
 	var res agent.Result
+	if cmd == "secrets" {
+		if err := a.RefreshSecrets(ctx, lockCtx); err != nil {
+			log.Error("secrets failed", "err", err)
+			if errors.Is(err, state.ErrBusy) {
+				return units.ExitBusy
+			}
+			return 1
+		}
+		return 0
+	}
 	if cmd == "rollback" {
 		res, err = a.Rollback(ctx, lockCtx)
 	} else {
@@ -197,7 +234,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		log.Error(cmd+" failed", "err", err)
 		return 1
 	}
-	return agent.ExitCode(res.Outcome)
+	code := agent.ExitCode(res)
+	if *firstBoot && !a.FirstBootDone() && (code == units.ExitRolledBack || code == units.ExitFailedBeforeSwitch) {
+		// Until the first boot has converged once, every failure is retried
+		// (the unit's Restart=on-failure): a fixed commit may arrive any
+		// time, and this machine has nothing else to run.
+		code = units.ExitRetry
+	}
+	return code
 }
 
 func unitsCmd(args []string, stdout, stderr io.Writer) int {
@@ -221,6 +265,26 @@ func unitsCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, n := range names {
 		fmt.Fprintln(stdout, n)
+	}
+	return 0
+}
+
+// fixOwnersCmd is `secrets --fix-owners --declarations PATH`.
+func fixOwnersCmd(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("nix-gitops secrets --fix-owners", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	decl := fs.String("declarations", "", "the secrets declarations (a system's etc/nix-gitops/secrets.json)")
+	if err := fs.Parse(args); err != nil || *decl == "" {
+		fmt.Fprintln(stderr, "nix-gitops secrets --fix-owners: --declarations PATH is required")
+		return 2
+	}
+	f, ok, err := secrets.Load(*decl)
+	if err == nil && ok {
+		err = secrets.FixOwners(f)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "nix-gitops secrets --fix-owners:", err)
+		return 1
 	}
 	return 0
 }

@@ -91,6 +91,18 @@ func TestRefuseBadSignatures(t *testing.T) {
 		if s := l.status(); s.Applied.Commit != fixed {
 			t.Errorf("a commit signed by the allowed key was not applied: %+v", s.Last)
 		}
+
+		// verify.allCommits: a signed head does not vouch for an unsigned
+		// commit below it, back to the applied one.
+		l.cfg["verify"] = map[string]any{"mode": "ssh", "allowedSigners": signers, "allCommits": true}
+		sneaked := l.commit(testflake.System{Version: "5"})
+		head := l.commitOpts(testflake.System{Version: "6"}, testflake.CommitOptions{SSHSigningKey: allowed})
+		l.refused("a signed head on an unsigned commit", head, "commit "+sneaked[:12]+" between the applied one and it", fixed)
+		l.cfg["verify"] = map[string]any{"mode": "ssh", "allowedSigners": signers}
+		l.apply(0, "--retry-bad") // the refusal is remembered
+		if s := l.status(); s.Applied.Commit != head {
+			t.Errorf("without allCommits the signed head is applied: %+v", s.Last)
+		}
 	})
 	t.Run("GPG", func(t *testing.T) {
 		l := newLab(t)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -203,5 +204,64 @@ func TestSecretsStayHidden(t *testing.T) {
 		if s := l.status(); s.Last.Outcome != "applied" {
 			t.Errorf("not applied over ssh: %+v", s.Last)
 		}
+
+		tok := make([]byte, 16)
+		_, _ = rand.Read(tok)
+		// A private input on the same server: nix's own git fetches it with
+		// the agent's deploy key and pinned host key, which it could not
+		// find alone (no $HOME, no ssh config), and the key stays hidden.
+		priv := filepath.Join(l.dir, "private")
+		if _, err := testflake.Git(l.dir, nil, "init", "-q", "-b", "master", priv); err != nil {
+			t.Fatal(err)
+		}
+		// Content of its own, so its store path is new to this store.
+		if err := os.WriteFile(filepath.Join(priv, "secret-sauce"), []byte(hex.EncodeToString(tok)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := testflake.Git(priv, nil, "add", "-A"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := testflake.Git(priv, nil, "commit", "-q", "-m", "private input"); err != nil {
+			t.Fatal(err)
+		}
+		input := fmt.Sprintf("git+ssh://root@%s:%s%s?ref=master", host, port, priv)
+		lockEnv := []string{"NIX_CONFIG=" + testflake.NixConf, "XDG_CACHE_HOME=" + filepath.Join(l.dir, "lock-cache"),
+			fmt.Sprintf("GIT_SSH_COMMAND=ssh -F /dev/null -i %s -o IdentitiesOnly=yes -o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes", deployKey, knownHosts)}
+		if _, err := l.repo.Commit(testflake.Spec{Hosts: map[string]testflake.System{"h1": {Version: "2"}}, Inputs: map[string]string{"private": input}}, testflake.CommitOptions{Lock: lockEnv}); err != nil {
+			t.Fatal(err)
+		}
+		// Locking fetched the input into the store; remove it, so the
+		// agent's nix must fetch it again itself.
+		lockFile, err := os.ReadFile(filepath.Join(l.repo.Work, "flake.lock"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lock struct {
+			Nodes map[string]struct {
+				Locked map[string]any `json:"locked"`
+			} `json:"nodes"`
+		}
+		if err := json.Unmarshal(lockFile, &lock); err != nil {
+			t.Fatal(err)
+		}
+		locked := lock.Nodes["private"].Locked
+		expr := fmt.Sprintf(`(builtins.fetchTree { type = "git"; url = "file://%s"; rev = "%s"; narHash = "%s"; }).outPath`, priv, locked["rev"], locked["narHash"])
+		cmd := exec.Command("nix", "--extra-experimental-features", "nix-command flakes", "eval", "--raw", "--impure", "--expr", expr)
+		cmd.Env = lockEnv
+		storePath, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("cannot find the input's store path: %v", err)
+		}
+		if out, err := exec.Command("nix-store", "--delete", string(storePath)).CombinedOutput(); err != nil {
+			t.Fatalf("nix-store --delete %s: %v\n%s", storePath, err, out)
+		}
+		code, stderr, trace = l.traced()
+		if code != 0 {
+			t.Fatalf("apply of a flake with a private input over ssh: exit %d\n%s", code, stderr)
+		}
+		if os.Getenv("DEBUG_TRACE") != "" {
+			t.Logf("TRACE:\n%s", trace)
+		}
+		assertHidden(t, "SSH deploy key, private input", stderr, trace, secrets, []string{`"nix", "--extra-experimental-features"`, priv})
 	})
 }

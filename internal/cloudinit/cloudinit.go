@@ -1,7 +1,9 @@
 // Package cloudinit renders the cloud-init user-data a Machine boots with
 // (decision D4): the admin user and its keys, the host name, the flake the VM
-// converges to, and a kick of the template's one-shot apply unit. Network
-// configuration is not here: Proxmox writes it from the VM's ipConfig.
+// converges to, the machine's first Vault identity when it has secrets (a
+// response-wrapped token, never a secret_id), and a kick of the template's
+// one-shot apply unit. Network configuration is not here: Proxmox writes it
+// from the VM's ipConfig.
 package cloudinit
 
 import (
@@ -10,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/homelab-infra/homelab-infra/internal/vault/bootstrap"
 )
 
 // Header is the first line cloud-init requires of a #cloud-config document.
@@ -29,6 +33,10 @@ type Config struct {
 	AdminUser string
 	Keys      []string
 	FlakeRef  string
+	// VaultBootstrap is the first-boot Vault file (internal/vault/bootstrap:
+	// the AppRole role and a response-wrapped, single-use token), written
+	// root-only to bootstrap.Path; "" for a machine without secrets.
+	VaultBootstrap string
 }
 
 // Render returns the user-data for c: a #cloud-config document.
@@ -75,6 +83,13 @@ func Render(c Config) ([]byte, error) {
 	line("    content: ", scalar(c.FlakeRef+"\n"))
 	line("    owner: root:root")
 	line(`    permissions: "0644"`)
+	if c.VaultBootstrap != "" {
+		// Root only; the agent unwraps the token once and deletes the file.
+		line("  - path: ", bootstrap.Path)
+		line("    content: ", scalar(c.VaultBootstrap))
+		line("    owner: root:root")
+		line(`    permissions: "0600"`)
+	}
 	// --no-block: cloud-init's final stage must not wait for a Nix build
 	// (minutes); the unit runs on its own and the agent reports status.
 	line("runcmd:")
@@ -157,7 +172,7 @@ func (c Config) check() error {
 	if len(missing) > 0 {
 		return errors.New("missing " + strings.Join(missing, ", "))
 	}
-	for _, v := range append([]string{c.Hostname, c.FQDN, c.AdminUser, c.FlakeRef}, c.Keys...) {
+	for _, v := range append([]string{c.Hostname, c.FQDN, c.AdminUser, c.FlakeRef, c.VaultBootstrap}, c.Keys...) {
 		if !utf8.ValidString(v) {
 			return errors.New("values must be valid UTF-8")
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/homelab-infra/homelab-infra/internal/cloudinit"
 	"github.com/homelab-infra/homelab-infra/internal/testenv"
+	"github.com/homelab-infra/homelab-infra/internal/vault/bootstrap"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -22,6 +23,11 @@ func TestRenderGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Golden(t, filepath.Join("testdata", "dns01.user-data.golden"), got, *update)
+	got, err = cloudinit.Render(vaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Golden(t, filepath.Join("testdata", "dns01-vault.user-data.golden"), got, *update)
 }
 
 // parse reads user-data back with a YAML parser.
@@ -58,6 +64,11 @@ func want(c cloudinit.Config) map[string]any {
 	}
 	if c.FQDN != c.Hostname {
 		m["fqdn"] = c.FQDN
+	}
+	if c.VaultBootstrap != "" {
+		m["write_files"] = append(m["write_files"].([]any), map[string]any{
+			"path": bootstrap.Path, "content": c.VaultBootstrap, "owner": "root:root", "permissions": "0600",
+		})
 	}
 	return m
 }

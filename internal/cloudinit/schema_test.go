@@ -134,11 +134,20 @@ func config() cloudinit.Config {
 	}
 }
 
-// configs are the shapes of user-data: with a domain (fqdn set) and without.
+// configs are the shapes of user-data: with a domain (fqdn set) and without,
+// and with a first Vault identity.
 func configs() map[string]cloudinit.Config {
 	noDomain := config()
 	noDomain.FQDN = noDomain.Hostname
-	return map[string]cloudinit.Config{"fqdn": config(), "no-domain": noDomain}
+	return map[string]cloudinit.Config{"fqdn": config(), "no-domain": noDomain, "vault": vaultConfig()}
+}
+
+// vaultConfig is dns01 with secrets: the first-boot Vault file as the
+// function renders it (a made-up wrapping token).
+func vaultConfig() cloudinit.Config {
+	c := config()
+	c.VaultBootstrap = `{"role":"dns01","wrappingToken":"hvs.CAESIJ0-made-up","expires":"2026-12-01T21:00:00Z"}`
+	return c
 }
 
 // TestUserDataMatchesCloudInitSchema validates rendered user-data (with and

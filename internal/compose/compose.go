@@ -36,6 +36,35 @@ const (
 	LabelRole     = "homelab.dev/role"
 )
 
+// AnnotationExternalName is the managed resource's name in Proxmox. Both
+// resources set it from the claim (the VM id, the snippet's volume id), so a
+// management cluster rebuilt from Git adopts the VM and snippet that exist
+// instead of cloning a second VM or failing on "already exists".
+const AnnotationExternalName = "crossplane.io/external-name"
+
+// ManagementPolicies of both resources: every action but LateInitialize.
+// Late-initialization would copy what Proxmox reports (MAC addresses, the
+// template's defaults) into spec.forProvider, where the function's next
+// apply takes it out again: a change on every reconcile.
+var ManagementPolicies = []any{"Observe", "Create", "Update", "Delete"}
+
+// Settings of every VM that are the same for all machines; each is a fault
+// found with the real provider (README, "Proxmox").
+const (
+	// AgentTimeout bounds bpg's wait for the guest agent's addresses on
+	// every read. Its default, 15m, outlasts the provider's 3-minute
+	// reconcile timeout, so a VM whose agent never answers (no OS booted, a
+	// DHCP NIC on a VLAN without DHCP) could never be read, nor fixed.
+	AgentTimeout = "60s"
+	// CloneRetries lets bpg retry a clone Proxmox refused for a passing
+	// reason ("got no worker upid" when many clones start at once) instead
+	// of failing the create.
+	CloneRetries = 3
+	// RebootTimeout bounds a reboot after an update (bpg's default 1800 s):
+	// a guest that never booted ignores the ACPI request.
+	RebootTimeout = 300
+)
+
 // Resource is one composed resource under its stable name.
 type Resource struct {
 	Name   string
@@ -43,20 +72,23 @@ type Resource struct {
 }
 
 // Resources composes the machine m of the XR named xrName, booting with the
-// given user-data. owner is how people know the machine: its claim as
-// namespace/name, or the XR's name when it has no claim. The order is fixed:
-// user-data, then vm.
-func Resources(xrName, owner string, m *machine.Resolved, userData []byte) []Resource {
+// given user-data and a boot disk of diskGiB. owner is how people know the
+// machine: its claim as namespace/name, or the XR's name when it has no
+// claim. The order is fixed: user-data, then vm.
+func Resources(xrName, owner string, m *machine.Resolved, userData []byte, diskGiB int64) []Resource {
 	return []Resource{
 		{Name: UserData, Object: File(xrName, m, userData)},
-		{Name: VM, Object: VirtualMachine(xrName, owner, m)},
+		{Name: VM, Object: VirtualMachine(xrName, owner, m, diskGiB)},
 	}
 }
 
 // SnippetFileName is the user-data file's name in the snippet datastore. It
-// carries the host name, which labctl validate keeps unique, so two machines
-// never overwrite each other's snippet.
-func SnippetFileName(m *machine.Resolved) string { return m.Hostname + "-user-data.yaml" }
+// carries the VM id, which is unique in the Proxmox cluster (and checked
+// unique among the claims), so two machines can never share, or overwrite,
+// a snippet; the host name is there for whoever reads the folder.
+func SnippetFileName(m *machine.Resolved) string {
+	return fmt.Sprintf("%s-%d-user-data.yaml", m.Hostname, *m.Proxmox.VMID)
+}
 
 // SnippetID is how Proxmox names the snippet: <datastore>:snippets/<file>.
 // The VM refers to it by this id, which is known before the file exists, so
@@ -67,12 +99,13 @@ func SnippetID(m *machine.Resolved) string {
 
 // File is the EnvironmentFile: the user-data as a snippet (decision D4).
 func File(xrName string, m *machine.Resolved, userData []byte) *unstructured.Unstructured {
-	return object(FileAPIVersion, FileKind, xrName+"-"+UserData, m, map[string]any{
+	return object(FileAPIVersion, FileKind, xrName+"-"+UserData, SnippetID(m), m, map[string]any{
 		"contentType": "snippets",
 		"datastoreId": m.SnippetDatastore,
 		"nodeName":    m.Proxmox.Node,
-		// Re-upload when the user-data changes (a new key, say).
-		"overwrite": true,
+		// Never replace a file that is not this resource's: the name is the
+		// machine's own, so an existing file is someone else's mistake.
+		"overwrite": false,
 		"sourceRaw": []any{map[string]any{
 			"data":     string(userData),
 			"fileName": SnippetFileName(m),
@@ -81,15 +114,16 @@ func File(xrName string, m *machine.Resolved, userData []byte) *unstructured.Uns
 }
 
 // VirtualMachine is the EnvironmentVM: a full clone of the image's template,
-// sized by the class, on the bridge and VLAN, with Proxmox's cloud-init drive
-// carrying the network (decision D8) and our user-data snippet. Its Proxmox
-// description names owner, so whoever finds the VM in the Proxmox UI knows
-// which claim to edit instead.
-func VirtualMachine(xrName, owner string, m *machine.Resolved) *unstructured.Unstructured {
+// its boot disk grown to diskGiB, on the bridge and VLAN, with Proxmox's
+// cloud-init drive carrying the network (decision D8) and our user-data
+// snippet. Its Proxmox description names owner, so whoever finds the VM in
+// the Proxmox UI knows which claim to edit instead.
+func VirtualMachine(xrName, owner string, m *machine.Resolved, diskGiB int64) *unstructured.Unstructured {
 	clone := map[string]any{
 		"vmId":        m.Image.TemplateVMID,
 		"full":        true,
 		"datastoreId": m.Proxmox.Storage,
+		"retries":     int64(CloneRetries),
 	}
 	if m.Image.Node != "" && m.Image.Node != m.Proxmox.Node {
 		clone["nodeName"] = m.Image.Node
@@ -122,18 +156,27 @@ func VirtualMachine(xrName, owner string, m *machine.Resolved) *unstructured.Uns
 		"cpu":         []any{cpu},
 		"memory":      []any{map[string]any{"dedicated": m.Class.MemoryMiB}},
 		"disk": []any{map[string]any{
-			// The template's boot disk; cloning keeps it, this sets its size.
-			"interface":   "scsi0",
+			// The template's boot disk: the clone has it, so this grows it.
+			// Another interface would be a new, empty disk.
+			"interface":   m.Image.DiskInterface,
 			"datastoreId": m.Proxmox.Storage,
-			"size":        m.Class.DiskGiB,
+			"size":        diskGiB,
 			"discard":     "on",
 		}},
+		// Without a boot order Proxmox boots the first disk by bus (ide,
+		// scsi, virtio, sata), which need not be the template's.
+		"bootOrder":       []any{m.Image.DiskInterface},
 		"networkDevice":   []any{nic},
 		"initialization":  []any{init},
-		"agent":           []any{map[string]any{"enabled": true}},
+		"agent":           []any{map[string]any{"enabled": true, "timeout": AgentTimeout}},
 		"operatingSystem": []any{map[string]any{"type": "l26"}},
 		"started":         true,
 		"onBoot":          true,
+		// Deleting a machine destroys it: stop it at once instead of asking
+		// the guest to shut down and waiting up to 30 minutes for a guest
+		// that never booted.
+		"stopOnDestroy": true,
+		"timeoutReboot": int64(RebootTimeout),
 	}
 	if len(m.Tags) > 0 {
 		tags := make([]any, len(m.Tags))
@@ -142,23 +185,24 @@ func VirtualMachine(xrName, owner string, m *machine.Resolved) *unstructured.Uns
 		}
 		fp["tags"] = tags
 	}
-	if m.Proxmox.VMID != nil {
-		fp["vmId"] = *m.Proxmox.VMID
-	}
-	return object(VMAPIVersion, VMKind, xrName+"-"+VM, m, fp)
+	fp["vmId"] = *m.Proxmox.VMID
+	return object(VMAPIVersion, VMKind, xrName+"-"+VM, fmt.Sprint(*m.Proxmox.VMID), m, fp)
 }
 
+// dnsBlock is the cloud-init DNS: the machine's nameservers (the claim's or
+// the site's; machine.Validate requires one of them, since Proxmox would
+// otherwise write its own host's resolv.conf) and its search domain.
 func dnsBlock(m *machine.Resolved) map[string]any {
-	if m.Domain == "" && len(m.Network.DNS) == 0 {
+	if m.Domain == "" && len(m.DNS) == 0 {
 		return nil
 	}
 	d := map[string]any{}
 	if m.Domain != "" {
 		d["domain"] = m.Domain
 	}
-	if len(m.Network.DNS) > 0 {
-		s := make([]any, len(m.Network.DNS))
-		for i, v := range m.Network.DNS {
+	if len(m.DNS) > 0 {
+		s := make([]any, len(m.DNS))
+		for i, v := range m.DNS {
 			s[i] = v
 		}
 		d["servers"] = s
@@ -166,7 +210,7 @@ func dnsBlock(m *machine.Resolved) map[string]any {
 	return d
 }
 
-func object(apiVersion, kind, name string, m *machine.Resolved, forProvider map[string]any) *unstructured.Unstructured {
+func object(apiVersion, kind, name, externalName string, m *machine.Resolved, forProvider map[string]any) *unstructured.Unstructured {
 	labels := map[string]any{LabelHostname: m.Hostname}
 	if m.Role != "" {
 		labels[LabelRole] = m.Role
@@ -174,10 +218,15 @@ func object(apiVersion, kind, name string, m *machine.Resolved, forProvider map[
 	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": apiVersion,
 		"kind":       kind,
-		"metadata":   map[string]any{"name": name, "labels": labels},
+		"metadata": map[string]any{
+			"name":        name,
+			"labels":      labels,
+			"annotations": map[string]any{AnnotationExternalName: externalName},
+		},
 		"spec": map[string]any{
-			"providerConfigRef": map[string]any{"name": m.ProviderConfig},
-			"forProvider":       forProvider,
+			"managementPolicies": ManagementPolicies,
+			"providerConfigRef":  map[string]any{"name": m.ProviderConfig},
+			"forProvider":        forProvider,
 		},
 	}}
 }

@@ -57,7 +57,7 @@ func composeAll(t testing.TB, c *repo.Claim, in *machine.Input) []compose.Resour
 	if err != nil {
 		t.Fatal(err)
 	}
-	return compose.Resources(c.Name, c.Namespace+"/"+c.Name, m, ud)
+	return compose.Resources(c.Name, c.Namespace+"/"+c.Name, m, ud, m.Class.DiskGiB)
 }
 
 // TestComposedResourcesMatchProviderSchemas validates every composed resource,

@@ -13,7 +13,7 @@ import (
 // is under 100 µs per op; go test -bench prints it, no test asserts it.
 func BenchmarkRunFunction(b *testing.B) {
 	claims, input := exampleClaims(b)
-	req, err := NewRequest(repo.XRFor(claims["dns01"]), input, map[string]map[string]any{"vm": observedVM("dns01")})
+	req, err := NewRequest(repo.XRFor(claims["dns01"]), input, map[string]map[string]any{"vm": observedVM("dns01")}, Offline())
 	if err != nil {
 		b.Fatal(err)
 	}

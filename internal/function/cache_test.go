@@ -35,7 +35,9 @@ func TestSameStruct(t *testing.T) {
 		"ListLength":    {reason: "a list grew", other: mutate(func(m map[string]any) { m["tags"] = []any{"a", "b", "c"} })},
 		"ListOrder":     {reason: "order matters in a list", other: mutate(func(m map[string]any) { m["tags"] = []any{"b", "a"} })},
 		"NullVsMissing": {reason: "null is a value", other: mutate(func(m map[string]any) { m["none"] = "" })},
-		"Nested":        {reason: "a change deep in a map", other: mutate(func(m map[string]any) { m["images"].(map[string]any)["nixos-26.05"].(map[string]any)["templateVmId"] = 9003.0 })},
+		"Nested": {reason: "a change deep in a map", other: mutate(func(m map[string]any) {
+			m["images"].(map[string]any)["nixos-26.05"].(map[string]any)["templateVmId"] = 9003.0
+		})},
 	}
 	a := structOf(t, base)
 	for name, tc := range cases {

@@ -44,10 +44,13 @@ func secret(data map[string]string) *structpb.Struct {
 	return s
 }
 
-func fatals(rsp *fnv1.RunFunctionResponse) string {
+func fatals(rsp *fnv1.RunFunctionResponse) string { return messages(rsp, fnv1.Severity_SEVERITY_FATAL) }
+
+// messages are the response's results of one severity, one a line.
+func messages(rsp *fnv1.RunFunctionResponse, sev fnv1.Severity) string {
 	var msgs []string
 	for _, r := range rsp.GetResults() {
-		if r.GetSeverity() == fnv1.Severity_SEVERITY_FATAL {
+		if r.GetSeverity() == sev {
 			msgs = append(msgs, r.GetMessage())
 		}
 	}
@@ -106,21 +109,7 @@ func TestSecretKeys(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			xr, input := secretClaimXR(t, tc.ref)
-			req, err := NewRequest(xr, input, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tc.resolved {
-				items := []*fnv1.Resource{}
-				for _, s := range tc.required {
-					items = append(items, &fnv1.Resource{Resource: s})
-				}
-				req.RequiredResources = map[string]*fnv1.Resources{SSHKeysRequirement: {Items: items}}
-			}
-			rsp, err := (&Function{}).RunFunction(context.Background(), req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			rsp := runWithRequired(t, xr, input, SSHKeysRequirement, tc.resolved, tc.required)
 
 			sel := rsp.GetRequirements().GetResources()[SSHKeysRequirement]
 			if sel.GetKind() != "Secret" || sel.GetMatchName() != "ops-keys" || sel.GetNamespace() != "infra-machines" {
@@ -142,8 +131,7 @@ func TestSecretKeys(t *testing.T) {
 				}
 				return
 			}
-			ud := rsp.GetDesired().GetResources()["user-data"].GetResource().AsMap()
-			data := ud["spec"].(map[string]any)["forProvider"].(map[string]any)["sourceRaw"].([]any)[0].(map[string]any)["data"].(string)
+			data := userDataOf(rsp)
 			if !strings.Contains(data, "- "+key+"\n") || strings.Contains(data, "# ops") {
 				t.Errorf("%s: user-data does not hold exactly the Secret's key:\n%s", tc.reason, data)
 			}
@@ -151,29 +139,56 @@ func TestSecretKeys(t *testing.T) {
 	}
 }
 
-// TestReadiness: a composed resource is ready only when the provider reports
-// Ready=True; the XR's status carries the VM's observed id and addresses.
+// TestReadiness: the snippet is ready when the provider reports it Ready;
+// the VM when the provider reports it Ready and its guest agent an address
+// (a VM that booted nothing is Ready to the provider). The VM is composed
+// only once the snippet is ready, or when it exists already.
 func TestReadiness(t *testing.T) {
 	claims, input := exampleClaims(t)
 	c := claims["dns01"]
 	cond := func(status string) map[string]any {
 		return map[string]any{"status": map[string]any{"conditions": []any{map[string]any{"type": "Ready", "status": status}}}}
 	}
+	booted := func(status string) map[string]any {
+		o := cond(status)
+		o["status"].(map[string]any)["atProvider"] = map[string]any{"ipv4Addresses": []any{[]any{"127.0.0.1"}, []any{"10.0.10.53"}}}
+		return o
+	}
 	cases := map[string]struct {
 		reason   string
 		observed map[string]map[string]any
 		want     map[string]resource.Ready
 	}{
-		"NothingYet": {reason: "nothing exists yet", want: map[string]resource.Ready{"vm": resource.ReadyFalse, "user-data": resource.ReadyFalse}},
+		"NothingYet": {reason: "nothing exists yet: the snippet first, no VM", want: map[string]resource.Ready{"user-data": resource.ReadyFalse}},
+		"SnippetUploading": {
+			reason:   "the snippet exists but is not Ready: still no VM",
+			observed: map[string]map[string]any{"user-data": cond("False")},
+			want:     map[string]resource.Ready{"user-data": resource.ReadyFalse},
+		},
+		"SnippetReady": {
+			reason:   "the snippet is Ready: now the VM",
+			observed: map[string]map[string]any{"user-data": cond("True")},
+			want:     map[string]resource.Ready{"vm": resource.ReadyFalse, "user-data": resource.ReadyTrue},
+		},
 		"Creating": {
 			reason:   "Ready=False is not ready",
 			observed: map[string]map[string]any{"vm": cond("False"), "user-data": cond("True")},
 			want:     map[string]resource.Ready{"vm": resource.ReadyFalse, "user-data": resource.ReadyTrue},
 		},
-		"AllReady": {
-			reason:   "both Ready=True",
+		"BootedNothing": {
+			reason:   "Ready to the provider, but no guest answered with an address",
 			observed: map[string]map[string]any{"vm": cond("True"), "user-data": cond("True")},
+			want:     map[string]resource.Ready{"vm": resource.ReadyFalse, "user-data": resource.ReadyTrue},
+		},
+		"AllReady": {
+			reason:   "both Ready=True, and the guest reports its address",
+			observed: map[string]map[string]any{"vm": booted("True"), "user-data": cond("True")},
 			want:     map[string]resource.Ready{"vm": resource.ReadyTrue, "user-data": resource.ReadyTrue},
+		},
+		"VMKeptWhileSnippetFails": {
+			reason:   "an existing VM stays composed whatever its snippet does",
+			observed: map[string]map[string]any{"vm": booted("True"), "user-data": cond("False")},
+			want:     map[string]resource.Ready{"vm": resource.ReadyTrue, "user-data": resource.ReadyFalse},
 		},
 		"NoConditions": {
 			reason:   "a resource without conditions is not ready",
@@ -183,7 +198,7 @@ func TestReadiness(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			req, err := NewRequest(repo.XRFor(c), input, tc.observed)
+			req, err := NewRequest(repo.XRFor(c), input, tc.observed, Offline())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -240,7 +255,7 @@ func TestBadInput(t *testing.T) {
 			if tc.input == "" {
 				in = []byte("{}")
 			}
-			req, err := NewRequest(repo.XRFor(claims["dns01"]), in, nil)
+			req, err := NewRequest(repo.XRFor(claims["dns01"]), in, nil, Offline())
 			if err != nil {
 				t.Fatal(err)
 			}

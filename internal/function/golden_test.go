@@ -88,78 +88,83 @@ func observedVM(xrName string) map[string]any {
 	}
 }
 
-// observedFile is the snippet, created but not yet Ready.
-func observedFile(xrName string) map[string]any {
-	return map[string]any{
-		"apiVersion": "virtualenvironmentfile.proxmoxbpg.crossplane.io/v1alpha1",
-		"kind":       "EnvironmentFile",
-		"metadata":   map[string]any{"name": xrName + "-user-data"},
-		"status": map[string]any{"conditions": []any{
-			map[string]any{"type": "Ready", "status": "False", "reason": "Creating", "lastTransitionTime": "2026-01-01T00:00:00Z"},
-		}},
+// run runs the function on claim c with what is observed.
+func run(t *testing.T, c *repo.Claim, input []byte, observed map[string]map[string]any) *fnv1.RunFunctionResponse {
+	t.Helper()
+	req, err := NewRequest(repo.XRFor(c), input, observed, Offline())
+	if err != nil {
+		t.Fatal(err)
 	}
+	rsp, err := (&Function{}).RunFunction(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rsp.GetResults() {
+		if r.GetSeverity() == fnv1.Severity_SEVERITY_FATAL {
+			t.Fatalf("unexpected Fatal result: %s", r.GetMessage())
+		}
+	}
+	return rsp
 }
 
 // TestGoldenResponses pins the function's full response for each example
-// claim: first reconcile (nothing observed) and a later one (VM running,
-// snippet not yet ready), which shows status and readiness.
+// claim: the first reconcile (nothing observed: only the snippet), the next
+// (the snippet uploaded: the VM follows), and a later one (the VM running),
+// which shows status and readiness.
 func TestGoldenResponses(t *testing.T) {
 	claims, input := exampleClaims(t)
 	cases := map[string]struct {
-		reason   string
-		claim    string
-		observed func(string) map[string]map[string]any
+		reason string
+		claim  string
+		// observed builds the observed state from the first response.
+		observed func(t *testing.T, first *fnv1.RunFunctionResponse, xr string) map[string]map[string]any
 	}{
-		"dns01":    {reason: "static address, pinned node, VLAN and VM id", claim: "dns01"},
-		"docker01": {reason: "DHCP, everything else from the site defaults", claim: "docker01"},
-		"dns01-observed": {
-			reason: "a running VM fills status.vmId and ipv4Addresses; readiness follows each resource's Ready condition",
+		"dns01-first": {reason: "the first reconcile composes only the snippet the VM will boot with", claim: "dns01"},
+		"dns01": {
+			reason: "static address, pinned node, VLAN and VM id, once the snippet exists",
 			claim:  "dns01",
-			observed: func(xr string) map[string]map[string]any {
-				return map[string]map[string]any{"vm": observedVM(xr), "user-data": observedFile(xr)}
+			observed: func(_ *testing.T, first *fnv1.RunFunctionResponse, _ string) map[string]map[string]any {
+				return SnippetUploaded(first)
+			},
+		},
+		"docker01": {
+			reason: "DHCP, everything else from the site defaults, once the snippet exists",
+			claim:  "docker01",
+			observed: func(_ *testing.T, first *fnv1.RunFunctionResponse, _ string) map[string]map[string]any {
+				return SnippetUploaded(first)
+			},
+		},
+		"dns01-observed": {
+			reason: "a running VM fills status.vmId and ipv4Addresses; readiness follows each resource's Ready condition and the guest's address",
+			claim:  "dns01",
+			observed: func(_ *testing.T, first *fnv1.RunFunctionResponse, xr string) map[string]map[string]any {
+				o := SnippetUploaded(first)
+				o["vm"] = observedVM(xr)
+				return o
 			},
 		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			c := claims[tc.claim]
-			var observed map[string]map[string]any
+			rsp := run(t, c, input, nil)
 			if tc.observed != nil {
-				observed = tc.observed(c.Name)
-			}
-			req, err := NewRequest(repo.XRFor(c), input, observed)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rsp, err := (&Function{}).RunFunction(context.Background(), req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, r := range rsp.GetResults() {
-				if r.GetSeverity() == fnv1.Severity_SEVERITY_FATAL {
-					t.Fatalf("%s: unexpected Fatal result: %s", tc.reason, r.GetMessage())
-				}
+				rsp = run(t, c, input, tc.observed(t, rsp, c.Name))
 			}
 			golden(t, name+".golden.yaml", responseYAML(t, rsp))
 		})
 	}
 }
 
-// TestDeterministic runs the function twice on the same XR: the output, and
-// so the composed resources' names, must not change between reconciles.
+// TestDeterministic runs the function repeatedly on the same XR: the output,
+// and so the composed resources' names, must not change between reconciles.
 func TestDeterministic(t *testing.T) {
 	claims, input := exampleClaims(t)
 	for name, c := range claims {
 		var first string
 		for i := 0; i < 5; i++ {
-			req, err := NewRequest(repo.XRFor(c), input, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rsp, err := (&Function{}).RunFunction(context.Background(), req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			rsp := run(t, c, input, nil)
+			rsp = run(t, c, input, SnippetUploaded(rsp))
 			got := string(responseYAML(t, rsp))
 			if i == 0 {
 				first = got

@@ -7,13 +7,17 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+
+	"github.com/homelab-infra/homelab-infra/internal/compose"
 )
 
 // NewRequest builds the request Crossplane would send for xr: the function
-// input (JSON, from the Composition), the observed XR, and the observed
-// composed resources by name (nil when nothing exists yet). labctl render and
-// the tests use it to run the function in-process.
-func NewRequest(xr map[string]any, input []byte, observed map[string]map[string]any) (*fnv1.RunFunctionRequest, error) {
+// input (JSON, from the Composition), the observed XR, the observed composed
+// resources by name (nil when nothing exists yet), and the resources the
+// function requires, by requirement name (a name with no objects is a
+// requirement Crossplane found nothing for). labctl render and the tests
+// use it to run the function in-process.
+func NewRequest(xr map[string]any, input []byte, observed map[string]map[string]any, required map[string][]map[string]any) (*fnv1.RunFunctionRequest, error) {
 	in := &structpb.Struct{}
 	if err := in.UnmarshalJSON(input); err != nil {
 		return nil, fmt.Errorf("cannot decode the function input: %w", err)
@@ -37,7 +41,27 @@ func NewRequest(xr map[string]any, input []byte, observed map[string]map[string]
 			req.Observed.Resources[name] = &fnv1.Resource{Resource: s}
 		}
 	}
+	for name, objs := range required {
+		if req.RequiredResources == nil {
+			req.RequiredResources = map[string]*fnv1.Resources{}
+		}
+		rs := &fnv1.Resources{}
+		for _, o := range objs {
+			st, err := toStruct(o)
+			if err != nil {
+				return nil, fmt.Errorf("cannot encode required resource %s: %w", name, err)
+			}
+			rs.Items = append(rs.Items, &fnv1.Resource{Resource: st})
+		}
+		req.RequiredResources[name] = rs
+	}
 	return req, nil
+}
+
+// Offline is the requirement answer of a run without a cluster (labctl
+// render): no other machines are known.
+func Offline() map[string][]map[string]any {
+	return map[string][]map[string]any{MachinesRequirement: nil}
 }
 
 // toStruct converts through JSON so that any Go value YAML decoding produced
@@ -49,4 +73,21 @@ func toStruct(v map[string]any) (*structpb.Struct, error) {
 	}
 	s := &structpb.Struct{}
 	return s, s.UnmarshalJSON(b)
+}
+
+// SnippetUploaded is the observed state after the provider has made the
+// snippet rsp asked for: it exists and is Ready. The function composes the
+// VM only then, so labctl render and the tests run the function a second
+// time with it to see everything Crossplane creates.
+func SnippetUploaded(rsp *fnv1.RunFunctionResponse) map[string]map[string]any {
+	r := rsp.GetDesired().GetResources()[compose.UserData]
+	if r == nil {
+		return nil
+	}
+	obj := r.GetResource().AsMap()
+	obj["status"] = map[string]any{"conditions": []any{
+		map[string]any{"type": "Ready", "status": "True", "reason": "Available"},
+		map[string]any{"type": "Synced", "status": "True", "reason": "ReconcileSuccess"},
+	}}
+	return map[string]map[string]any{compose.UserData: obj}
 }

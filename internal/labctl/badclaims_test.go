@@ -90,6 +90,15 @@ func badClaims() map[string]badClaim {
 		"TagDuplicate":   {reason: "tags are a set", mutate: func(s map[string]any) { s["tags"] = []any{"core", "core"} }, field: "spec.tags[1]", schema: true},
 		"DomainInvalid":  {reason: "an empty DNS label", mutate: func(s map[string]any) { s["domain"] = "lab..home.arpa" }, field: "spec.domain", schema: true},
 		"RoleInvalid":    {reason: "roles are labels", mutate: func(s map[string]any) { s["role"] = "DNS Server" }, field: "spec.role", schema: true},
+		"SecretsNoRole": {reason: "spec.secrets names the AppRole role", mutate: func(s map[string]any) {
+			s["secrets"] = map[string]any{"wrappingTokenSecretRef": map[string]any{"name": "dns01-vault"}}
+		}, field: "spec.secrets.role", schema: true},
+		"SecretsBadRole": {reason: "a role name Vault would refuse", mutate: func(s map[string]any) {
+			s["secrets"] = map[string]any{"role": "dns 01", "wrappingTokenSecretRef": map[string]any{"name": "dns01-vault"}}
+		}, field: "spec.secrets.role", schema: true},
+		"SecretsNoTokenSecret": {reason: "spec.secrets names the Secret with the wrapping token", mutate: func(s map[string]any) {
+			s["secrets"] = map[string]any{"role": "dns01", "wrappingTokenSecretRef": map[string]any{"key": "token"}}
+		}, field: "spec.secrets.wrappingTokenSecretRef.name", schema: true},
 		"MisspeltField": {
 			reason: "a typo is dropped by pruning in the cluster; the schema check names it, the function then misses the network",
 			mutate: func(s map[string]any) { s["netwrok"] = s["network"]; delete(s, "network") },
@@ -255,7 +264,7 @@ func checkFunction(t *testing.T, claim map[string]any, input []byte) string {
 	if c == nil {
 		t.Fatalf("cannot read the claim: %v", err)
 	}
-	req, err := function.NewRequest(repo.XRFor(c), input, nil)
+	req, err := function.NewRequest(repo.XRFor(c), input, nil, function.Offline())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,9 @@ type NewMachine struct {
 	AdminUser         string
 	SSHKeys           []string
 	FlakeRef          string // empty: the site default flakeRepo#name
+	// VMID is the Proxmox VM id; 0 picks one above the highest id of the
+	// repo's claims and the templates' (at least machine.MinVMID).
+	VMID int64
 }
 
 // Scaffold writes crossplane/claims/NAME.yaml and nix/hosts/NAME/configuration.nix.
@@ -45,9 +48,15 @@ func Scaffold(root string, n NewMachine) ([]string, error) {
 		}
 		n.Image = names[0]
 	}
+	if n.VMID == 0 {
+		if n.VMID, err = nextVMID(root, in); err != nil {
+			return nil, err
+		}
+	}
 	spec := &machine.Spec{
 		Class: n.Class, Hostname: n.Name, Image: n.Image, Role: n.Role, Tags: n.Tags,
 		Network:   machine.Network{DHCP: n.IP == "", IP: n.IP, CIDR: n.CIDR, Gateway: n.Gateway, DNS: n.DNS},
+		Proxmox:   machine.Proxmox{VMID: &n.VMID},
 		Nix:       machine.Nix{FlakeRef: n.FlakeRef},
 		Bootstrap: machine.Bootstrap{AdminUser: n.AdminUser, SSHAuthorizedKeys: n.SSHKeys},
 	}
@@ -78,6 +87,33 @@ func Scaffold(root string, n NewMachine) ([]string, error) {
 		return nil, fmt.Errorf("cannot write the host configuration: %w", err)
 	}
 	return []string{claimPath, hostPath}, nil
+}
+
+// nextVMID is one above the highest VM id the repo's claims use (at least
+// machine.MinVMID), skipping template ids. Only the cluster knows every id in
+// use; validate and the function refuse a clash with another claim or a
+// template.
+func nextVMID(root string, in *machine.Input) (int64, error) {
+	claims, err := repo.Claims(filepath.Join(root, repo.ClaimsDir))
+	if err != nil {
+		return 0, err
+	}
+	next := int64(machine.MinVMID)
+	for _, c := range claims {
+		if id := c.Spec.Proxmox.VMID; id != nil && *id >= next {
+			next = *id + 1
+		}
+	}
+	for taken := true; taken; {
+		taken = false
+		for _, img := range in.Images {
+			if img.TemplateVMID == next {
+				next++
+				taken = true
+			}
+		}
+	}
+	return next, nil
 }
 
 // claimYAML writes the claim with its fields in the model's order (the

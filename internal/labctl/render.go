@@ -2,6 +2,7 @@ package labctl
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/homelab-infra/homelab-infra/internal/compose"
 	"github.com/homelab-infra/homelab-infra/internal/function"
+	"github.com/homelab-infra/homelab-infra/internal/machine"
 	"github.com/homelab-infra/homelab-infra/internal/repo"
 )
 
@@ -59,7 +61,9 @@ func Render(ctx context.Context, root string, args []string) ([]*Rendered, error
 		if r, err := filepath.Rel(root, c.File); err == nil && !strings.HasPrefix(r, "..") {
 			c.File = r // messages and output name files as the user sees them
 		}
-		req, err := function.NewRequest(repo.XRFor(c), input, nil)
+		// Offline there is no cluster to name the other machines;
+		// validate checks the repo's claims against each other.
+		req, err := function.NewRequest(repo.XRFor(c), input, nil, function.Offline())
 		if err != nil {
 			return nil, fmt.Errorf("%s: cannot build the function request: %w", c.Where(), err)
 		}
@@ -67,7 +71,30 @@ func Render(ctx context.Context, root string, args []string) ([]*Rendered, error
 		if err != nil {
 			return nil, fmt.Errorf("%s: cannot run the function: %w", c.Where(), err)
 		}
-		r, err := rendered(c, rsp)
+		if ph := placeholders(req, rsp, c.Spec); ph != nil {
+			// The wrapping token lives in the cluster and is a credential:
+			// render shows where it comes from, never its value.
+			for name, rs := range ph {
+				req.RequiredResources[name] = rs
+			}
+			if rsp, err = f.RunFunction(ctx, req); err != nil {
+				return nil, fmt.Errorf("%s: cannot run the function: %w", c.Where(), err)
+			}
+		}
+		// The VM follows once the provider has uploaded the snippet: run
+		// the function again as Crossplane will then.
+		if obs := function.SnippetUploaded(rsp); obs != nil && rsp.GetDesired().GetResources()[compose.VM] == nil {
+			again, err := function.NewRequest(repo.XRFor(c), input, obs, nil)
+			if err != nil {
+				return nil, fmt.Errorf("%s: cannot build the function request: %w", c.Where(), err)
+			}
+			again.RequiredResources = req.RequiredResources
+			req = again
+			if rsp, err = f.RunFunction(ctx, req); err != nil {
+				return nil, fmt.Errorf("%s: cannot run the function: %w", c.Where(), err)
+			}
+		}
+		r, err := rendered(c, req, rsp)
 		if err != nil {
 			return nil, err
 		}
@@ -76,7 +103,7 @@ func Render(ctx context.Context, root string, args []string) ([]*Rendered, error
 	return out, nil
 }
 
-func rendered(c *repo.Claim, rsp *fnv1.RunFunctionResponse) (*Rendered, error) {
+func rendered(c *repo.Claim, req *fnv1.RunFunctionRequest, rsp *fnv1.RunFunctionResponse) (*Rendered, error) {
 	var fatal []string
 	for _, res := range rsp.GetResults() {
 		if res.GetSeverity() == fnv1.Severity_SEVERITY_FATAL {
@@ -86,11 +113,13 @@ func rendered(c *repo.Claim, rsp *fnv1.RunFunctionResponse) (*Rendered, error) {
 	if len(fatal) > 0 {
 		return nil, fmt.Errorf("%s: %s", c.Where(), strings.Join(fatal, "\n"))
 	}
-	if rsp.GetRequirements() != nil && len(rsp.GetRequirements().GetResources()) > 0 {
-		var need []string
-		for _, sel := range rsp.GetRequirements().GetResources() {
+	var need []string
+	for name, sel := range rsp.GetRequirements().GetResources() {
+		if _, given := req.GetRequiredResources()[name]; !given {
 			need = append(need, fmt.Sprintf("%s %s/%s", sel.GetKind(), sel.GetNamespace(), sel.GetMatchName()))
 		}
+	}
+	if len(need) > 0 {
 		sort.Strings(need)
 		return nil, fmt.Errorf("%s: the claim's keys come from %s, which lives in the cluster; labctl render cannot read it (use inline sshAuthorizedKeys to render offline)", c.Where(), strings.Join(need, ", "))
 	}
@@ -214,4 +243,33 @@ func Print(w io.Writer, rs []*Rendered, o RenderOptions) error {
 		}
 	}
 	return nil
+}
+
+// placeholders answers the function's request for the wrapping-token
+// Secret with a stand-in whose token names the Secret, when that is the one
+// Secret the claim needs; nil otherwise.
+func placeholders(req *fnv1.RunFunctionRequest, rsp *fnv1.RunFunctionResponse, s *machine.Spec) map[string]*fnv1.Resources {
+	sel, ok := rsp.GetRequirements().GetResources()[function.WrappingTokenRequirement]
+	missing := 0
+	for name := range rsp.GetRequirements().GetResources() {
+		if _, given := req.GetRequiredResources()[name]; !given {
+			missing++
+		}
+	}
+	if !ok || missing != 1 || s.Secrets == nil {
+		return nil
+	}
+	ns, name := sel.GetNamespace(), sel.GetMatchName()
+	key := orDefault(s.Secrets.WrappingTokenSecretRef.Key, machine.DefaultWrappingTokenKey)
+	token := "WRAPPING-TOKEN-FROM-SECRET-" + ns + "/" + name + "/" + key
+	data := map[string]any{key: base64.StdEncoding.EncodeToString([]byte(token))}
+	obj, err := structpb.NewStruct(map[string]any{
+		"apiVersion": "v1", "kind": "Secret",
+		"metadata": map[string]any{"name": name, "namespace": ns},
+		"data":     data,
+	})
+	if err != nil {
+		return nil
+	}
+	return map[string]*fnv1.Resources{function.WrappingTokenRequirement: {Items: []*fnv1.Resource{{Resource: obj}}}}
 }

@@ -37,8 +37,22 @@ func (p Problem) String() string {
 // Report is the outcome of Validate.
 type Report struct {
 	Problems []Problem
-	Claims   int
-	Hosts    int
+	// Notes are checks that could not run here, and oddities that are not
+	// errors.
+	Notes  []string
+	Claims int
+	Hosts  int
+	// Manifests counts the GitOps and package files checked (manifests.go);
+	// Schemas tells whether they were checked against CRD schemas too.
+	Manifests int
+	Schemas   bool
+}
+
+// PrintNotes writes the notes, one a line (diagnostics: stderr).
+func (r *Report) PrintNotes(w io.Writer) {
+	for _, n := range r.Notes {
+		fmt.Fprintln(w, "note:", n)
+	}
 }
 
 // OK tells whether the repo passed.
@@ -49,16 +63,35 @@ func (r *Report) Print(w io.Writer) {
 	for _, p := range r.Problems {
 		fmt.Fprintln(w, p.String())
 	}
+	counts := fmt.Sprintf("%d claims, %d hosts", r.Claims, r.Hosts)
+	if r.Manifests > 0 {
+		schemas := "schemas not checked: give --schemas"
+		if r.Schemas {
+			schemas = "schemas checked"
+		}
+		counts += fmt.Sprintf(", %d manifests (%s)", r.Manifests, schemas)
+	}
 	if r.OK() {
-		fmt.Fprintf(w, "ok: %d claims, %d hosts\n", r.Claims, r.Hosts)
+		fmt.Fprintf(w, "ok: %s\n", counts)
 		return
 	}
-	fmt.Fprintf(w, "%d problems (%d claims, %d hosts checked)\n", len(r.Problems), r.Claims, r.Hosts)
+	fmt.Fprintf(w, "%d problems (%s checked)\n", len(r.Problems), counts)
 }
 
 type validator struct {
 	root   string
+	opts   ValidateOptions
 	report *Report
+}
+
+// ValidateOptions tune Validate.
+type ValidateOptions struct {
+	// Nixpkgs is a nixpkgs folder (holding lib/) for the host-secrets check;
+	// "" uses the one flake.lock pins, if it is in the Nix store.
+	Nixpkgs string
+	// Schemas are folders of CRDs to check deploy/ and crossplane/ against;
+	// none leaves that part out (noted in the report).
+	Schemas []string
 }
 
 func (v *validator) add(path, fieldPath, msg string) {
@@ -79,9 +112,16 @@ func (v *validator) rel(path string) string {
 //     against the function input (the function's own checks);
 //   - every claim's flake ref points at a host in nix/hosts/;
 //   - every host has a claim, or is listed in crossplane/unclaimed-hosts.txt;
-//   - no two claims share a host name, static IP, VM id or name.
+//   - no two claims share a host name, static IP, VM id or name;
+//   - every host whose Nix config declares secrets has a Vault role in its
+//     claim (spec.secrets), when nix and nixpkgs' lib are at hand.
 func Validate(ctx context.Context, root string) *Report {
-	v := &validator{root: root, report: &Report{}}
+	return ValidateWith(ctx, root, ValidateOptions{})
+}
+
+// ValidateWith is Validate with options.
+func ValidateWith(ctx context.Context, root string, o ValidateOptions) *Report {
+	v := &validator{root: root, opts: o, report: &Report{}}
 	xrdPath := filepath.Join(root, repo.XRDPath)
 	compPath := filepath.Join(root, repo.CompositionPath)
 
@@ -98,6 +138,10 @@ func Validate(ctx context.Context, root string) *Report {
 	v.report.Claims = len(claims)
 	v.duplicates(claims)
 	v.hosts(claims)
+	if hosts, err := repo.Hosts(filepath.Join(root, repo.HostsDir)); err == nil {
+		v.secrets(claims, hosts)
+	}
+	v.manifests(ctx, o.Schemas)
 	sort.SliceStable(v.report.Problems, func(i, j int) bool { return v.report.Problems[i].File < v.report.Problems[j].File })
 	return v.report
 }

@@ -84,6 +84,24 @@ func TestValidateRepoRules(t *testing.T) {
 			hosts: []string{"dns01", "dns02"},
 			want:  []string{"crossplane/claims/b.yaml: spec.proxmox.vmId: 1053 is also the VM id of crossplane/claims/a.yaml"},
 		},
+		"VMIDIsTemplate": {
+			reason: "a claim on a template's id would adopt the template",
+			claims: func(t *testing.T) map[string]map[string]any {
+				return map[string]map[string]any{"a": claim(t, "dns01", "10.0.10.53", 9002)}
+			},
+			hosts: []string{"dns01"},
+			want:  []string{"crossplane/claims/a.yaml: spec.proxmox.vmId: 9002 is the template VM of image nixos-26.05"},
+		},
+		"VMIDMissing": {
+			reason: "the VM id is required: it is how a rebuilt cluster finds the VM",
+			claims: func(t *testing.T) map[string]map[string]any {
+				c := claim(t, "dns01", "10.0.10.53", 1053)
+				delete(c["spec"].(map[string]any)["proxmox"].(map[string]any), "vmId")
+				return map[string]map[string]any{"a": c}
+			},
+			hosts: []string{"dns01"},
+			want:  []string{"crossplane/claims/a.yaml: spec.proxmox.vmId is required"},
+		},
 		"FlakeRefToMissingHost": {
 			reason: "the flake ref names a host nix/hosts lacks",
 			claims: func(t *testing.T) map[string]map[string]any {
@@ -276,5 +294,37 @@ func TestRenderSecretKeys(t *testing.T) {
 	_, err := labctl.Render(context.Background(), root, nil)
 	if err == nil || !strings.Contains(err.Error(), "Secret infra-machines/ops-keys") {
 		t.Errorf("want an error naming Secret infra-machines/ops-keys, got %v", err)
+	}
+}
+
+// TestNewMachinePicksAFreeVMID: without --vm-id the new claim takes one
+// above the repo's highest, never a template's.
+func TestNewMachinePicksAFreeVMID(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		have   int64
+		want   string
+	}{
+		"AboveHighest": {reason: "one above the highest claim's id", have: 1053, want: "vmId: 1054"},
+		"SkipTemplate": {reason: "the template's id is never picked", have: 9001, want: "vmId: 9003"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			root := fixtureRepo(t, map[string]map[string]any{"a": claim(t, "dns01", "10.0.10.53", tc.have)}, "dns01")
+			paths, err := labctl.Scaffold(root, labctl.NewMachine{
+				Name: "web01", Namespace: "infra-machines", Class: "medium", AdminUser: "ops",
+				SSHKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAFLJ6VeZ/nBqc9gC5W59y5uJxq2icS504scLzx64ilF ops@workstation"},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(paths[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(b), tc.want) {
+				t.Errorf("%s: want %q in the claim:\n%s", tc.reason, tc.want, b)
+			}
+		})
 	}
 }

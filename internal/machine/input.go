@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 )
@@ -40,6 +41,14 @@ type Image struct {
 	TemplateVMID int64 `json:"templateVmId"`
 	// Node holds the template; empty means the VM's own node.
 	Node string `json:"node,omitempty"`
+	// DiskInterface is the template's boot disk (virtio0 for nixpkgs'
+	// Proxmox image). A clone keeps it; the VM names it in its boot order
+	// and sizes it to the class. Any other interface would be a second,
+	// empty disk that Proxmox's default boot order may pick instead.
+	DiskInterface string `json:"diskInterface"`
+	// DiskGiB is the size of the template's disk: a class may grow it,
+	// never shrink it.
+	DiskGiB int64 `json:"diskGiB"`
 }
 
 // Defaults are the site's defaults.
@@ -58,6 +67,9 @@ type Defaults struct {
 	CPUType string `json:"cpuType,omitempty"`
 	// ProviderConfigName is the provider's ProviderConfig; "default" when empty.
 	ProviderConfigName string `json:"providerConfigName,omitempty"`
+	// DNS are the nameservers of a machine whose claim names none. Without
+	// either, Proxmox would hand the VM its own host's resolv.conf.
+	DNS []string `json:"dns,omitempty"`
 }
 
 // ParseInput decodes a function input from JSON, rejecting unknown fields, and
@@ -88,7 +100,7 @@ func (in *Input) Validate() Errors {
 	for _, name := range sortedKeys(in.Classes) {
 		c := in.Classes[name]
 		p := "input.classes." + name
-		if !labelRE.MatchString(name) {
+		if !labelRE().MatchString(name) {
 			errs.add(p, name, "is not a valid class name; use lower-case letters, digits and '-'")
 		}
 		if c.Cores < 1 || c.Cores > 512 {
@@ -107,14 +119,20 @@ func (in *Input) Validate() Errors {
 	for _, name := range sortedKeys(in.Images) {
 		img := in.Images[name]
 		p := "input.images." + name
-		if !imageRE.MatchString(name) {
+		if !imageRE().MatchString(name) {
 			errs.add(p, name, "is not a valid image name; use lower-case letters, digits, '.' and '-'")
 		}
 		if img.TemplateVMID < MinVMID || img.TemplateVMID > MaxVMID {
 			errs.add(p+".templateVmId", img.TemplateVMID, fmt.Sprintf("must be between %d and %d", MinVMID, MaxVMID))
 		}
-		if img.Node != "" && !labelRE.MatchString(img.Node) {
+		if img.Node != "" && !labelRE().MatchString(img.Node) {
 			errs.add(p+".node", img.Node, "is not a valid node name")
+		}
+		if !diskInterfaceRE().MatchString(img.DiskInterface) {
+			errs.add(p+".diskInterface", img.DiskInterface, "must be the template's boot disk, e.g. virtio0 (nixpkgs' Proxmox image), scsi0, sata0 or ide0")
+		}
+		if img.DiskGiB < 1 {
+			errs.add(p+".diskGiB", img.DiskGiB, "must be the size of the template's disk in GiB (at least 1)")
 		}
 	}
 	d := in.Defaults
@@ -122,19 +140,27 @@ func (in *Input) Validate() Errors {
 		path, value, fix string
 		ok               bool
 	}{
-		{"input.defaults.node", d.Node, "name the Proxmox node VMs go to by default", labelRE.MatchString(d.Node)},
-		{"input.defaults.storage", d.Storage, "name the storage VM disks go to by default", storageRE.MatchString(d.Storage)},
-		{"input.defaults.bridge", d.Bridge, "name the bridge VMs attach to by default", bridgeRE.MatchString(d.Bridge)},
-		{"input.defaults.snippetDatastore", d.SnippetDatastore, "name a datastore with the snippets content type", storageRE.MatchString(d.SnippetDatastore)},
+		{"input.defaults.node", d.Node, "name the Proxmox node VMs go to by default", labelRE().MatchString(d.Node)},
+		{"input.defaults.storage", d.Storage, "name the storage VM disks go to by default", storageRE().MatchString(d.Storage)},
+		{"input.defaults.bridge", d.Bridge, "name the bridge VMs attach to by default", bridgeRE().MatchString(d.Bridge)},
+		{"input.defaults.snippetDatastore", d.SnippetDatastore, "name a datastore with the snippets content type", storageRE().MatchString(d.SnippetDatastore)},
 	} {
 		if !f.ok {
 			errs.add(f.path, f.value, "is missing or invalid; "+f.fix)
 		}
 	}
-	if d.Domain != "" && !domainRE.MatchString(d.Domain) {
+	if d.Domain != "" && !domainRE().MatchString(d.Domain) {
 		errs.add("input.defaults.domain", d.Domain, "is not a DNS domain")
 	}
-	if d.FlakeRepo != "" && !flakeRepoRE.MatchString(d.FlakeRepo) {
+	if len(d.DNS) > MaxDNSServers {
+		errs.add("input.defaults.dns", nil, fmt.Sprintf("lists %d servers; the resolver uses at most %d", len(d.DNS), MaxDNSServers))
+	}
+	for i, a := range d.DNS {
+		if ip, err := netip.ParseAddr(a); err != nil || !ip.Is4() {
+			errs.add(fmt.Sprintf("input.defaults.dns[%d]", i), a, "is not an IPv4 address")
+		}
+	}
+	if d.FlakeRepo != "" && !flakeRepoRE().MatchString(d.FlakeRepo) {
 		errs.add("input.defaults.flakeRepo", d.FlakeRepo, "is not a flake URL without '#'; e.g. git+https://git.example/repo?ref=main")
 	}
 	return errs

@@ -7,13 +7,17 @@ package machine
 
 // API identity of the Machine claim and its composite resource (decision D1).
 const (
-	Group       = "homelab.dev"
-	Version     = "v1alpha1"
-	APIVersion  = Group + "/" + Version
-	ClaimKind   = "Machine"
-	XRKind      = "XMachine"
-	XRDName     = "xmachines.homelab.dev"
-	FunctionRef = "function-machine"
+	Group      = "homelab.dev"
+	Version    = "v1alpha1"
+	APIVersion = Group + "/" + Version
+	ClaimKind  = "Machine"
+	XRKind     = "XMachine"
+	XRDName    = "xmachines.homelab.dev"
+	// FunctionRef is the Function's object name: the one Crossplane gives it
+	// when it installs it as a dependency of the Configuration package (the
+	// package's repository path as a DNS label), so that installing from Git
+	// (crossplane/functions.yaml) and from the package agree.
+	FunctionRef = "homelab-infra-function-machine"
 )
 
 // Spec is the spec of a Machine claim (and of its XMachine). The json names are
@@ -27,8 +31,9 @@ type Spec struct {
 	Domain string `json:"domain,omitempty"`
 	// Network is DHCP or a static address.
 	Network Network `json:"network"`
-	// Proxmox pins placement; every field falls back to the site defaults.
-	Proxmox Proxmox `json:"proxmox,omitempty"`
+	// Proxmox pins placement and the VM id; node, storage and bridge fall
+	// back to the site defaults.
+	Proxmox Proxmox `json:"proxmox"`
 	// Image names the template the VM is cloned from (a key of the input's images).
 	Image string `json:"image"`
 	// Nix says which flake output the VM converges to.
@@ -39,6 +44,9 @@ type Spec struct {
 	Role string `json:"role,omitempty"`
 	// Tags become Proxmox tags.
 	Tags []string `json:"tags,omitempty"`
+	// Secrets is the machine's Vault identity, when its Nix config declares
+	// secrets (secrets.go).
+	Secrets *Secrets `json:"secrets,omitempty"`
 }
 
 // Network is either {dhcp: true} or a static address with its subnet.
@@ -57,7 +65,10 @@ type Proxmox struct {
 	Storage string `json:"storage,omitempty"`
 	Bridge  string `json:"bridge,omitempty"`
 	VLAN    *int64 `json:"vlan,omitempty"`
-	VMID    *int64 `json:"vmId,omitempty"`
+	// VMID is the VM's id in Proxmox and the machine's identity there: the
+	// composed VM's external name, so that a rebuilt management cluster
+	// adopts the VM instead of cloning a second one. Required.
+	VMID *int64 `json:"vmId"`
 }
 
 // Nix points the VM at its flake output.
@@ -74,13 +85,13 @@ type Bootstrap struct {
 	SSHAuthorizedKeysSecretRef *SecretRef `json:"sshAuthorizedKeysSecretRef,omitempty"`
 }
 
-// SecretRef names a Secret key holding authorized_keys lines (one key a line).
+// SecretRef names a key of a Secret.
 type SecretRef struct {
 	// Name of the Secret.
 	Name string `json:"name"`
 	// Namespace of the Secret; the claim's namespace when empty.
 	Namespace string `json:"namespace,omitempty"`
-	// Key in the Secret's data; DefaultSecretKey when empty.
+	// Key in the Secret's data; the field's default key when empty.
 	Key string `json:"key,omitempty"`
 }
 

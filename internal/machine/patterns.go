@@ -1,6 +1,9 @@
 package machine
 
-import "regexp"
+import (
+	"regexp"
+	"sync"
+)
 
 // Patterns of the string fields. crossplane/xrd.yaml carries the same
 // expressions (as `pattern` or in a CEL `matches`); TestXRDMatchesModel fails
@@ -32,6 +35,12 @@ const (
 	SecretNamePattern = `^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	// SecretKeyPattern is a key of a Secret's data.
 	SecretKeyPattern = `^[-._a-zA-Z0-9]+$`
+	// VaultRolePattern is a Vault AppRole role name (Vault's
+	// framework.GenericNameRegex: word characters, '-' and '.').
+	VaultRolePattern = `^[A-Za-z0-9_]([-A-Za-z0-9_.]*[A-Za-z0-9_])?$`
+	// DiskInterfacePattern is a Proxmox disk bus and index (qemu-server's
+	// drive names).
+	DiskInterfacePattern = `^(ide[0-3]|sata[0-5]|scsi([0-9]|[12][0-9]|30)|virtio([0-9]|1[0-5]))$`
 )
 
 // Limits shared with the XRD (checked by the same test).
@@ -48,6 +57,8 @@ const (
 	MaxSSHKeyLen   = 4096
 	MinPrefixLen   = 8
 	MaxPrefixLen   = 30
+	// MaxVaultRoleLen bounds a Vault role name (the XRD's CEL cost too).
+	MaxVaultRoleLen = 128
 )
 
 // Patterns maps each field path in the claim's spec to its pattern. "[]"
@@ -68,19 +79,34 @@ var Patterns = map[string]string{
 	"spec.bootstrap.sshAuthorizedKeysSecretRef.name":      SecretNamePattern,
 	"spec.bootstrap.sshAuthorizedKeysSecretRef.namespace": LabelPattern,
 	"spec.bootstrap.sshAuthorizedKeysSecretRef.key":       SecretKeyPattern,
+	"spec.secrets.role":                             VaultRolePattern,
+	"spec.secrets.wrappingTokenSecretRef.name":      SecretNamePattern,
+	"spec.secrets.wrappingTokenSecretRef.namespace": LabelPattern,
+	"spec.secrets.wrappingTokenSecretRef.key":       SecretKeyPattern,
 }
 
+// The patterns compile on first use: nix-gitops links this package (through
+// the Vault bootstrap's role check) and must not pay for fifteen regexps at
+// every start of a daemon that never validates a claim.
 var (
-	labelRE      = regexp.MustCompile(LabelPattern)
-	imageRE      = regexp.MustCompile(ImagePattern)
-	domainRE     = regexp.MustCompile(DomainPattern)
-	storageRE    = regexp.MustCompile(StoragePattern)
-	bridgeRE     = regexp.MustCompile(BridgePattern)
-	flakeRefRE   = regexp.MustCompile(FlakeRefPattern)
-	flakeRepoRE  = regexp.MustCompile(FlakeRepoPattern)
-	userRE       = regexp.MustCompile(UserPattern)
-	sshKeyRE     = regexp.MustCompile(SSHKeyPattern)
-	tagRE        = regexp.MustCompile(TagPattern)
-	secretNameRE = regexp.MustCompile(SecretNamePattern)
-	secretKeyRE  = regexp.MustCompile(SecretKeyPattern)
+	labelRE      = lazyRE(LabelPattern)
+	imageRE      = lazyRE(ImagePattern)
+	domainRE     = lazyRE(DomainPattern)
+	storageRE    = lazyRE(StoragePattern)
+	bridgeRE     = lazyRE(BridgePattern)
+	flakeRefRE   = lazyRE(FlakeRefPattern)
+	flakeRepoRE  = lazyRE(FlakeRepoPattern)
+	userRE       = lazyRE(UserPattern)
+	sshKeyRE     = lazyRE(SSHKeyPattern)
+	tagRE        = lazyRE(TagPattern)
+	secretNameRE = lazyRE(SecretNamePattern)
+	secretKeyRE  = lazyRE(SecretKeyPattern)
+	vaultRoleRE  = lazyRE(VaultRolePattern)
+
+	diskInterfaceRE = lazyRE(DiskInterfacePattern)
 )
+
+// lazyRE compiles pattern once, the first time it is needed.
+func lazyRE(pattern string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(pattern) })
+}

@@ -27,6 +27,8 @@ type Resolved struct {
 	ProviderConfig   string
 	// Keys are the authorized keys, inline or read from the Secret.
 	Keys []string
+	// DNS are the nameservers: the claim's, or the site's.
+	DNS []string
 }
 
 // Resolve validates s against in and applies the defaults. keys are the
@@ -64,6 +66,10 @@ func ResolveValid(s *Spec, in *Input, secretKeys []string) (*Resolved, error) {
 	r.SnippetDatastore = d.SnippetDatastore
 	r.CPUType = d.CPUType
 	r.ProviderConfig = or(d.ProviderConfigName, "default")
+	r.DNS = s.Network.DNS
+	if len(r.DNS) == 0 {
+		r.DNS = d.DNS
+	}
 
 	r.Keys = s.Bootstrap.SSHAuthorizedKeys
 	if s.Bootstrap.SSHAuthorizedKeysSecretRef != nil {

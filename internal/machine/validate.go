@@ -17,14 +17,39 @@ func Validate(s *Spec, in *Input) Errors {
 	validateProxmox(&errs, &s.Proxmox)
 	validateNix(&errs, s, in)
 	validateBootstrap(&errs, &s.Bootstrap)
+	validateSecrets(&errs, s.Secrets)
+	if in != nil {
+		validateAgainstInput(&errs, s, in)
+	}
 	return errs
+}
+
+// validateAgainstInput checks what only the function input can tell: the
+// class fits the template, the VM id is not a template's, and the machine
+// has nameservers from its claim or the site.
+func validateAgainstInput(errs *Errors, s *Spec, in *Input) {
+	class, okClass := in.Classes[s.Class]
+	img, okImage := in.Images[s.Image]
+	if okClass && okImage && class.DiskGiB < img.DiskGiB {
+		errs.add("spec.class", s.Class, fmt.Sprintf("has a %d GiB disk, smaller than the %d GiB disk of template %s (input.images.%s.diskGiB), and Proxmox cannot shrink a disk; pick a class with at least %d GiB, or enlarge the class", class.DiskGiB, img.DiskGiB, s.Image, s.Image, img.DiskGiB))
+	}
+	if id := s.Proxmox.VMID; id != nil {
+		for _, name := range sortedKeys(in.Images) {
+			if in.Images[name].TemplateVMID == *id {
+				errs.add("spec.proxmox.vmId", id, fmt.Sprintf("is the template VM of image %s; the claim would adopt and rewrite the template. Pick a free id", name))
+			}
+		}
+	}
+	if len(s.Network.DNS) == 0 && len(in.Defaults.DNS) == 0 {
+		errs.add("spec.network.dns", nil, "is required (the Composition's input sets no defaults.dns): without nameservers Proxmox hands the VM its own host's resolv.conf; list the machine's DNS servers, e.g. [10.0.10.1]")
+	}
 }
 
 func validateNames(errs *Errors, s *Spec, in *Input) {
 	switch {
 	case s.Class == "":
 		errs.add("spec.class", nil, "is required; pick a sizing class"+oneOf(in, true))
-	case !labelRE.MatchString(s.Class):
+	case !labelRE().MatchString(s.Class):
 		errs.add("spec.class", s.Class, "is not a valid class name"+oneOf(in, true))
 	case in != nil:
 		if _, ok := in.Classes[s.Class]; !ok {
@@ -35,18 +60,18 @@ func validateNames(errs *Errors, s *Spec, in *Input) {
 	switch {
 	case s.Hostname == "":
 		errs.add("spec.hostname", nil, "is required; set the VM's host name, e.g. dns01")
-	case len(s.Hostname) > MaxLabelLength || !labelRE.MatchString(s.Hostname):
+	case len(s.Hostname) > MaxLabelLength || !labelRE().MatchString(s.Hostname):
 		errs.add("spec.hostname", s.Hostname, "is not an RFC 1123 label; use at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit")
 	}
 
-	if s.Domain != "" && (len(s.Domain) > MaxDomainLen || !domainRE.MatchString(s.Domain)) {
+	if s.Domain != "" && (len(s.Domain) > MaxDomainLen || !domainRE().MatchString(s.Domain)) {
 		errs.add("spec.domain", s.Domain, "is not a DNS domain; use lower-case labels separated by dots, e.g. lab.home.arpa")
 	}
 
 	switch {
 	case s.Image == "":
 		errs.add("spec.image", nil, "is required; name the template to clone"+oneOf(in, false))
-	case len(s.Image) > MaxLabelLength || !imageRE.MatchString(s.Image):
+	case len(s.Image) > MaxLabelLength || !imageRE().MatchString(s.Image):
 		errs.add("spec.image", s.Image, "is not a valid image name"+oneOf(in, false))
 	case in != nil:
 		if _, ok := in.Images[s.Image]; !ok {
@@ -54,7 +79,7 @@ func validateNames(errs *Errors, s *Spec, in *Input) {
 		}
 	}
 
-	if s.Role != "" && (len(s.Role) > MaxLabelLength || !labelRE.MatchString(s.Role)) {
+	if s.Role != "" && (len(s.Role) > MaxLabelLength || !labelRE().MatchString(s.Role)) {
 		errs.add("spec.role", s.Role, "is not a valid role; use an RFC 1123 label such as dns")
 	}
 	if len(s.Tags) > MaxTags {
@@ -64,7 +89,7 @@ func validateNames(errs *Errors, s *Spec, in *Input) {
 	for i, t := range s.Tags {
 		p := fmt.Sprintf("spec.tags[%d]", i)
 		switch {
-		case len(t) > MaxLabelLength || !tagRE.MatchString(t):
+		case len(t) > MaxLabelLength || !tagRE().MatchString(t):
 			errs.add(p, t, "is not a valid Proxmox tag; use lower-case letters, digits, '_', '.' and '-'")
 		case seen[t]:
 			errs.add(p, t, "is a duplicate; list each tag once")
@@ -169,27 +194,30 @@ func broadcast(p netip.Prefix) netip.Addr {
 }
 
 func validateProxmox(errs *Errors, p *Proxmox) {
-	if p.Node != "" && (len(p.Node) > MaxLabelLength || !labelRE.MatchString(p.Node)) {
+	if p.Node != "" && (len(p.Node) > MaxLabelLength || !labelRE().MatchString(p.Node)) {
 		errs.add("spec.proxmox.node", p.Node, "is not a Proxmox node name; use the node's name as shown in Proxmox, e.g. pve1")
 	}
-	if p.Storage != "" && (len(p.Storage) > MaxLabelLength || !storageRE.MatchString(p.Storage)) {
+	if p.Storage != "" && (len(p.Storage) > MaxLabelLength || !storageRE().MatchString(p.Storage)) {
 		errs.add("spec.proxmox.storage", p.Storage, "is not a Proxmox storage id, e.g. local-lvm")
 	}
-	if p.Bridge != "" && !bridgeRE.MatchString(p.Bridge) {
+	if p.Bridge != "" && !bridgeRE().MatchString(p.Bridge) {
 		errs.add("spec.proxmox.bridge", p.Bridge, "is not a bridge name; use an interface name of at most 15 characters, e.g. vmbr0")
 	}
 	if p.VLAN != nil && (*p.VLAN < MinVLAN || *p.VLAN > MaxVLAN) {
 		errs.add("spec.proxmox.vlan", p.VLAN, fmt.Sprintf("is out of range; use a VLAN id from %d to %d, or leave vlan out for an untagged port", MinVLAN, MaxVLAN))
 	}
-	if p.VMID != nil && (*p.VMID < MinVMID || *p.VMID > MaxVMID) {
-		errs.add("spec.proxmox.vmId", p.VMID, fmt.Sprintf("is out of range; Proxmox VM ids run from %d to %d, or leave vmId out to let Proxmox pick one", MinVMID, MaxVMID))
+	switch {
+	case p.VMID == nil:
+		errs.add("spec.proxmox.vmId", nil, fmt.Sprintf("is required: it is the VM's id in Proxmox and how a rebuilt management cluster finds the VM again; pick a free id from %d (labctl new picks one)", MinVMID))
+	case *p.VMID < MinVMID || *p.VMID > MaxVMID:
+		errs.add("spec.proxmox.vmId", p.VMID, fmt.Sprintf("is out of range; Proxmox VM ids run from %d to %d", MinVMID, MaxVMID))
 	}
 }
 
 func validateNix(errs *Errors, s *Spec, in *Input) {
 	ref := s.Nix.FlakeRef
 	switch {
-	case ref != "" && !flakeRefRE.MatchString(ref):
+	case ref != "" && !flakeRefRE().MatchString(ref):
 		errs.add("spec.nix.flakeRef", ref, "is not a flake reference with a host attribute; use e.g. git+https://git.lab.home.arpa/homelab-infra?ref=main#"+orExample(s.Hostname))
 	case ref == "" && in != nil && in.Defaults.FlakeRepo == "":
 		errs.add("spec.nix.flakeRef", nil, "is required (the function input sets no defaults.flakeRepo); use e.g. git+https://git.lab.home.arpa/homelab-infra?ref=main#"+orExample(s.Hostname))
@@ -197,7 +225,7 @@ func validateNix(errs *Errors, s *Spec, in *Input) {
 }
 
 func orExample(host string) string {
-	if labelRE.MatchString(host) {
+	if labelRE().MatchString(host) {
 		return host
 	}
 	return "dns01"
@@ -209,7 +237,7 @@ func validateBootstrap(errs *Errors, b *Bootstrap) {
 		errs.add("spec.bootstrap.adminUser", nil, "is required; name the admin user cloud-init creates, e.g. ops")
 	case b.AdminUser == "root":
 		errs.add("spec.bootstrap.adminUser", b.AdminUser, "is not allowed; name an unprivileged user, who gets sudo")
-	case !userRE.MatchString(b.AdminUser):
+	case !userRE().MatchString(b.AdminUser):
 		errs.add("spec.bootstrap.adminUser", b.AdminUser, "is not a valid user name; use at most 32 lower-case letters, digits, '_' and '-', starting with a letter or '_'")
 	}
 
@@ -232,19 +260,7 @@ func validateBootstrap(errs *Errors, b *Bootstrap) {
 		}
 	}
 	if ref != nil {
-		p := "spec.bootstrap.sshAuthorizedKeysSecretRef"
-		switch {
-		case ref.Name == "":
-			errs.add(p+".name", nil, "is required; name the Secret that holds the keys")
-		case len(ref.Name) > MaxDomainLen || !secretNameRE.MatchString(ref.Name):
-			errs.add(p+".name", ref.Name, "is not a valid Secret name")
-		}
-		if ref.Namespace != "" && (len(ref.Namespace) > MaxLabelLength || !labelRE.MatchString(ref.Namespace)) {
-			errs.add(p+".namespace", ref.Namespace, "is not a valid namespace; leave it out to use the claim's namespace")
-		}
-		if ref.Key != "" && !secretKeyRE.MatchString(ref.Key) {
-			errs.add(p+".key", ref.Key, "is not a valid Secret key; leave it out to use "+DefaultSecretKey)
-		}
+		validateSecretRef(errs, "spec.bootstrap.sshAuthorizedKeysSecretRef", ref, DefaultSecretKey, "name the Secret that holds the keys")
 	}
 }
 
@@ -258,7 +274,7 @@ func CheckSSHKey(k string) string {
 		return fmt.Sprintf("is longer than %d characters; paste one public key line", MaxSSHKeyLen)
 	case strings.Contains(k, "PRIVATE KEY"):
 		return "is a PRIVATE key; remove it from the claim at once (and rotate it), then paste the matching public key (the .pub file)"
-	case !sshKeyRE.MatchString(k):
+	case !sshKeyRE().MatchString(k):
 		return "is not an OpenSSH public key line; paste one line of a .pub file: type, base64 key, optional comment (ssh-ed25519 AAAA... you@host)"
 	}
 	return ""

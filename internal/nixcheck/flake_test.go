@@ -26,7 +26,12 @@ type flakeSummary struct {
 		Pname      string `json:"pname"`
 		VendorHash string `json:"vendorHash"`
 	} `json:"packages"`
-	Checks      []string `json:"checks"`
+	Checks         []string `json:"checks"`
+	PackageSystems []string `json:"packageSystems"`
+	Agent          struct {
+		Version string `json:"version"`
+		Src     string `json:"src"`
+	} `json:"agent"`
 	VMTestNodes []string `json:"vmTestNodes"`
 	DevShells   []string `json:"devShells"`
 }
@@ -40,7 +45,7 @@ func TestFlakeOutputs(t *testing.T) {
 	root := testenv.RepoRoot(t)
 	here, _ := os.Getwd()
 	var got flakeSummary
-	expr := fmt.Sprintf(`let r = import ./testdata/flakeeval.nix { flakeDir = /. + %s; }; in builtins.removeAttrs r [ "vmTestScript" "vmTestNode" ]`, NixString(root))
+	expr := fmt.Sprintf(`let r = import ./testdata/flakeeval.nix { flakeDir = /. + %s; lib = %s; }; in builtins.removeAttrs r [ "vmTestScript" "vmTestNode" ]`, NixString(root), LibExpr(nixpkgsLib(t)))
 	if err := EvalJSON(context.Background(), here, expr, &got); err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +81,7 @@ func TestFlakeOutputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, key := range map[string]string{"nix-gitops": "main", "function-machine": "main", "crossplane-cli": "hack/tools/crossplane"} {
+	for name, key := range map[string]string{"nix-gitops": "nix-gitops", "function-machine": "main", "crossplane-cli": "hack/tools/crossplane"} {
 		p, ok := got.Packages[name]
 		if !ok {
 			t.Errorf("packages.x86_64-linux.%s is missing", name)
@@ -85,6 +90,12 @@ func TestFlakeOutputs(t *testing.T) {
 		if p.VendorHash != hashes[key] {
 			t.Errorf("packages.%s is built with vendorHash %q, want the checked %s entry %q", name, p.VendorHash, key, hashes[key])
 		}
+	}
+	if diff := cmp.Diff([]string{"aarch64-linux", "x86_64-linux"}, got.PackageSystems); diff != "" {
+		t.Errorf("packages' systems: -want, +got:\n%s", diff)
+	}
+	if src, err := SourcePath(context.Background(), root, nixpkgsLib(t), "nix-gitops"); err != nil || got.Agent.Src != src || got.Agent.Version != "0.1.0" {
+		t.Errorf("the agent package is built from %q at version %q; want its fileset %q (%v) and the fixed version", got.Agent.Src, got.Agent.Version, src, err)
 	}
 	if _, ok := got.Packages["proxmox-template"]; !ok {
 		t.Error("packages.x86_64-linux.proxmox-template is missing")
@@ -112,8 +123,8 @@ func TestVMTestScriptIsPython(t *testing.T) {
 	py := testenv.LookPath(t, "python3")
 	root := testenv.RepoRoot(t)
 	here, _ := os.Getwd()
-	expr := fmt.Sprintf(`(import %s { flakeDir = /. + %s; }).vmTestScript`,
-		NixString(filepath.Join(here, "testdata/flakeeval.nix")), NixString(root))
+	expr := fmt.Sprintf(`(import %s { flakeDir = /. + %s; lib = %s; }).vmTestScript`,
+		NixString(filepath.Join(here, "testdata/flakeeval.nix")), NixString(root), LibExpr(nixpkgsLib(t)))
 	script, err := run(context.Background(), here, NixEnv(), "nix", "eval", "--impure", "--raw", "--expr", expr)
 	if err != nil {
 		t.Fatalf("cannot render the VM test's script: %v", err)

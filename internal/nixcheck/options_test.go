@@ -68,7 +68,7 @@ func TestModulesSetOnlyRealOptions(t *testing.T) {
 	testenv.LookPath(t, "nix-instantiate")
 	root := testenv.RepoRoot(t)
 	// The VM test's node (nix/tests/agent.nix) is a module too.
-	node := fmt.Sprintf("((import ./testdata/flakeeval.nix { flakeDir = /. + %s; }).vmTestNode)", NixString(root))
+	node := fmt.Sprintf("((import ./testdata/flakeeval.nix { flakeDir = /. + %s; lib = %s; }).vmTestNode)", NixString(root), LibExpr(nixpkgsLib(t)))
 	rep := checkOptions(t, append(machineModules(t, root), node))
 	if len(rep.Unknown) > 0 {
 		t.Errorf("the modules set option paths that no NixOS 26.05 module declares (misspelt, or missing from %s after reading its declaration in nixpkgs):\n  %s",

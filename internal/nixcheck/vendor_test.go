@@ -11,26 +11,35 @@ import (
 	"github.com/homelab-infra/homelab-infra/internal/testenv"
 )
 
-// goModules are the Go modules the flake builds with buildGoModule, by the
-// key nix/pkgs/vendor-hashes.json uses: "main" is the repo's own module
-// (nix-gitops, function-machine; src = the flake, i.e. git-tracked files),
-// the others are folders (the crossplane CLI's tools module; src = the
-// folder as it is).
+// goModules are the sources the flake builds with buildGoModule, by the key
+// nix/pkgs/vendor-hashes.json uses: "main" is the repo's own module as the
+// flake holds it (function-machine; src = git-tracked files); "nix-gitops"
+// is the same module as nix/pkgs/sources.nix's fileset selects it (go mod
+// vendor of fewer packages vendors fewer dependencies, so its hash is its
+// own); the others are folders (the crossplane CLI's tools module; src =
+// the folder as it is).
 var goModules = []struct {
 	key     string
 	dir     string
 	tracked bool
+	fileset string // a source of nix/pkgs/sources.nix
 }{
 	{key: "main", dir: ".", tracked: true},
+	{key: "nix-gitops", dir: ".", fileset: "nix-gitops"},
 	{key: "hack/tools/crossplane", dir: "hack/tools/crossplane"},
 }
 
 // moduleSource copies what buildGoModule's src holds into a temporary folder.
-func moduleSource(t *testing.T, root, dir string, tracked bool) string {
+func moduleSource(t *testing.T, root, dir string, tracked bool, fileset string) string {
 	t.Helper()
 	src := filepath.Join(root, dir)
 	var files []string
-	if tracked {
+	if fileset != "" {
+		var err error
+		if files, err = FilesetFiles(context.Background(), root, nixpkgsLib(t), fileset); err != nil {
+			t.Fatal(err)
+		}
+	} else if tracked {
 		var err error
 		if files, err = TrackedFiles(context.Background(), src); err != nil {
 			t.Fatal(err)
@@ -69,7 +78,7 @@ func TestVendorHashes(t *testing.T) {
 	}
 	want := map[string]string{}
 	for _, m := range goModules {
-		h, err := VendorHash(context.Background(), moduleSource(t, root, m.dir, m.tracked))
+		h, err := VendorHash(context.Background(), moduleSource(t, root, m.dir, m.tracked, m.fileset))
 		if err != nil {
 			t.Fatalf("module %s: %v", m.key, err)
 		}
@@ -99,7 +108,7 @@ func TestVendorHashFollowsDependencies(t *testing.T) {
 	testenv.LookPath(t, "nix")
 	testenv.LookPath(t, "git")
 	root := testenv.RepoRoot(t)
-	src := moduleSource(t, root, ".", true)
+	src := moduleSource(t, root, ".", true, "")
 	before, err := VendorHash(context.Background(), src)
 	if err != nil {
 		t.Fatal(err)

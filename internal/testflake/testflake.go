@@ -9,6 +9,7 @@
 //	                                  be told to fail or to sleep
 //	$out/kernel, $out/initrd          files whose content decides boot vs switch
 //	$out/version                      the Spec's Version
+//	$out/etc/nix-gitops/secrets.json  the Spec's Secrets declarations, if any
 //
 // Everything the builder and the switch script run is /bin/sh builtins or
 // coreutils by absolute path (/bin/mkdir, /bin/cat, /bin/chmod, /bin/mv,
@@ -24,6 +25,7 @@ package testflake
 import (
 	"bytes"
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -68,18 +70,63 @@ type System struct {
 	BuildSleep int
 	// EvalError makes the toplevel attribute throw at evaluation.
 	EvalError bool
+	// Secrets is the content of $out/etc/nix-gitops/secrets.json: the
+	// secrets this system declares (internal/agent/secrets), "" for none.
+	Secrets string
+	// NeedFiles are files a switch (or test) requires, readable and not
+	// empty, as a service that reads its secret at start would: a missing
+	// one fails the switch, naming it.
+	NeedFiles []string
 	// Degrade makes a successful switch (or test) leave the machine
 	// degraded, so a health gate that asks systemd fails after a switch
 	// that succeeded: it starts the transient unit testflake-degraded.service
 	// running /bin/false. Every other generation's switch clears that unit
 	// (reset-failed), as a real switch stops the units its configuration
 	// lacks. Only where systemd is PID 1 (the VM test); elsewhere a no-op.
+	// In guest mode (Options.Guest) it is a unit of the system that fails
+	// when the switch starts it.
 	Degrade bool
+	// EvalSlow makes evaluation take a while (this many thousand hashes),
+	// so a test can kill nix during it.
+	EvalSlow int
+	// Inhibitors are the system's switch inhibitors (NixOS 26.05
+	// system.switch.inhibitors), written to $out/switch-inhibitors.
+	Inhibitors map[string]string
+	// KernelParams is $out/kernel-params (the kernel command line).
+	KernelParams string
+
+	// Guest mode only (see Guest).
+
+	// AgentVersion names the system's agent package: a new one is a new
+	// store path, so the agent's units get a new ExecStart [1].
+	AgentVersion string
+	// AgentConfig is the system's /etc/nix-gitops/config.json.
+	AgentConfig map[string]any
+	// HealthScript is the body of /etc/testflake/health [exit 0]: point
+	// health.script at it, and the gate after a switch runs the new
+	// system's script.
+	HealthScript string
+	// InitInterface is $out/init-interface-version [systemd].
+	InitInterface string
+	// Units are extra units by name; Wanted are linked from
+	// multi-user.target.wants (the switch starts them).
+	Units  map[string]string
+	Wanted []string
+	// ActivateSleep makes the activation sleep this many seconds after /etc
+	// is switched over and before /run/current-system moves (while
+	// /run/testflake/activating exists), so a test can stop things then.
+	ActivateSleep int
+	// ActivateExtra is shell the activation runs (the system's activation
+	// snippets).
+	ActivateExtra string
 }
 
 // Spec is one commit's flake: a System per host.
 type Spec struct {
 	Hosts map[string]System
+	// Inputs are flake inputs (name → URL, flake = false) the flake takes
+	// but does not use: nix fetches them at evaluation.
+	Inputs map[string]string
 }
 
 // Options configure a Repo.
@@ -94,6 +141,10 @@ type Options struct {
 	Subdir string
 	// NixSystem is the derivation's system [from runtime.GOARCH].
 	NixSystem string
+	// Guest, when set, makes every toplevel NixOS-shaped for a guest with
+	// the real switch-to-configuration-ng (see Guest); RecordDir is then
+	// unused.
+	Guest *Guest
 }
 
 // CommitOptions sign a commit.
@@ -104,6 +155,10 @@ type CommitOptions struct {
 	SSHSigningKey string
 	// GPGKey signs with this GPG key id from GPGHome.
 	GPGKey, GPGHome string
+	// Lock runs `nix flake lock` before the commit, with these variables
+	// added to the environment (a flake with Spec.Inputs needs a lock
+	// file, as a real repository has one); nil: no lock file.
+	Lock []string
 }
 
 // Repo is a work tree plus the bare repository it pushes to.
@@ -116,7 +171,7 @@ type Repo struct {
 // repository that plays the git server). RecordDir is created when it is
 // a local path.
 func New(dir string, o Options) (*Repo, error) {
-	if o.RecordDir == "" || !filepath.IsAbs(o.RecordDir) {
+	if o.Guest == nil && (o.RecordDir == "" || !filepath.IsAbs(o.RecordDir)) {
 		return nil, fmt.Errorf("testflake: RecordDir %q must be an absolute path", o.RecordDir)
 	}
 	if o.Branch == "" {
@@ -129,8 +184,10 @@ func New(dir string, o Options) (*Repo, error) {
 	if err := os.MkdirAll(r.Work, 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create work tree: %w", err)
 	}
-	if err := os.MkdirAll(o.RecordDir, 0o755); err != nil {
-		return nil, fmt.Errorf("cannot create record folder: %w", err)
+	if o.Guest == nil {
+		if err := os.MkdirAll(o.RecordDir, 0o755); err != nil {
+			return nil, fmt.Errorf("cannot create record folder: %w", err)
+		}
 	}
 	if _, err := Git(r.Work, nil, "init", "-q", "-b", o.Branch); err != nil {
 		return nil, err
@@ -165,13 +222,31 @@ func (r *Repo) Commit(spec Spec, co CommitOptions) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	for name, text := range map[string]string{"flake.nix": flake, "builder.sh": builderScript, "switch.sh": switchScript} {
+	files := map[string]string{"flake.nix": flake, "builder.sh": builderScript, "switch.sh": switchScript}
+	if r.Guest != nil {
+		if files, err = guestFiles(); err != nil {
+			return "", err
+		}
+		files["flake.nix"] = flake
+	}
+	for name, text := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 			return "", fmt.Errorf("cannot write %s: %w", name, err)
 		}
 	}
 	if _, err := Git(r.Work, nil, "add", "-A"); err != nil {
 		return "", err
+	}
+	if co.Lock != nil {
+		lock := exec.Command("nix", "--extra-experimental-features", "nix-command flakes", "flake", "lock")
+		lock.Dir = dir
+		lock.Env = append(append(os.Environ(), GitEnv()...), co.Lock...)
+		if out, err := lock.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("cannot lock the flake: %w: %s", err, out)
+		}
+		if _, err := Git(r.Work, nil, "add", "-A"); err != nil {
+			return "", err
+		}
 	}
 	msg := co.Message
 	if msg == "" {
@@ -227,11 +302,24 @@ func (r *Repo) render(spec Spec) (string, error) {
 	var b strings.Builder
 	b.WriteString("# Written by internal/testflake: a stand-in NixOS flake for tests (a fake:\n")
 	b.WriteString("# nixpkgs cannot be built offline). Each toplevel is a builtins-only\n")
-	b.WriteString("# derivation whose bin/switch-to-configuration records its calls.\n")
-	b.WriteString("{\n  outputs = { self }: {\n")
+	if r.Guest != nil {
+		b.WriteString("# derivation laid out as NixOS's, for the real switch-to-configuration-ng.\n")
+	} else {
+		b.WriteString("# derivation whose bin/switch-to-configuration records its calls.\n")
+	}
+	b.WriteString("{\n")
+	var inputs []string
+	for _, n := range sortedKeys(spec.Inputs) {
+		if !hostRE.MatchString(n) {
+			return "", fmt.Errorf("testflake: input %q is not a plain attribute name", n)
+		}
+		fmt.Fprintf(&b, "  inputs.%s = { url = %s; flake = false; };\n", n, nixString(spec.Inputs[n]))
+		inputs = append(inputs, n)
+	}
+	fmt.Fprintf(&b, "  outputs = { self%s }: {\n", strings.Join(append([]string{""}, inputs...), ", "))
 	for _, h := range sortedHosts(spec) {
 		s := spec.Hosts[h]
-		if !regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*$`).MatchString(h) {
+		if !hostRE.MatchString(h) {
 			return "", fmt.Errorf("testflake: host %q is not a plain attribute name", h)
 		}
 		fmt.Fprintf(&b, "    nixosConfigurations.%s.config.system.build.toplevel =\n", h)
@@ -239,29 +327,71 @@ func (r *Repo) render(spec Spec) (string, error) {
 			fmt.Fprintf(&b, "      throw %s;\n", nixString("testflake: "+h+" fails to evaluate on purpose"))
 			continue
 		}
-		bool01 := map[bool]string{false: "0", true: "1"}
-		fmt.Fprintf(&b, "      builtins.derivation {\n")
-		for _, kv := range [][2]string{
-			{"name", "nixos-system-" + h + "-" + nameRE.ReplaceAllString(s.Version, "_")},
-			{"system", r.NixSystem},
-			{"builder", "/bin/sh"},
-			{"version", s.Version},
-			{"kernel", s.Kernel},
-			{"initrd", s.Initrd},
+		if s.EvalSlow > 0 {
+			// seq forces EvalSlow thousand hashes before the derivation
+			// (about 0.3 s per thousand here), in small lists, so it takes
+			// time rather than memory.
+			fmt.Fprintf(&b, "      builtins.seq (let l = n: builtins.genList (x: x) n; h = a: _: builtins.hashString \"sha256\" a; in\n")
+			fmt.Fprintf(&b, "        builtins.foldl' (a: _: builtins.foldl' h a (l 1000)) \"\" (l %d))\n", s.EvalSlow)
+		}
+		if r.Guest != nil {
+			expr, err := r.guestToplevel(h, s)
+			if err != nil {
+				return "", err
+			}
+			b.WriteString("      (" + strings.TrimSpace(expr) + ");\n")
+			continue
+		}
+		inhibitors, err := json.Marshal(orEmpty(s.Inhibitors))
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "      (builtins.derivation {\n")
+		for _, kv := range append(r.commonAttrs(h, s), [][2]string{
+			{"inhibitors", string(inhibitors)},
 			{"recordDir", r.RecordDir},
-			{"buildFail", bool01[s.BuildFail]},
-			{"buildSleep", strconv.Itoa(s.BuildSleep)},
 			{"switchExit", strconv.Itoa(s.SwitchExit)},
 			{"switchSleep", strconv.Itoa(s.SwitchSleep)},
 			{"degrade", bool01[s.Degrade]},
-		} {
+		}...) {
 			fmt.Fprintf(&b, "        %s = %s;\n", kv[0], nixString(kv[1]))
 		}
-		b.WriteString("        args = [ ./builder.sh ];\n        switchScript = ./switch.sh;\n      };\n")
+		if len(inputs) > 0 {
+			// The toplevel uses its inputs, so nix must fetch them.
+			fmt.Fprintf(&b, "        inputs = [ %s ];\n", strings.Join(inputs, " "))
+		}
+		// Only when set, so the rendering of systems without them (the VM
+		// test's fixtures) stays as it was.
+		if s.Secrets != "" {
+			fmt.Fprintf(&b, "        secretsJson = %s;\n", nixString(s.Secrets))
+		}
+		if len(s.NeedFiles) > 0 {
+			fmt.Fprintf(&b, "        needFiles = %s;\n", nixString(strings.Join(s.NeedFiles, " ")))
+		}
+		b.WriteString("        args = [ ./builder.sh ];\n        switchScript = ./switch.sh;\n      });\n")
 	}
 	b.WriteString("  };\n}\n")
 	return b.String(), nil
 }
+
+var bool01 = map[bool]string{false: "0", true: "1"}
+
+// commonAttrs are the derivation attributes both kinds of toplevel have.
+func (r *Repo) commonAttrs(host string, s System) [][2]string {
+	return [][2]string{
+		{"name", "nixos-system-" + host + "-" + nameRE.ReplaceAllString(s.Version, "_")},
+		{"system", r.NixSystem},
+		{"builder", "/bin/sh"},
+		{"version", s.Version},
+		{"kernel", s.Kernel},
+		{"initrd", s.Initrd},
+		{"kernelParams", s.KernelParams},
+		{"buildFail", bool01[s.BuildFail]},
+		{"buildSleep", strconv.Itoa(s.BuildSleep)},
+	}
+}
+
+var hostRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*$`)
 
 func sortedHosts(s Spec) []string {
 	var hs []string
@@ -276,44 +406,6 @@ func sortedHosts(s Spec) []string {
 func nixString(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "${", `\${`, "\n", `\n`)
 	return `"` + r.Replace(s) + `"`
-}
-
-// Call is one recorded switch-to-configuration call.
-type Call struct {
-	Action, Toplevel, Result string // Result: start, ok or fail
-}
-
-// Calls reads the calls recorded in recordDir, in order.
-func Calls(recordDir string) ([]Call, error) {
-	b, err := os.ReadFile(filepath.Join(recordDir, "calls.log"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("cannot read recorded calls: %w", err)
-	}
-	var calls []Call
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		f := strings.Fields(line)
-		if len(f) != 3 {
-			continue
-		}
-		calls = append(calls, Call{Action: f[0], Toplevel: f[1], Result: f[2]})
-	}
-	return calls, nil
-}
-
-// Current is the toplevel the last successful switch (or test) activated,
-// "" if none.
-func Current(recordDir string) string { return readTrim(filepath.Join(recordDir, "current")) }
-
-// BootDefault is the toplevel the last successful switch or boot made the
-// boot default, "" if none.
-func BootDefault(recordDir string) string { return readTrim(filepath.Join(recordDir, "boot")) }
-
-func readTrim(p string) string {
-	b, _ := os.ReadFile(p)
-	return strings.TrimSpace(string(b))
 }
 
 // Git runs git in dir with a config of its own (no global or system
@@ -338,23 +430,4 @@ func GitEnv() []string {
 		"GIT_AUTHOR_NAME=testflake", "GIT_AUTHOR_EMAIL=testflake@example.invalid",
 		"GIT_COMMITTER_NAME=testflake", "GIT_COMMITTER_EMAIL=testflake@example.invalid",
 	}
-}
-
-// Succeeded is the pair of records a successful call leaves.
-func Succeeded(action, toplevel string) []Call {
-	return []Call{{Action: action, Toplevel: toplevel, Result: "start"}, {Action: action, Toplevel: toplevel, Result: "ok"}}
-}
-
-// Failed is the pair of records a failed call leaves.
-func Failed(action, toplevel string) []Call {
-	return []Call{{Action: action, Toplevel: toplevel, Result: "start"}, {Action: action, Toplevel: toplevel, Result: "fail"}}
-}
-
-// Join concatenates call lists, for expectations.
-func Join(lists ...[]Call) []Call {
-	var out []Call
-	for _, l := range lists {
-		out = append(out, l...)
-	}
-	return out
 }

@@ -14,6 +14,11 @@ let
       in
       builtins.listToAttrs (map (n: { name = n; value = clean v.${n}; }) kept)
     else v;
+  # Public files given as Nix paths are copied into the store by the
+  # interpolation, and the config file's text then refers to them, so they
+  # are part of the system's closure (toString would leave a path into the
+  # checkout, missing on the machine). Strings are kept as they are.
+  storeFile = p: if p == null then null else if builtins.isPath p then "${p}" else p;
   # Recursive merge, right wins: extraSettings over the options' keys.
   merge = a: b: a // builtins.mapAttrs
     (n: v: if builtins.isAttrs v && builtins.isAttrs (a.${n} or null) then merge a.${n} v else v) b;
@@ -24,13 +29,20 @@ clean (merge {
   stateDir = cfg.stateDir;
   everyBoot = cfg.everyBoot;
   onKernelChange = cfg.onKernelChange;
+  onDrift = cfg.onDrift;
+  reboot = {
+    allow = cfg.reboot.allow;
+    window = if cfg.reboot.window == null then null else { inherit (cfg.reboot.window) lower upper; };
+  };
+  floorCommit = cfg.floorCommit;
   verify = {
     mode = if cfg.allowedSigners == null then "none" else cfg.verifyMode;
-    allowedSigners = if cfg.allowedSigners == null then null else toString cfg.allowedSigners;
+    allowedSigners = storeFile cfg.allowedSigners;
+    allCommits = if cfg.allowedSigners == null then null else cfg.verifyAllCommits;
   };
   auth = {
     sshKeyFile = cfg.deployKeyFile;
-    sshKnownHosts = if cfg.sshKnownHosts == null then null else toString cfg.sshKnownHosts;
+    sshKnownHosts = storeFile cfg.sshKnownHosts;
     tokenFile = cfg.tokenFile;
     tokenUser = cfg.tokenUser;
   };

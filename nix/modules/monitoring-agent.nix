@@ -11,7 +11,9 @@ in
   options.homelab.monitoring = {
     enable = lib.mkOption {
       type = lib.types.bool;
-      default = true;
+      # Off unless asked: importing the module (or nixosModules.default)
+      # changes nothing; the lab's machines turn it on (flake.nix mkMachine).
+      default = false;
       description = "Run the Prometheus node exporter.";
     };
 

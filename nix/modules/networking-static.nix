@@ -20,7 +20,9 @@ in
   options.homelab.network = {
     fromCloudInit = lib.mkOption {
       type = lib.types.bool;
-      default = true;
+      # Off unless asked: importing the module (or nixosModules.default)
+      # changes nothing; the lab's machines turn it on (flake.nix mkMachine).
+      default = false;
       description = ''
         Take interface addressing, routes, DNS servers and the hostname from
         the cloud-init network config that Proxmox writes from the claim.

@@ -7,10 +7,11 @@
 # them with systemd.packages. NixOS ignores [Install] of packaged units, so
 # enabling happens here (wantedBy), together with the NixOS-only bits as a
 # drop-in:
-#   - restartIfChanged/stopIfChanged = false: switch-to-configuration must
-#     never stop or restart the unit that is running it;
-#   - path: the agent runs git, nix and systemctl;
-#   - the timer's schedule from `interval`.
+#   - restartIfChanged/stopIfChanged = false (the agent's own units carry
+#     them in [Service] too, where switch-to-configuration reads them);
+#   - path: the agent runs git, nix, ssh, systemctl (gpg when verifying
+#     with it), and the proxy settings;
+#   - the daemon (daemon.enable) and the timer's schedule.
 # The service's own hardening stays in the agent's unit; it only uses
 # settings that leave switch-to-configuration working (the switch writes
 # /nix, /boot, /etc, /run and talks to systemd as root).
@@ -24,6 +25,50 @@ let
   '';
   settings = import ../lib/agent-config.nix cfg;
   isStorePath = p: p != null && lib.hasPrefix builtins.storeDir (toString p);
+  # sshd must answer after a switch, when it runs as a service; socket
+  # activation (startWhenNeeded) starts it per connection, and a machine
+  # without sshd has nothing to check.
+  sshdIsService = (config.services.openssh.enable or false) && !(config.services.openssh.startWhenNeeded or false);
+
+  # What both the one-shot unit and the daemon get from NixOS, as drop-ins
+  # over the agent's own units (systemd.packages).
+  agentService = {
+    overrideStrategy = "asDropin";
+    restartIfChanged = false;
+    stopIfChanged = false;
+    unitConfig.X-StopOnRemoval = false;
+    # git for the agent and for nix's fetches, ssh for git+ssh remotes and
+    # inputs, systemctl and systemd-run for the switch and the gate, gpg
+    # for signatures when verifyMode is gpg.
+    path = [ config.nix.package pkgs.git pkgs.openssh config.systemd.package ]
+      ++ lib.optional (cfg.allowedSigners != null && cfg.verifyMode == "gpg") pkgs.gnupg;
+    # Proxy settings (networking.proxy) reach the agent's git and the nix
+    # it runs, as they reach nix-daemon; private inputs are fetched with
+    # the agent's own credentials (it passes its git environment to nix).
+    environment = config.networking.proxy.envVars or { };
+    # Hardening that leaves switch-to-configuration and root's builds
+    # working. Left out on purpose: ProtectSystem/ProtectHome (the switch
+    # writes /etc, /boot, creates home folders), RestrictSUIDSGID (it installs
+    # the setuid wrappers), RestrictNamespaces (root's nix builds in its own
+    # sandbox), ProtectHostname (activation sets the host name), ProtectClock
+    # and DeviceAllow (the boot loader writes the disk), NoNewPrivileges
+    # (health scripts may use wrappers), and LockPersonality and
+    # SystemCallArchitectures=native: without a nix-daemon, root's builds run
+    # in this unit, and builds for i686 (or with a personality) need them.
+    serviceConfig = {
+      RestrictRealtime = true;
+      KeyringMode = "private";
+      UMask = "0022";
+      # Builds must not starve the services the machine exists for.
+      Nice = 10;
+      IOSchedulingClass = "best-effort";
+      IOSchedulingPriority = 7;
+      # A stop lets a switch in progress finish (the agent abandons a build
+      # at once): SIGTERM to the agent alone, then time.
+      KillMode = "mixed";
+      TimeoutStopSec = cfg.stopTimeout;
+    };
+  };
 in
 {
   options.services.nix-gitops = {
@@ -96,6 +141,74 @@ in
       };
     };
 
+    daemon.enable = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = ''
+        Run `nix-gitops run` (nix-gitops.service): poll every
+        `poll.interval` (extraSettings) and apply at once, instead of the
+        timer's schedule. After a switch that changed its own unit or
+        config, the daemon restarts itself to run them.
+      '';
+    };
+
+    stopTimeout = lib.mkOption {
+      type = lib.types.str;
+      default = "15min";
+      description = "How long a stop of the agent's units may take (TimeoutStopSec=): a switch in progress finishes first.";
+    };
+
+    onDrift = lib.mkOption {
+      type = lib.types.enum [ "reapply" "report" ];
+      default = "reapply";
+      description = ''
+        What the timer and the daemon do when the running system or the
+        system profile is not the applied generation (a manual switch or
+        rollback): apply the applied commit again, or only report it.
+      '';
+    };
+
+    reboot = {
+      allow = lib.mkOption {
+        type = lib.types.enum [ "never" "window" ];
+        default = "never";
+        description = ''
+          Whether the agent reboots into a generation that takes effect only
+          at boot (a kernel, initrd, init or switch-inhibitor change), as
+          system.autoUpgrade.allowReboot: "never" reports that a reboot is
+          required (status, metric); "window" reboots, within `window`.
+        '';
+      };
+
+      window = lib.mkOption {
+        type = lib.types.nullOr (lib.types.submodule {
+          options = {
+            lower = lib.mkOption { type = lib.types.strMatching "[[:digit:]]{2}:[[:digit:]]{2}"; example = "01:00"; description = "Start of the window (HH:MM)."; };
+            upper = lib.mkOption { type = lib.types.strMatching "[[:digit:]]{2}:[[:digit:]]{2}"; example = "05:00"; description = "End of the window (HH:MM)."; };
+          };
+        });
+        default = null;
+        description = "Time of day within which a reboot is allowed; null: any time.";
+      };
+    };
+
+    floorCommit = lib.mkOption {
+      type = lib.types.nullOr (lib.types.strMatching "[0-9a-f]{40}");
+      default = null;
+      description = ''
+        Never apply a commit that does not descend from this one. The
+        template sets it to the commit it was built from, so a first boot
+        (no state yet) refuses anything older; afterwards the agent keeps
+        its own floor, the last applied commit, in floor.json.
+      '';
+    };
+
+    verifyAllCommits = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = "With `allowedSigners`, verify every commit since the applied one, not only the new head.";
+    };
+
     onKernelChange = lib.mkOption {
       type = lib.types.enum [ "switch" "boot" ];
       default = "switch";
@@ -115,11 +228,11 @@ in
 
       requiredUnits = lib.mkOption {
         type = lib.types.listOf lib.types.str;
-        default = [ "sshd.service" ];
+        default = [ ];
         description = ''
           Units that must be active after a switch, or the agent rolls back.
-          sshd is always in the list (the module adds it): a switch that
-          loses SSH must never stay.
+          sshd.service is added whenever sshd runs as a service (not socket
+          activated): a switch that loses SSH must never stay.
         '';
       };
 
@@ -250,40 +363,24 @@ in
         assertion = (cfg.deployKeyFile == null) == (cfg.sshKnownHosts == null);
         message = "services.nix-gitops: set deployKeyFile and sshKnownHosts together, so the Git server's host key is pinned.";
       }
+      {
+        assertion = !(cfg.daemon.enable && cfg.timer.enable);
+        message = "services.nix-gitops: daemon.enable and timer.enable both re-apply from Git; choose one (the daemon polls, the timer runs on a schedule).";
+      }
     ];
 
-    services.nix-gitops.healthChecks.requiredUnits = [ "sshd.service" ];
+    services.nix-gitops.healthChecks.requiredUnits = lib.mkIf sshdIsService [ "sshd.service" ];
 
     environment.etc."nix-gitops/config.json".text = builtins.toJSON settings;
     environment.systemPackages = [ cfg.package ];
 
     systemd.packages = [ units ];
-    systemd.services.nix-gitops-apply = {
+    systemd.services.nix-gitops-apply = agentService // {
       wantedBy = [ "multi-user.target" ];
-      overrideStrategy = "asDropin";
-      restartIfChanged = false;
-      stopIfChanged = false;
-      unitConfig.X-StopOnRemoval = false;
-      path = [ config.nix.package pkgs.git pkgs.openssh config.systemd.package ];
-      # Hardening that leaves switch-to-configuration working. Left out on
-      # purpose: ProtectSystem/ProtectHome (the switch writes /etc, /boot,
-      # creates home folders), RestrictSUIDSGID (it installs the setuid
-      # wrappers), RestrictNamespaces (root's nix builds in its own sandbox),
-      # ProtectHostname (activation sets the host name), ProtectClock and
-      # DeviceAllow (the boot loader writes the disk), NoNewPrivileges (health
-      # scripts may use wrappers).
-      serviceConfig = {
-        LockPersonality = true;
-        RestrictRealtime = true;
-        SystemCallArchitectures = "native";
-        KeyringMode = "private";
-        UMask = "0022";
-        # Builds must not starve the services the machine exists for.
-        Nice = 10;
-        IOSchedulingClass = "best-effort";
-        IOSchedulingPriority = 7;
-      };
     };
+    systemd.services.nix-gitops = lib.mkIf cfg.daemon.enable (agentService // {
+      wantedBy = [ "multi-user.target" ];
+    });
     systemd.timers.nix-gitops-apply = lib.mkIf cfg.timer.enable {
       wantedBy = [ "timers.target" ];
       overrideStrategy = "asDropin";

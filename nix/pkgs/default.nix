@@ -1,24 +1,29 @@
 # The repo's Go programs, built with nixpkgs' buildGoModule.
 #
-# vendorHash is the NAR hash of what `go mod vendor` produces for a module.
-# It lives in vendor-hashes.json, which internal/nixcheck recomputes offline
-# (go mod vendor from the module cache, then `nix hash path`) on every
-# `make test`: a changed dependency fails the test until
-# `make nix-vendor-hash` rewrites the file.
-{ pkgs, src, version }:
+# vendorHash is the NAR hash of what `go mod vendor` produces for a module's
+# source. It lives in vendor-hashes.json, keyed by source, which
+# internal/nixcheck recomputes offline (go mod vendor from the module cache,
+# then `nix hash path`) on every `make test`: a changed dependency fails the
+# test until `make nix-vendor-hash` rewrites the file.
+#
+# The version is fixed, not the commit: a version that changes with every
+# commit would change the agent's store path, and so every host's toplevel,
+# for a README edit. `nix-gitops status` names the applied commit instead.
+{ pkgs, src }:
 
 let
   hashes = builtins.fromJSON (builtins.readFile ./vendor-hashes.json);
+  sources = import ./sources.nix { inherit (pkgs) lib; };
+  version = "0.1.0";
   # go.mod asks for Go >= 1.25.11 (the tools module for 1.26), newer than
   # some 26.05 go_1_25 points may be: build with Go 1.26 when nixpkgs has it.
   buildGo = pkgs.buildGo126Module or pkgs.buildGoModule;
 
-  fromMainModule = pname: subPackage: buildGo {
-    inherit pname version src;
-    vendorHash = hashes.main;
+  fromMainModule = { pname, subPackage, src, vendorHash }: buildGo {
+    inherit pname version src vendorHash;
     subPackages = [ subPackage ];
     env.CGO_ENABLED = 0;
-    # nix-gitops prints it (`nix-gitops version`); the flake passes its commit.
+    # nix-gitops prints it (`nix-gitops version`).
     ldflags = [ "-s" "-w" "-X main.version=${version}" ];
     # The sandbox has no git, nix or control plane; their tests skip under
     # -short and run in `make test` instead.
@@ -27,8 +32,20 @@ let
   };
 in
 {
-  nix-gitops = fromMainModule "nix-gitops" "cmd/nix-gitops";
-  function-machine = fromMainModule "function-machine" "cmd/function-machine";
+  # Part of every host's closure: built from its own files only.
+  nix-gitops = fromMainModule {
+    pname = "nix-gitops";
+    subPackage = "cmd/nix-gitops";
+    src = sources.nix-gitops;
+    vendorHash = hashes.nix-gitops;
+  };
+  # Runs in the cluster, in no host's closure: the whole tracked tree.
+  function-machine = fromMainModule {
+    pname = "function-machine";
+    subPackage = "cmd/function-machine";
+    inherit src;
+    vendorHash = hashes.main;
+  };
 
   # The crossplane CLI at the version the render tests pin
   # (hack/tools/crossplane/go.mod: a `tool` of that module).

@@ -5,10 +5,11 @@
 # and starts nix-gitops-apply.service, which switches the clone to
 # nix/hosts/<name>.
 #
-# The facts Proxmox must agree on (image name, template VM id) are in
-# template.json; the nixcheck tests compare them with the Composition's
-# function input, so `qmrestore` in the README restores it under the id the
-# Composition clones.
+# The facts Proxmox must agree on (image name, template VM id, boot disk and
+# its size) are in template.json; the nixcheck tests compare them with the
+# Composition's function input, so `qmrestore` in the README restores it
+# under the id the Composition clones, and the VM boots and grows the disk
+# the template really has.
 { lib, ... }:
 
 let
@@ -20,9 +21,16 @@ in
       name = "${facts.image}-template";
       cores = 2;
       memory = 2048;
-      # Room for the first switch's build before the clone's disk is grown
-      # (growpart and autoResize fill the class's disk size on boot).
-      additionalSpace = "4096M";
+      # nixpkgs' image has one disk, virtio0. Name it in the boot order:
+      # with none, Proxmox boots the first disk by bus (ide, scsi, virtio,
+      # sata), and any scsi or sata disk added to a clone would come first.
+      virtio0 = "${facts.storage}:vm-${toString facts.templateVmId}-disk-0";
+      boot = facts.boot;
+      # A fixed size (MiB), so the Composition knows the smallest disk a
+      # class may have; it leaves room for the first switch's build before
+      # the clone's disk is grown (growpart and autoResize fill the class's
+      # size on boot).
+      diskSize = toString (facts.diskGiB * 1024);
     };
     # vzdump-qemu-<id>-<image>.vma.zst: qmrestore names the VM after it.
     filenameSuffix = "${toString facts.templateVmId}-${facts.image}";

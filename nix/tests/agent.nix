@@ -48,7 +48,7 @@ pkgs.testers.runNixOSTest {
     # /bin/mkdir and friends (as on Debian) and build without a sandbox.
     nix.settings.sandbox = false;
     systemd.tmpfiles.rules = map (tool: "L+ /bin/${tool} - - - - ${pkgs.coreutils}/bin/${tool}")
-      [ "mkdir" "cat" "chmod" "mv" "sleep" ];
+      [ "mkdir" "cat" "chmod" "mv" "sleep" "ln" "rm" ];
 
     environment.systemPackages = [ pkgs.git ];
 
@@ -57,7 +57,15 @@ pkgs.testers.runNixOSTest {
       flake = "git+file://${remote}?ref=main#machine";
       healthChecks.script = "${healthScript}";
       # Nothing in the VM may be degraded either; the check stays on.
-      extraSettings.profile = profile;
+      # The stand-in generations live beside the real system: the agent's
+      # profile, current and booted system are the stand-in's own (its
+      # switch keeps ${recordDir}/current-system, as activation keeps
+      # /run/current-system), so it never compares them with the VM's.
+      extraSettings = {
+        inherit profile;
+        currentSystem = "${recordDir}/current-system";
+        bootedSystem = "${recordDir}/booted-system";
+      };
     };
 
     # The "git server": a bare repository with the first commit, made at

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -22,15 +23,22 @@ import (
 	"github.com/homelab-infra/homelab-infra/internal/compose"
 	"github.com/homelab-infra/homelab-infra/internal/testenv"
 	"github.com/homelab-infra/homelab-infra/test/harness"
+	"github.com/homelab-infra/homelab-infra/test/proxmoxsim"
 )
 
-// TestClaimsCompose applies the example claims and checks that Crossplane,
-// calling our function over mTLS, creates their XMachines, EnvironmentVMs and
-// EnvironmentFiles; that the apiserver stored them under the provider's real
-// CRDs (so their schemas accepted them, server-side); and that they are
-// exactly what the function's golden files pin.
+// TestClaimsCompose applies the example claims as a GitOps controller would
+// and follows them to running VMs: Crossplane, calling our function over
+// mTLS, creates their XMachines, EnvironmentFiles and EnvironmentVMs, stored
+// under the provider's real CRDs and exactly what the function's golden
+// files pin; the real provider uploads each snippet over SSH and clones
+// each VM in the simulator, which boots it from the template's disk, grown
+// to the class's size, with the claim's snippet read at start and the
+// claim's (or the site's, never the node's) nameservers; the claim becomes
+// Ready with its VM id and address. Then two more reconciles of each change
+// nothing in Proxmox (no perpetual diff).
 func TestClaimsCompose(t *testing.T) {
-	cp := stack(t)
+	t.Parallel()
+	cp, n := stackWithNode(t)
 	// crossplane/claims is applied as it is, namespace and all, the way a
 	// GitOps controller applies it; the golden files are for these claims.
 	ns := "infra-machines"
@@ -45,7 +53,16 @@ func TestClaimsCompose(t *testing.T) {
 		nsObj.SetName(ns)
 		_ = cp.Client.Delete(context.Background(), nsObj)
 	})
-	for _, name := range []string{"dns01", "docker01"} {
+	cases := map[string]struct {
+		vmID    int64
+		diskGiB int64
+		ip      string
+		dns     []string
+	}{
+		"dns01":    {vmID: 1053, diskGiB: 16, ip: "10.0.10.53", dns: []string{"10.0.10.1"}},
+		"docker01": {vmID: 1060, diskGiB: 32, ip: "192.168.1.160", dns: []string{"10.0.10.1"}}, // DHCP; the site's nameservers
+	}
+	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			vm, file, took := waitComposed(t, cp, ns, name)
@@ -71,36 +88,50 @@ func TestClaimsCompose(t *testing.T) {
 			if len(got) != len(want.Resources) {
 				t.Errorf("want %d composed resources as in the golden file, got %d", len(want.Resources), len(got))
 			}
-		})
-	}
-}
 
-// TestClaimClassUpdate changes a claim's class and checks that the composed
-// VM's cores and memory follow, as the function computes them in-process.
-func TestClaimClassUpdate(t *testing.T) {
-	cp := stack(t)
-	claim, _, _ := composeExample(t, cp, "update", "dns01")
-	ns := claim.GetNamespace()
-
-	for _, class := range []string{"large", "medium"} {
-		_ = unstructured.SetNestedField(claim.Object, class, "spec", "class")
-		want := inProcessDesired(t, claim).Resources[compose.VM]
-		wantCPU, _, _ := unstructured.NestedSlice(want.Object, "spec", "forProvider", "cpu")
-		wantMem, _, _ := unstructured.NestedSlice(want.Object, "spec", "forProvider", "memory")
-		if err := cp.Apply(ctxFor(t), claim); err != nil {
-			t.Fatal(err)
-		}
-		took := waitFor(t, "the VM to take class "+class, func(ctx context.Context) (bool, string, error) {
-			vms, err := composedOf(ctx, cp, gvkVM, ns, claim.GetName())
-			if err != nil || len(vms) != 1 {
-				return false, fmt.Sprintf("%d VMs", len(vms)), err
+			claim := waitClaimReady(t, cp, ns, name)
+			st, _ := n.Sim.VM(int(tc.vmID))
+			assertBooted(t, st, tc.diskGiB, snippetData(t, file), tc.dns)
+			status, _, _ := unstructured.NestedMap(claim.Object, "status")
+			if fmt.Sprint(status["vmId"]) != fmt.Sprint(tc.vmID) || fmt.Sprint(status["ipv4Addresses"]) != "["+tc.ip+"]" {
+				t.Errorf("claim status: want vmId %d and ipv4Addresses [%s], got %v", tc.vmID, tc.ip, status)
 			}
-			cpu, _, _ := unstructured.NestedSlice(vms[0].Object, "spec", "forProvider", "cpu")
-			mem, _, _ := unstructured.NestedSlice(vms[0].Object, "spec", "forProvider", "memory")
-			d := cmp.Diff(normalize(wantCPU), normalize(cpu)) + cmp.Diff(normalize(wantMem), normalize(mem))
-			return d == "", "cpu, memory (-want, +got): " + d, nil
+			// kubectl get machines -o wide prints these columns; the
+			// apiserver computes them from the XRD's additionalPrinterColumns.
+			cols := printerColumns(t, cp, ns, name)
+			for col, wantV := range map[string]string{"IP": tc.ip, "VMID": fmt.Sprint(tc.vmID), "READY": "True", "HOSTNAME": name} {
+				if got, ok := cols[col]; !ok || got != wantV {
+					t.Errorf("printer column %s: want %q, got %q (all columns: %v)", col, wantV, got, cols)
+				}
+			}
+
+			// Two more reconciles (the provider's poll) read the VM and
+			// change nothing: no late-initialised field, no normalised
+			// value makes terraform plan an update.
+			writes := n.Sim.ConfigWrites(int(tc.vmID))
+			gen := mustGet(t, cp, vm).GetGeneration()
+			reads := func() int {
+				c := 0
+				for _, r := range n.Sim.Requests() {
+					if r.Method == "GET" && r.Path == fmt.Sprintf("/api2/json/nodes/pve1/qemu/%d/config", tc.vmID) {
+						c++
+					}
+				}
+				return c
+			}
+			before := reads()
+			waitWithin(t, providerTimeout, "two more reconciles of the VM", func(context.Context) (bool, string, error) {
+				return reads() >= before+2, fmt.Sprintf("%d config reads since", reads()-before), nil
+			})
+			if w := n.Sim.ConfigWrites(int(tc.vmID)); w != writes {
+				t.Errorf("VM %d: %d writes to Proxmox in reconciles that should change nothing:\n%s", tc.vmID, w-writes, n.Sim.RequestLog(40))
+			}
+			// Nor does the spec move: a late-initialized field would be
+			// written by the provider and taken out by the next apply.
+			if g := mustGet(t, cp, vm).GetGeneration(); g != gen {
+				t.Errorf("EnvironmentVM %s: its spec changed %d times in reconciles that should change nothing", vm.GetName(), g-gen)
+			}
 		})
-		t.Logf("class %s reached the VM in %s", class, took.Round(time.Millisecond))
 	}
 }
 
@@ -109,15 +140,24 @@ func TestClaimClassUpdate(t *testing.T) {
 // the claim says why (Valid=False naming the field); fixing the claim clears
 // the condition and the VM takes the new class. Nothing is lost on the way.
 func TestRefusedUpdateKeepsVM(t *testing.T) {
-	cp := stack(t)
-	claim, vm, _ := composeExample(t, cp, "refused", "dns01")
+	t.Parallel()
+	cp, n := stackWithNode(t)
+	claim, id := machineClaim(t, "dns01", newNamespace(t, cp, "refused"))
+	if err := cp.Apply(ctxFor(t), claim); err != nil {
+		t.Fatal(err)
+	}
 	ns := claim.GetNamespace()
 	validIs := func(status, msg string) func(ctx context.Context) (bool, string, error) {
 		return claimValid(cp, ns, claim.GetName(), status, msg)
 	}
-	waitFor(t, "the claim to be Valid=True", validIs("True", ""))
+	waitClaimReady(t, cp, ns, claim.GetName())
+	vm, err := composedVM(ctxFor(t), cp, ns, claim.GetName())
+	if err != nil || vm == nil {
+		t.Fatalf("no VM: %v", err)
+	}
+	writes := n.Sim.ConfigWrites(int(id))
 
-	_ = unstructured.SetNestedField(claim.Object, "huge", "spec", "class")
+	setSpec(t, claim, "huge", "class")
 	if err := cp.Apply(ctxFor(t), claim); err != nil {
 		t.Fatal(err)
 	}
@@ -128,37 +168,43 @@ func TestRefusedUpdateKeepsVM(t *testing.T) {
 	if d := cmp.Diff(vm.Object["spec"], now.Object["spec"]); d != "" {
 		t.Errorf("a refused update changed the VM (-before, +after):\n%s", d)
 	}
+	if w := n.Sim.ConfigWrites(int(id)); w != writes {
+		t.Errorf("a refused update wrote to Proxmox %d times", w-writes)
+	}
 
-	_ = unstructured.SetNestedField(claim.Object, "medium", "spec", "class")
-	want := inProcessDesired(t, claim).Resources[compose.VM]
-	wantCPU, _, _ := unstructured.NestedSlice(want.Object, "spec", "forProvider", "cpu")
+	setSpec(t, claim, "medium", "class")
 	if err := cp.Apply(ctxFor(t), claim); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the fixed claim to be Valid=True", validIs("True", ""))
-	waitFor(t, "the VM to take class medium", func(ctx context.Context) (bool, string, error) {
-		got, err := get(ctx, cp, gvkVM, "", vm.GetName())
-		if err != nil {
-			return false, "", err
-		}
-		cpu, _, _ := unstructured.NestedSlice(got.Object, "spec", "forProvider", "cpu")
-		d := cmp.Diff(normalize(wantCPU), normalize(cpu))
-		return d == "", "cpu (-want, +got): " + d, nil
+	waitSim(t, n, id, "run with class medium's 2 cores", func(st proxmoxsim.VMState) (bool, string) {
+		return st.Boot.Cores == 2 && st.Boot.Booted, fmt.Sprintf("cores %d, booted %v", st.Boot.Cores, st.Boot.Booted)
 	})
 }
 
 // TestClaimDelete deletes a claim and checks that its XR and every composed
-// resource are garbage-collected.
+// resource are garbage-collected, and that the provider removed the VM and
+// its snippet from Proxmox.
 func TestClaimDelete(t *testing.T) {
-	cp := stack(t)
-	claim, vm, file := composeExample(t, cp, "delete", "docker01")
+	t.Parallel()
+	cp, n := stackWithNode(t)
+	claim, id := machineClaim(t, "docker01", newNamespace(t, cp, "delete"))
+	if err := cp.Apply(ctxFor(t), claim); err != nil {
+		t.Fatal(err)
+	}
 	ns := claim.GetNamespace()
+	vm, file, _ := waitComposed(t, cp, ns, claim.GetName())
 	xr := xrOf(t, cp, ns, claim.GetName())
+	waitSim(t, n, id, "boot", func(st proxmoxsim.VMState) (bool, string) { return st.Boot.Booted, st.Status })
+	snippet := filepath.Join(n.Sim.SnippetsDir(), fmt.Sprintf("%s-%d-user-data.yaml", claim.GetName(), id))
+	if _, err := os.Stat(snippet); err != nil {
+		t.Fatalf("the snippet is not on the node: %v", err)
+	}
 
 	if err := cp.Client.Delete(ctxFor(t), claim); err != nil {
 		t.Fatalf("cannot delete claim: %v", err)
 	}
-	took := waitFor(t, "the claim's XR, VM and snippet to be deleted", func(ctx context.Context) (bool, string, error) {
+	took := waitWithin(t, providerTimeout, "the claim's XR, VM and snippet to be deleted, in Kubernetes and in Proxmox", func(ctx context.Context) (bool, string, error) {
 		left := ""
 		for _, o := range []*unstructured.Unstructured{claim, xr, vm, file} {
 			_, err := get(ctx, cp, o.GroupVersionKind(), o.GetNamespace(), o.GetName())
@@ -170,71 +216,15 @@ func TestClaimDelete(t *testing.T) {
 				return false, "", err
 			}
 		}
+		if _, found := n.Sim.VM(int(id)); found {
+			left += fmt.Sprintf(" Proxmox VM %d", id)
+		}
+		if _, err := os.Stat(snippet); err == nil {
+			left += " snippet " + filepath.Base(snippet)
+		}
 		return left == "", "still there:" + left, nil
 	})
-	t.Logf("claim, XR and composed resources gone %s after the delete", took.Round(time.Millisecond))
-}
-
-// TestProviderStatusFlowsBack plays the provider: it writes the status a
-// running VM gets (the guest agent's IPv4 addresses, the VM id, Ready) and
-// checks that the claim shows them, in its status and in its printer
-// columns, and becomes Ready.
-func TestProviderStatusFlowsBack(t *testing.T) {
-	cp := stack(t)
-	claim, vm, file := composeExample(t, cp, "status", "dns01")
-	ns := claim.GetNamespace()
-	if harness.ConditionStatus(mustGet(t, cp, claim), "Ready") == "True" {
-		t.Fatalf("claim is Ready before the provider reported anything")
-	}
-
-	now := metav1.Now().UTC().Format(time.RFC3339)
-	ready := []any{
-		map[string]any{"type": "Ready", "status": "True", "reason": "Available", "lastTransitionTime": now},
-		map[string]any{"type": "Synced", "status": "True", "reason": "ReconcileSuccess", "lastTransitionTime": now},
-	}
-	// What the guest agent of a running dns01 reports, loopback first.
-	patchStatus(t, cp, vm, map[string]any{
-		"atProvider": map[string]any{
-			"vmId":          int64(1053),
-			"ipv4Addresses": []any{[]any{"127.0.0.1"}, []any{"10.0.10.53"}},
-		},
-		"conditions": ready,
-	})
-	patchStatus(t, cp, file, map[string]any{"conditions": ready})
-
-	// The function's golden file for this very observation.
-	want := goldenDesired(t, "dns01-observed").XRStatus
-	took := waitFor(t, "the claim to show the VM's status and become Ready", func(ctx context.Context) (bool, string, error) {
-		c, err := get(ctx, cp, gvkMachine, ns, claim.GetName())
-		if err != nil {
-			return false, "", err
-		}
-		st, _, _ := unstructured.NestedMap(c.Object, "status")
-		got := map[string]any{}
-		for k := range want {
-			if v, ok := st[k]; ok {
-				got[k] = v
-			}
-		}
-		d := cmp.Diff(normalize(want), normalize(got))
-		if d != "" {
-			return false, "status (-want, +got): " + d, nil
-		}
-		if harness.ConditionStatus(c, "Ready") != "True" {
-			return false, "not Ready: " + conditionsString(c), nil
-		}
-		return true, "", nil
-	})
-	t.Logf("status reached the claim in %s", took.Round(time.Millisecond))
-
-	// kubectl get machines -o wide prints these columns; the apiserver
-	// computes them from the XRD's additionalPrinterColumns.
-	cols := printerColumns(t, cp, ns, claim.GetName())
-	for col, wantV := range map[string]string{"IP": "10.0.10.53", "VMID": "1053", "READY": "True", "HOSTNAME": "dns01"} {
-		if got, ok := cols[col]; !ok || got != wantV {
-			t.Errorf("printer column %s: want %q, got %q (all columns: %v)", col, wantV, got, cols)
-		}
-	}
+	t.Logf("claim, XR, composed resources, VM and snippet gone %s after the delete", took.Round(time.Millisecond))
 }
 
 func mustGet(t testing.TB, cp *harness.ControlPlane, o *unstructured.Unstructured) *unstructured.Unstructured {
@@ -244,18 +234,6 @@ func mustGet(t testing.TB, cp *harness.ControlPlane, o *unstructured.Unstructure
 		t.Fatal(err)
 	}
 	return u
-}
-
-// patchStatus writes o's status subresource, as the provider does.
-func patchStatus(t testing.TB, cp *harness.ControlPlane, o *unstructured.Unstructured, status map[string]any) {
-	t.Helper()
-	p := newObject(o.GroupVersionKind())
-	p.SetName(o.GetName())
-	p.SetNamespace(o.GetNamespace())
-	p.Object["status"] = status
-	if err := cp.Client.Status().Patch(ctxFor(t), p, client.Merge); err != nil {
-		t.Fatalf("cannot patch the status of %s %s: %v", o.GetKind(), o.GetName(), err)
-	}
 }
 
 // printerColumns asks the apiserver for a claim as a Table, the way kubectl

@@ -94,9 +94,10 @@ func inProcessDesired(t testing.TB, claim *unstructured.Unstructured) desiredSta
 	return s
 }
 
-// serverDefaults are spec fields the provider's CRD defaults on the
-// apiserver; they are compared only when the function sets them.
-var serverDefaults = []string{"deletionPolicy", "managementPolicies"}
+// serverDefaults are spec fields the apiserver (the provider's CRD) or the
+// provider itself fills in (Upjet writes an empty initProvider); they are
+// compared only when the function sets them.
+var serverDefaults = []string{"deletionPolicy", "managementPolicies", "initProvider"}
 
 // diffComposed compares a composed resource in the cluster with what the
 // function asked for: kind, name, the function's labels and spec. The

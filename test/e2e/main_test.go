@@ -1,15 +1,21 @@
 //go:build e2e
 
 // Package e2e runs Machine claims through a real control plane: etcd,
-// kube-apiserver and kube-controller-manager, Crossplane core, the provider's
-// real CRDs (not the provider: there is no Proxmox here) and function-machine
-// over mTLS. See test/harness for how the stack is run.
+// kube-apiserver and kube-controller-manager, Crossplane core,
+// function-machine over mTLS, and the real provider stack
+// (provider-proxmox-bpg, bpg's Terraform provider, terraform) managing a
+// simulated Proxmox node, the suite's one fake (test/proxmoxsim), whose
+// snippets arrive over real SSH. See test/harness for how the stack is run.
 //
-// Every test shares one stack, started by the first test that needs it
-// (~20 s) and stopped when the package's tests end. Tests keep to their own
-// namespaces so they do not see each other's claims.
+// Most tests share one stack and one node, started by the first test that
+// needs them and stopped when the package's tests end. Tests keep to their
+// own namespaces, VM ids and host names (machineClaim), so they run side by
+// side without seeing each other's machines; the adoption test runs its own
+// node and two stacks.
 //
-// Run with `make e2e`, or: TOOLS_BIN=$(hack/build-tools.sh) go test -tags e2e ./test/e2e/
+// Run with `make e2e`, or:
+//
+//	TOOLS_BIN=$(hack/build-tools.sh) PROVIDER_BIN=$(hack/build-provider.sh) go test -tags e2e -parallel 8 ./test/e2e/
 package e2e
 
 import (
@@ -31,7 +37,11 @@ import (
 var (
 	stackOnce sync.Once
 	stackCP   *harness.ControlPlane
-	stackErr  error
+	stackNode *node
+	// nodeDir holds the shared node's storage and sshd, and the stack's
+	// folder.
+	nodeDir  string
+	stackErr error
 	// tmpDir holds what the run builds (the function binary).
 	tmpDir string
 )
@@ -47,6 +57,16 @@ func TestMain(m *testing.M) {
 		}
 		stackCP.Stop()
 	}
+	closeRegistry()
+	if stackNode != nil {
+		if code != 0 {
+			fmt.Fprint(os.Stderr, stackNode.Tail(60))
+		}
+		stackNode.Stop()
+	}
+	if nodeDir != "" && os.Getenv("HARNESS_KEEP") == "" {
+		_ = os.RemoveAll(nodeDir)
+	}
 	if tmpDir != "" {
 		_ = os.RemoveAll(tmpDir)
 	}
@@ -57,19 +77,44 @@ func TestMain(m *testing.M) {
 // -short it skips t; otherwise a stack that cannot start fails t.
 func stack(t testing.TB) *harness.ControlPlane {
 	t.Helper()
+	cp, _ := stackWithNode(t)
+	return cp
+}
+
+// stackWithNode is stack and the simulated Proxmox node behind it.
+func stackWithNode(t testing.TB) (*harness.ControlPlane, *node) {
+	t.Helper()
 	testenv.Real(t)
 	stackOnce.Do(func() {
-		stackCP, stackErr = startStack(t)
+		root := testenv.RepoRoot(t)
+		nodeDir, stackErr = os.MkdirTemp("", "homelab-e2e-node-")
+		if stackErr != nil {
+			return
+		}
+		stackNode, stackErr = startNode(root, nodeDir, nil)
+		if stackErr != nil {
+			return
+		}
+		// The stack's folder goes inside the node's: twice, during runs
+		// on this shared machine, a top-level /tmp/homelab-controlplane-*
+		// folder vanished under a running stack, while the folders
+		// beside it stayed.
+		stackCP, stackErr = startStack(t, stackNode, nodeDir)
 	})
 	if stackErr != nil {
 		t.Fatalf("cannot start the control plane: %v", stackErr)
 	}
-	return stackCP
+	return stackCP, stackNode
 }
 
-func startStack(t testing.TB) (*harness.ControlPlane, error) {
+// startStack starts a control plane whose provider manages n.
+func startStack(t testing.TB, n *node, tempDir string) (*harness.ControlPlane, error) {
 	root := testenv.RepoRoot(t)
 	bin, err := toolsBin(root)
+	if err != nil {
+		return nil, err
+	}
+	pbin, err := providerBin(root)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +126,13 @@ func startStack(t testing.TB) (*harness.ControlPlane, error) {
 	defer cancel()
 	return harness.Start(ctx, harness.Config{
 		ToolsBin:        bin,
+		TempDir:         tempDir,
 		ProviderCRDsDir: testenv.ProviderCRDsDir(t),
+		Provider: &harness.ProviderConfig{
+			Bin:                pbin,
+			ProviderConfigFile: filepath.Join(root, "crossplane", "provider", "providerconfig.yaml"),
+			Credentials:        n.Credentials(),
+		},
 		Manifests: []string{
 			filepath.Join(root, "crossplane", "xrd.yaml"),
 			filepath.Join(root, "crossplane", "composition.yaml"),
@@ -125,15 +176,24 @@ func functionBinary(root string) (string, error) {
 // toolsBin is the folder of pinned control-plane binaries: $TOOLS_BIN as
 // `make e2e` sets it, or else whatever hack/build-tools.sh prints (instant
 // when its cache is warm).
-func toolsBin(root string) (string, error) {
-	if b := os.Getenv("TOOLS_BIN"); b != "" {
+func toolsBin(root string) (string, error) { return builtBin(root, "TOOLS_BIN", "build-tools.sh") }
+
+// providerBin is the folder of the real provider stack: $PROVIDER_BIN, or
+// whatever hack/build-provider.sh prints.
+func providerBin(root string) (string, error) {
+	return builtBin(root, "PROVIDER_BIN", "build-provider.sh")
+}
+
+// builtBin is $env when set, else the folder the hack script prints.
+func builtBin(root, env, script string) (string, error) {
+	if b := os.Getenv(env); b != "" {
 		return b, nil
 	}
-	cmd := exec.Command(filepath.Join(root, "hack", "build-tools.sh"))
+	cmd := exec.Command(filepath.Join(root, "hack", script))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("cannot build the control-plane tools (hack/build-tools.sh): %w", err)
+		return "", fmt.Errorf("cannot build with hack/%s: %w", script, err)
 	}
 	return strings.TrimSpace(string(out)), nil
 }

@@ -24,6 +24,7 @@ const fakePrivateKey = "-----BEGIN OPENSSH PRIVATE KEY----- b3BlbnNzaC1rZXktdjEA
 // refused by the XRD's OpenAPI schema or CEL rules with a message naming the
 // field, and nothing may be created for it: no claim, no XR, no VM.
 func TestAdmissionRejects(t *testing.T) {
+	t.Parallel()
 	cp := stack(t)
 	ns := newNamespace(t, cp, "admission")
 	cases := map[string]struct {
@@ -97,6 +98,11 @@ func TestAdmissionRejects(t *testing.T) {
 			edit:      func(s map[string]any) { s["proxmox"].(map[string]any)["vmId"] = int64(42) },
 			wantField: "spec.proxmox.vmId",
 		},
+		"vmid-missing": {
+			reason:    "the VM id is the machine's identity in Proxmox",
+			edit:      func(s map[string]any) { delete(s["proxmox"].(map[string]any), "vmId") },
+			wantField: "spec.proxmox.vmId", wantMsg: "Required",
+		},
 		"flakeref-without-host": {
 			reason: "a flake ref must name the host's output",
 			edit: func(s map[string]any) {
@@ -166,6 +172,7 @@ func TestAdmissionRejects(t *testing.T) {
 // Each claim's XR must report Synced=False naming the field, the claim must
 // get a Warning event naming it, and no VM or snippet may exist.
 func TestFunctionRejects(t *testing.T) {
+	t.Parallel()
 	cp := stack(t)
 	ns := newNamespace(t, cp, "function")
 	cases := map[string]struct {
@@ -188,12 +195,16 @@ func TestFunctionRejects(t *testing.T) {
 			edit:      func(s map[string]any) { s["network"].(map[string]any)["ip"] = "10.0.10.0" },
 			wantField: "spec.network.ip",
 		},
+		"vmid-is-template": {
+			reason:    "a machine on the template's id would adopt the template",
+			edit:      func(s map[string]any) { s["proxmox"].(map[string]any)["vmId"] = int64(9002) },
+			wantField: "spec.proxmox.vmId",
+		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			claim := exampleClaim(t, "dns01", ns)
-			claim.SetName("bad-" + name)
+			claim, _ := machineClaim(t, "dns01", ns)
 			spec, _, _ := unstructured.NestedMap(claim.Object, "spec")
 			tc.edit(spec)
 			claim.Object["spec"] = spec

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
+	"github.com/homelab-infra/homelab-infra/internal/compose"
 	"github.com/homelab-infra/homelab-infra/internal/repo"
 	"github.com/homelab-infra/homelab-infra/internal/testenv"
 	"github.com/homelab-infra/homelab-infra/test/harness"
@@ -24,10 +25,13 @@ import (
 // TestCrossplaneRender renders each example claim's XR with the real
 // `crossplane composition render` (CLI v2.5.0), which runs Crossplane core's
 // own composition engine (--crossplane-binary) against function-machine run
-// as a Development-runtime function (--insecure, no Docker). What it prints
-// must be what the function's golden files pin: this is what a user sees
-// when they render our Composition themselves.
+// as a Development-runtime function (--insecure, no Docker). The snippet is
+// passed as observed and Ready (--observed-resources), since the VM is
+// composed only once it exists; no other machines are passed as required
+// resources. What it prints must be what the function's golden files pin:
+// this is what a user sees when they render our Composition themselves.
 func TestCrossplaneRender(t *testing.T) {
+	t.Parallel()
 	bin := tools(t)
 	root := testenv.RepoRoot(t)
 	fn, err := functionBinary(root)
@@ -67,12 +71,25 @@ func TestCrossplaneRender(t *testing.T) {
 			if err := os.WriteFile(xrFile, b, 0o600); err != nil {
 				t.Fatal(err)
 			}
+			want := goldenDesired(t, name)
+			snippet := want.Resources[compose.UserData].DeepCopy()
+			snippet.SetAnnotations(map[string]string{"crossplane.io/composition-resource-name": compose.UserData})
+			snippet.Object["status"] = map[string]any{"conditions": []any{map[string]any{"type": "Ready", "status": "True", "reason": "Available"}}}
+			observedFile := filepath.Join(dir, name+"-observed.yaml")
+			ob, err := yaml.Marshal(snippet.Object)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(observedFile, ob, 0o600); err != nil {
+				t.Fatal(err)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, filepath.Join(bin, "crossplane-cli"), "composition", "render",
 				xrFile,
 				filepath.Join(root, "crossplane", "composition.yaml"),
 				filepath.Join(root, "crossplane", "functions.yaml"),
+				"--observed-resources="+observedFile,
 				"--xrd="+filepath.Join(root, "crossplane", "xrd.yaml"),
 				"--crossplane-binary="+filepath.Join(bin, "crossplane"),
 				// functions.yaml already asks for the Development runtime;
@@ -91,7 +108,6 @@ func TestCrossplaneRender(t *testing.T) {
 				t.Fatalf("cannot decode the render output: %v\n%s", err, out)
 			}
 
-			want := goldenDesired(t, name)
 			seen := map[string]bool{}
 			for _, o := range objs {
 				if o.GetKind() == "XMachine" {

@@ -23,6 +23,7 @@ import (
 // the controller-manager's garbage collector removes a managed resource
 // whose owner is deleted (which is how a deleted XR's VM goes away).
 func TestStackServesProviderCRDs(t *testing.T) {
+	t.Parallel()
 	cp := stack(t)
 	ctx := ctxFor(t)
 
@@ -36,6 +37,8 @@ func TestStackServesProviderCRDs(t *testing.T) {
 
 	vm := newObject(gvkVM)
 	vm.SetGenerateName("e2e-direct-")
+	// The provider runs: paused, it leaves this bare VM alone in Proxmox.
+	vm.SetAnnotations(map[string]string{"crossplane.io/paused": "true"})
 	vm.SetOwnerReferences([]metav1.OwnerReference{{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole", Name: owner.GetName(), UID: owner.GetUID()}})
 	_ = unstructured.SetNestedField(vm.Object, map[string]any{
 		"nodeName": "pve1",

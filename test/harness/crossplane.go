@@ -61,7 +61,7 @@ func (cp *ControlPlane) startCrossplane(ctx context.Context) error {
 		}
 		cp.oneShots = append(cp.oneShots, p)
 		select {
-		case <-p.done:
+		case <-p.exited:
 		case <-ctx.Done():
 			p.Stop(time.Second)
 			return ctx.Err()
@@ -107,12 +107,23 @@ func (cp *ControlPlane) startCrossplane(ctx context.Context) error {
 	if cp.cfg.Debug {
 		args = append(args, "--debug")
 	}
-	xp, err := cp.start("crossplane", cp.crossplaneEnv(
+	// The package cache is an emptyDir in the chart's pod; Crossplane does
+	// not make it, and unpacking fails without it.
+	xpkgCache := filepath.Join(cp.Dir, "crossplane", "xpkg")
+	if err := os.MkdirAll(xpkgCache, 0o700); err != nil {
+		return fmt.Errorf("cannot create Crossplane's package cache: %w", err)
+	}
+	var runtimeEnv []string
+	if cp.cfg.Packages != nil {
+		// No Deployments for package runtimes: the harness is the runtime.
+		runtimeEnv = append(runtimeEnv, "PACKAGE_RUNTIME=External")
+	}
+	xp, err := cp.start("crossplane", cp.crossplaneEnv(append(runtimeEnv,
 		"TLS_CLIENT_CERTS_DIR="+clientDir,
-		"XPKG_CACHE_DIR="+filepath.Join(cp.Dir, "crossplane", "xpkg"),
+		"XPKG_CACHE_DIR="+xpkgCache,
 		"METRICS_PORT="+strconv.Itoa(metrics),
 		"HEALTH_PROBE_PORT="+strconv.Itoa(health),
-	), bin, args...)
+	)...), bin, args...)
 	if err != nil {
 		return err
 	}
@@ -167,6 +178,10 @@ func (cp *ControlPlane) startFunction(ctx context.Context) error {
 	cp.FunctionEndpoint = addr
 	if err := WaitTCP(ctx, addr, 30*time.Second, p); err != nil {
 		return fmt.Errorf("function %s: %w", fn.Name, err)
+	}
+	if cp.cfg.Packages != nil {
+		// The Function object's own revision gets the endpoint (packages.go).
+		return nil
 	}
 
 	rev := &unstructured.Unstructured{Object: map[string]any{

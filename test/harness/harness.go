@@ -2,8 +2,9 @@
 // for the end-to-end tests: etcd, kube-apiserver and kube-controller-manager
 // built from pinned modules (hack/tools, hack/build-tools.sh), Crossplane core
 // started the way its Helm chart starts it (`core init`, then `core start`),
-// the provider's CRDs without the provider, and a composition function served
-// over mTLS from a local process.
+// the provider's CRDs, optionally the real provider-proxmox-bpg (with bpg's
+// Terraform provider and the terraform CLI; provider.go), and a composition
+// function served over mTLS from a local process.
 //
 // Everything listens on loopback ports chosen at start, and every process is
 // a child in its own process group that dies with the test binary, so two
@@ -36,8 +37,16 @@ type Config struct {
 	// Established and its claim kind Offered. The controller-manager starts
 	// after them, so its garbage collector watches their kinds at once.
 	Manifests []string
+	// Provider, if set, runs provider-proxmox-bpg against the cluster.
+	Provider *ProviderConfig
 	// Function, if set, is served over mTLS and registered with Crossplane.
 	Function *FunctionConfig
+	// Packages, if set, makes Crossplane install packages from a registry,
+	// with the harness as their runtime (packages.go).
+	Packages *PackagesConfig
+	// Steps are extra components, started after the manifests and before
+	// kube-controller-manager, each made for the stack being started.
+	Steps []func(cp *ControlPlane) Step
 	// Debug turns on Crossplane's and the function's debug logs.
 	Debug bool
 	// TempDir is where the stack's folder is made; "" means os.TempDir().
@@ -67,6 +76,8 @@ type ControlPlane struct {
 	Client     client.Client
 	// Function is the composition function's process (nil without one).
 	Function *Process
+	// Provider is the provider's process (nil without one).
+	Provider *Process
 	// FunctionEndpoint is where Crossplane reaches the function.
 	FunctionEndpoint string
 	// CrossplaneCA signs Crossplane's client and the function's server
@@ -78,6 +89,12 @@ type ControlPlane struct {
 	// oneShots are commands that ran to completion (crossplane core init);
 	// their logs are part of Tails.
 	oneShots []*Process
+	// stopRuntime ends the package runtime loop (packages.go).
+	stopRuntime func()
+	// extraLogs are logs not of one process (terraform's), also in Tails.
+	extraLogs []string
+	// scratch are folders outside Dir that Stop removes.
+	scratch []string
 }
 
 // Start brings the stack up. On error it stops what it started and the error
@@ -104,41 +121,61 @@ func Start(ctx context.Context, cfg Config) (_ *ControlPlane, err error) {
 			// Keep the folder: its logs are the post-mortem.
 			tails := cp.Tails(30)
 			cp.stopProcesses()
+			for _, d := range cp.scratch {
+				_ = os.RemoveAll(d)
+			}
 			err = fmt.Errorf("%w\n(the stack's folder is kept: %s)\n%s", err, cp.Dir, tails)
 		}
 	}()
 
 	start := time.Now()
-	steps := []struct {
-		name string
-		run  func(context.Context) error
-	}{
-		{"kube-apiserver and etcd", cp.startKube},
-		{"provider CRDs", cp.installProviderCRDs},
-		{"crossplane", cp.startCrossplane},
-		{"function", cp.startFunction},
-		{"manifests", cp.applyManifests},
-		// Last, so that its garbage collector finds every kind (the
-		// provider's, the XRD's) at its first discovery. A kind that appears
-		// later is only watched after its discovery resync (30 s), and until
-		// then a deleted XR's composed resources linger.
-		{"kube-controller-manager", cp.startControllerManager},
-	}
-	for _, s := range steps {
+	for _, s := range cp.steps() {
 		t := time.Now()
-		if err := s.run(ctx); err != nil {
-			return nil, fmt.Errorf("cannot start %s: %w", s.name, err)
+		if err := s.Run(ctx); err != nil {
+			return nil, fmt.Errorf("cannot start %s: %w", s.Name, err)
 		}
-		cfg.Logf("harness: %s ready in %s", s.name, time.Since(t).Round(time.Millisecond))
+		cfg.Logf("harness: %s ready in %s", s.Name, time.Since(t).Round(time.Millisecond))
 	}
 	cfg.Logf("harness: stack ready in %s (logs in %s)", time.Since(start).Round(time.Millisecond), cp.logDir())
 	return cp, nil
+}
+
+// A Step starts one component of the stack.
+type Step struct {
+	Name string
+	Run  func(ctx context.Context) error
+}
+
+// steps are the components in the order they start. A component adds its
+// step here (one line, its code in a file of its own); a test adds its own
+// through Config.Steps.
+func (cp *ControlPlane) steps() []Step {
+	steps := []Step{
+		{"kube-apiserver and etcd", cp.startKube},
+		{"provider CRDs", cp.installProviderCRDs},
+		{"crossplane", cp.startCrossplane},
+		{"package runtime", cp.packagesStep},
+		{"provider", cp.startProvider},
+		{"function", cp.startFunction},
+		{"manifests", cp.applyManifests},
+	}
+	for _, extra := range cp.cfg.Steps {
+		steps = append(steps, extra(cp))
+	}
+	// Last, so that its garbage collector finds every kind (the
+	// provider's, the XRD's) at its first discovery. A kind that appears
+	// later is only watched after its discovery resync (30 s), and until
+	// then a deleted XR's composed resources linger.
+	return append(steps, Step{"kube-controller-manager", cp.startControllerManager})
 }
 
 // Stop ends every process, newest first, and removes the stack's folder.
 // Set HARNESS_KEEP=1 to keep the folder (data and logs) for a post-mortem.
 func (cp *ControlPlane) Stop() {
 	cp.stopProcesses()
+	for _, d := range cp.scratch {
+		_ = os.RemoveAll(d)
+	}
 	if os.Getenv("HARNESS_KEEP") != "" {
 		cp.cfg.Logf("harness: kept %s", cp.Dir)
 		return
@@ -147,6 +184,9 @@ func (cp *ControlPlane) Stop() {
 }
 
 func (cp *ControlPlane) stopProcesses() {
+	if cp.stopRuntime != nil {
+		cp.stopRuntime()
+	}
 	for i := len(cp.procs) - 1; i >= 0; i-- {
 		cp.procs[i].Stop(10 * time.Second)
 	}
@@ -165,6 +205,9 @@ func (cp *ControlPlane) Tails(n int) string {
 			state = fmt.Sprintf("exited: %v", err)
 		}
 		fmt.Fprintf(&b, "----- %s (%s), last %d lines of %s -----\n%s\n", p.Name, state, n, p.LogPath, p.Tail(n))
+	}
+	for _, l := range cp.extraLogs {
+		fmt.Fprintf(&b, "----- last %d lines of %s -----\n%s\n", n, l, tailFile(l, n))
 	}
 	return b.String()
 }

@@ -219,3 +219,34 @@ func TestIssuedCertificatesVerify(t *testing.T) {
 		}
 	}
 }
+
+// TestExitedChildStaysOursUntilStop: a child that exits on its own is
+// reported with its status but stays an unreaped zombie until Stop, so the
+// id Stop signals as a process group can belong to no one else.
+func TestExitedChildStaysOursUntilStop(t *testing.T) {
+	dir := t.TempDir()
+	p, err := StartProcess("sh", filepath.Join(dir, "sh.log"), nil, "/bin/sh", "-c", "exit 3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if done, _ := p.Exited(); done {
+			break
+		}
+	}
+	done, err := p.Exited()
+	if !done || err == nil || err.Error() != "exit status 3" {
+		t.Fatalf("Exited() = %v, %v; want true, exit status 3", done, err)
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.Pid()) + "/stat")
+	if err != nil {
+		t.Fatalf("the exited child was reaped before Stop: %v", err)
+	}
+	s := string(b)
+	if state := strings.Fields(s[strings.LastIndex(s, ")")+1:])[0]; state != "Z" {
+		t.Errorf("want the exited child a zombie until Stop, its state is %s", state)
+	}
+	p.Stop(time.Second)
+	waitGone(t, p.Pid())
+	p.Stop(time.Second) // a second Stop is harmless
+}

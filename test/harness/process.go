@@ -10,8 +10,12 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // A Process is one component of the stack, run as a child in its own process
@@ -20,9 +24,18 @@ type Process struct {
 	Name    string
 	LogPath string
 
-	cmd     *exec.Cmd
-	done    chan struct{}
-	waitErr error
+	cmd *exec.Cmd
+	// exited is closed once the leader has exited. It stays a zombie, not
+	// reaped, until Stop: while it is, its pid, and so the id of its process
+	// group, cannot be given to another process, and Stop's group kill
+	// reaches only what this child forked. (Process ids wrap within minutes
+	// on a busy test machine: a group kill after the reap could hit an
+	// unrelated group that reused the id, another test's apiserver say.)
+	exited  chan struct{}
+	exitErr error
+	reap    chan struct{}
+	reaped  chan struct{}
+	once    sync.Once
 }
 
 // StartProcess runs bin with args and env (a complete environment: the child
@@ -46,13 +59,48 @@ func StartProcess(name, logPath string, env []string, bin string, args ...string
 		_ = f.Close()
 		return nil, fmt.Errorf("cannot start %s: %w", name, err)
 	}
-	p := &Process{Name: name, LogPath: logPath, cmd: cmd, done: make(chan struct{})}
+	p := &Process{Name: name, LogPath: logPath, cmd: cmd,
+		exited: make(chan struct{}), reap: make(chan struct{}), reaped: make(chan struct{})}
 	go func() {
-		p.waitErr = cmd.Wait()
+		p.exitErr = waitExited(cmd.Process.Pid)
+		close(p.exited)
+		<-p.reap
+		_ = cmd.Wait()
 		_ = f.Close()
-		close(p.done)
+		close(p.reaped)
 	}()
 	return p, nil
+}
+
+// cldExited is si_code CLD_EXITED: the child called exit (the other codes
+// are kills and dumps).
+const cldExited = 1
+
+// waitExited waits until pid has exited without reaping it (waitid with
+// WNOWAIT), and returns its exit status as an error (nil for status 0).
+func waitExited(pid int) error {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err == nil {
+			break
+		}
+		if err != unix.EINTR {
+			return fmt.Errorf("cannot wait for process %d: %w", pid, err)
+		}
+	}
+	// For SIGCHLD the siginfo union holds si_pid, si_uid, si_status after
+	// the three int32 header fields and their padding (offset 16).
+	status := *(*int32)(unsafe.Add(unsafe.Pointer(&info), 24))
+	switch info.Code {
+	case cldExited:
+		if status == 0 {
+			return nil
+		}
+		return fmt.Errorf("exit status %d", status)
+	default:
+		return fmt.Errorf("signal: %v", syscall.Signal(status))
+	}
 }
 
 // Pid is the child's process id.
@@ -61,32 +109,35 @@ func (p *Process) Pid() int { return p.cmd.Process.Pid }
 // Exited reports whether the process has ended, and how.
 func (p *Process) Exited() (bool, error) {
 	select {
-	case <-p.done:
-		return true, p.waitErr
+	case <-p.exited:
+		return true, p.exitErr
 	default:
 		return false, nil
 	}
 }
 
-// Stop sends SIGTERM to the process group, then SIGKILL after grace, and
-// waits until the child is reaped. It is safe to call more than once.
+// Stop sends SIGTERM to the process group, then SIGKILL after grace, kills
+// whatever the group still holds, and reaps the child. It is safe to call
+// more than once.
 func (p *Process) Stop(grace time.Duration) {
 	pgid := -p.cmd.Process.Pid
 	select {
-	case <-p.done:
-		// The leader is gone; its group may still hold forked children.
-		_ = syscall.Kill(pgid, syscall.SIGKILL)
-		return
+	case <-p.exited:
 	default:
+		_ = syscall.Kill(pgid, syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(grace):
+			_ = syscall.Kill(pgid, syscall.SIGKILL)
+			<-p.exited
+		}
 	}
-	_ = syscall.Kill(pgid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(grace):
+	p.once.Do(func() {
+		// The leader is an unreaped zombie: the group id is still ours.
 		_ = syscall.Kill(pgid, syscall.SIGKILL)
-		<-p.done
-	}
-	_ = syscall.Kill(pgid, syscall.SIGKILL)
+		close(p.reap)
+	})
+	<-p.reaped
 }
 
 // Tail returns the last n lines of the process's log.

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,22 +19,69 @@ import (
 // gitServer serves the repositories under root over git's smart HTTP
 // protocol (testflake.Server: the real `git http-backend`) on host loopback
 // only; the guest reaches it through a guestfwd.
+//
+// Two test controls sit beside it (test only, never in a real server):
+//   - GET /vmtest/advance/NAME moves the served branch to the commit the
+//     test prepared under NAME and answers its id, so the probe in the
+//     guest can step through commits within one boot;
+//   - the first failFirst fetch requests answer 503, an outage that the
+//     first-boot unit must survive.
 type gitServer struct {
-	port    int
-	srv     *http.Server
-	backend *testflake.Server
-	done    chan error
+	port      int
+	srv       *http.Server
+	backend   *testflake.Server
+	done      chan error
+	bare      string            // the served repository
+	branch    string            // its branch the guest follows
+	commits   map[string]string // NAME → commit, for /vmtest/advance
+	failFirst atomic.Int64
+	failed    atomic.Int64
+	advanced  []string // names, in order
+	mu        sync.Mutex
 }
 
-func startGitServer(root string) (*gitServer, error) {
+func startGitServer(root, bare, branch string, commits map[string]string) (*gitServer, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen for the git server: %w", err)
 	}
-	s := &gitServer{port: l.Addr().(*net.TCPAddr).Port, backend: &testflake.Server{Root: root}, done: make(chan error, 1)}
-	s.srv = &http.Server{Handler: s.backend, ReadHeaderTimeout: 30 * time.Second}
+	s := &gitServer{port: l.Addr().(*net.TCPAddr).Port, backend: &testflake.Server{Root: root}, done: make(chan error, 1),
+		bare: bare, branch: branch, commits: commits}
+	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
 	go func() { s.done <- s.srv.Serve(l) }()
 	return s, nil
+}
+
+func (s *gitServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if name, ok := strings.CutPrefix(r.URL.Path, "/vmtest/advance/"); ok {
+		if err := s.advance(name); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintln(w, s.commits[name])
+		return
+	}
+	if r.Method == http.MethodPost && s.failed.Load() < s.failFirst.Load() {
+		s.failed.Add(1)
+		http.Error(w, "down for a while (vmtest)", http.StatusServiceUnavailable)
+		return
+	}
+	s.backend.ServeHTTP(w, r)
+}
+
+// advance points the served branch at the commit prepared as name.
+func (s *gitServer) advance(name string) error {
+	sha, ok := s.commits[name]
+	if !ok {
+		return fmt.Errorf("no commit prepared as %q", name)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := testflake.Git(filepath.Dir(s.bare), nil, "--git-dir", s.bare, "update-ref", "refs/heads/"+s.branch, sha); err != nil {
+		return err
+	}
+	s.advanced = append(s.advanced, name)
+	return nil
 }
 
 // close stops the server and waits until its port is released.

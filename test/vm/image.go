@@ -33,8 +33,9 @@ func buildAgent(root, dir string) (string, error) {
 }
 
 // buildImage runs hack/vm-image.sh, which builds only what is missing from
-// its cache. Its progress goes to logPath.
-func buildImage(root, agent, logPath string) (image, time.Duration, error) {
+// its cache, with gen0 (a folder testflake.WriteTemplateSystem wrote) as the
+// template's own system. Its progress goes to logPath.
+func buildImage(root, agent, gen0, logPath string) (image, time.Duration, error) {
 	start := time.Now()
 	lf, err := os.Create(logPath)
 	if err != nil {
@@ -42,7 +43,7 @@ func buildImage(root, agent, logPath string) (image, time.Duration, error) {
 	}
 	defer lf.Close()
 	var stdout bytes.Buffer
-	cmd := exec.Command(filepath.Join(root, "hack", "vm-image.sh"), "--agent", agent)
+	cmd := exec.Command(filepath.Join(root, "hack", "vm-image.sh"), "--agent", agent, "--template-system", gen0)
 	cmd.Stdout, cmd.Stderr = &stdout, lf
 	if err := cmd.Run(); err != nil {
 		b, _ := os.ReadFile(logPath)

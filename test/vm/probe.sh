@@ -1,17 +1,36 @@
 #!/bin/bash
 # The VM suite's probe (test only). It reaches the guest as a systemd
 # credential, never through the image, and runs as homelab-vmtest-report.service
-# once cloud-init is done. It waits for nix-gitops-apply.service to finish,
-# prints what the host asserts on the second serial port (ttyS1) in sections
-# "=== name", and powers the guest off. The host holds no SSH key: this report
-# is the only way results leave the guest.
+# once cloud-init is done. It runs the boot's steps (VMTEST_STEPS), prints what
+# the host asserts on the second serial port (ttyS1) in sections "=== name",
+# and powers the guest off. The host holds no SSH key: this report is the only
+# way results leave the guest.
 #
 # Parameters (Environment= of the unit): VMTEST_ADMIN (the claim's admin
-# user), VMTEST_WAIT (service: wait for the boot-time start; timer: then
-# start nix-gitops-apply.timer and wait for its run), VMTEST_WAIT_LIMIT
-# (seconds), VMTEST_DENY and
-# VMTEST_ALLOW (host:port lists the guest must not / must reach),
-# VMTEST_TEXTFILE (the agent's metrics textfile).
+# user), VMTEST_STEPS (space-separated steps, below), VMTEST_WAIT_LIMIT
+# (seconds per wait), VMTEST_DENY and VMTEST_ALLOW (host:port lists the guest
+# must not / must reach), VMTEST_TEXTFILE (the agent's metrics textfile),
+# VMTEST_GIT (host:port of the git server).
+#
+# Steps (NAME:ARG):
+#   boot             wait until the boot-time start of nix-gitops-apply.service
+#                    (and its retries) finished
+#   timer            start nix-gitops-apply.timer (its drop-in fires it a second
+#                    later) and wait for that run
+#   advance:NAME     move the served branch to the commit the host prepared as
+#                    NAME (the git server's test control)
+#   daemon:OUTCOME   start nix-gitops.service unless it runs, and wait until
+#                    the advanced commit's run ended with OUTCOME
+#   wait:OUTCOME     wait until the advanced commit's run ended with OUTCOME
+#   rollback-by-hand what `nixos-rebuild switch --rollback` does: the profile
+#                    back one generation, and its switch-to-configuration
+#   stop:UNIT        once a switch is activating, `systemctl stop UNIT`
+#   kill:UNIT        once a switch is activating, kill UNIT's processes (-9)
+#   first-boot-facts the bootstrap's facts: user, keys, host name, network
+#   try-switch-default  run the boot default's switch-to-configuration switch
+#                    by hand, as nixos-rebuild switch would
+#   reboot-scheduled whether a reboot is scheduled; then cancel it
+#   snap:NAME        the agent's and the system's state, as sections NAME/...
 set -u
 out=/dev/ttyS1
 stty -F "$out" raw -echo 2>/dev/null || true
@@ -21,108 +40,177 @@ export NO_COLOR=1 SYSTEMD_COLORS=0 SYSTEMD_PAGER= TERM=dumb
 
 sec() { echo "=== $1"; }
 unit=nix-gitops-apply.service
+daemon=nix-gitops.service
+switchunit=nixos-rebuild-switch-to-configuration.service
 show() { systemctl show -P "$1" "$2"; }
-
-# Done means: the unit ran in this boot (a non-zero exit timestamp), is not
-# running now, and no start of it is queued.
-apply_done() {
-  [ "$(show ExecMainExitTimestampMonotonic $unit)" != 0 ] &&
-    [ "$(show ActiveState $unit)" != activating ] &&
-    ! systemctl list-jobs --no-legend | grep -q " $unit "
-}
 start=$SECONDS
-wait_for() { # what, condition
-  while ! "$2"; do
-    if [ $((SECONDS - start)) -ge "$VMTEST_WAIT_LIMIT" ]; then
+want=
+
+wait_for() { # what, condition...
+  local t0=$SECONDS
+  while ! "${@:2}"; do
+    if [ $((SECONDS - t0)) -ge "$VMTEST_WAIT_LIMIT" ]; then
       echo "timeout: $1 within ${VMTEST_WAIT_LIMIT}s"
       return 1
     fi
     sleep 2
   done
-  echo "$1 after $((SECONDS - start))s"
+  echo "$1 after $((SECONDS - t0))s (at $((SECONDS - start))s)"
 }
-sec wait
-# Every boot starts the unit (WantedBy=multi-user.target; at first boot
-# cloud-init's runcmd start merges with it).
-wait_for "the boot-time start finished" apply_done
-if [ "$VMTEST_WAIT" = timer ]; then
-  # Enable the opt-in timer for this boot only (nothing is persisted), once
-  # the boot-time start is done, so the two runs are told apart. The test's
-  # drop-in makes it fire a second after it starts.
+# Done means: the unit ran in this boot (a non-zero exit timestamp), is not
+# running or waiting to restart now, and no start of it is queued.
+unit_done() {
+  [ "$(show ExecMainExitTimestampMonotonic $unit)" != 0 ] &&
+    [ "$(show ActiveState $unit)" != activating ] &&
+    ! systemctl list-jobs --no-legend | grep -q " $unit "
+}
+# A run of the advanced commit ended with outcome $1 (the agent's own journal
+# line: a daemon's later no-op ticks overwrite state.json's last run), and
+# nothing is in progress.
+ran() {
+  journalctl -b -u $unit -u $daemon -o cat | grep -q "msg=\"run finished\" outcome=$1 commit=${want:0:12} " &&
+    jq -e '.inProgress == null' /var/lib/nix-gitops/state.json >/dev/null 2>&1
+}
+activating() { [ -e /run/testflake/activating ]; }
+switch_idle() { ! systemctl -q is-active $switchunit; }
+
+step_boot() { wait_for "the boot-time start finished" unit_done; }
+step_timer() {
+  local first
   first=$(show ExecMainExitTimestampMonotonic $unit)
-  systemctl start nix-gitops-apply.timer
-  timer_run_done() { [ "$(show ExecMainExitTimestampMonotonic $unit)" != "$first" ] && apply_done; }
+  systemctl restart nix-gitops-apply.timer
+  timer_run_done() { [ "$(show ExecMainExitTimestampMonotonic $unit)" != "$first" ] && unit_done; }
   wait_for "the timer's run finished" timer_run_done
-fi
+}
+step_advance() {
+  exec 3<>"/dev/tcp/${VMTEST_GIT%:*}/${VMTEST_GIT##*:}"
+  printf 'GET /vmtest/advance/%s HTTP/1.0\r\nHost: git\r\n\r\n' "$1" >&3
+  want=$(tail -n1 <&3 | tr -d '\r\n')
+  exec 3<&-
+  echo "advanced to $1: $want"
+}
+step_daemon() {
+  systemctl -q is-active $daemon || systemctl start $daemon
+  wait_for "the daemon's run of $want ended $1" ran "$1"
+}
+step_wait() { wait_for "the run of $want ended $1" ran "$1"; }
+step_rollback-by-hand() {
+  nix-env -p /nix/var/nix/profiles/system --rollback
+  /nix/var/nix/profiles/system/bin/switch-to-configuration switch
+  echo "rolled back by hand: exit $?"
+}
+step_stop() {
+  wait_for "a switch activating" activating || return
+  local t0=$SECONDS
+  systemctl stop "$1"
+  echo "systemctl stop $1 returned after $((SECONDS - t0))s; switch unit: $(show ActiveState $switchunit)"
+}
+step_kill() {
+  wait_for "a switch activating" activating || return
+  systemctl kill --signal=SIGKILL "$1"
+  echo "killed $1; switch unit: $(show ActiveState $switchunit)"
+  wait_for "the switch to finish on its own" switch_idle
+}
+step_try-switch-default() {
+  # What `nixos-rebuild switch` would do with the boot default: the real
+  # switch-to-configuration-ng, its pre-switch check included.
+  "$(readlink -f /boot/homelab-standin/default)/bin/switch-to-configuration" switch
+  echo "switch-to-configuration switch of the boot default: exit $?"
+}
+step_reboot-scheduled() {
+  sec reboot-scheduled
+  busctl get-property org.freedesktop.login1 /org/freedesktop/login1 org.freedesktop.login1.Manager ScheduledShutdown
+  shutdown -c 2>/dev/null
+}
+step_snap() {
+  local n=$1
+  sec "$n/state"
+  cat /var/lib/nix-gitops/state.json
+  sec "$n/floor"
+  cat /var/lib/nix-gitops/floor.json
+  sec "$n/status"
+  nix-gitops status --json
+  sec "$n/metrics"
+  cat "$VMTEST_TEXTFILE"
+  sec "$n/links"
+  for l in /run/current-system /run/booted-system /nix/var/nix/profiles/system /boot/homelab-standin/default; do
+    echo "$l $(readlink -f $l)"
+  done
+  sec "$n/entries"
+  cat /boot/homelab-standin/entries
+  sec "$n/units"
+  for u in $unit $daemon nix-gitops-apply.timer testflake-app.service; do
+    echo "$u ActiveState=$(show ActiveState $u) Result=$(show Result $u) NRestarts=$(show NRestarts $u) ExecMainStatus=$(show ExecMainStatus $u)"
+    echo "$u ExecStart=$(systemctl show -p ExecStart --value $u | sed -n 's/.*path=\([^ ;]*\).*/\1/p')"
+  done
+  pid=$(show MainPID $daemon)
+  echo "$daemon exe=$([ "$pid" != 0 ] && readlink /proc/$pid/exe)"
+  sec "$n/invocations"
+  # One line per run of the apply unit in this boot.
+  journalctl -b -u $unit -o export --output-fields=_SYSTEMD_INVOCATION_ID,INVOCATION_ID |
+    sed -n 's/^\(_SYSTEMD_INVOCATION_ID\|INVOCATION_ID\)=//p' | sort -u
+  sec "$n/runs"
+  journalctl -b -u $unit -u $daemon -o cat | grep 'msg="run finished"'
+  sec "$n/switch-journal"
+  journalctl -b -u $switchunit -o cat --no-pager | tail -n 60
+  sec "$n/agent-journal"
+  journalctl -b -u $unit -u $daemon -o short-monotonic --no-pager | tail -n 80
+  sec "$n/failed-units"
+  systemctl --failed --no-legend --plain
+}
 
-sec hostname
-hostname
-sec fqdn
-hostname --fqdn
-sec flake-target
-cat /etc/nix-flake-target
-sec passwd
-getent passwd "$VMTEST_ADMIN"
-sec password-status
-# Second field: L locked, P usable password, NP none. No hash is printed.
-passwd -S "$VMTEST_ADMIN"
-sec authorized-keys
-home=$(getent passwd "$VMTEST_ADMIN" | cut -d: -f6)
-cat "$home/.ssh/authorized_keys"
-sec sudo
-sudo -n -l -U "$VMTEST_ADMIN"
-sec cloud-init
-cloud-init status --format json
-sec addresses
-ip -color=never -4 -o addr show scope global
-sec routes
-ip -color=never -4 route show
-sec failed-units
-systemctl --failed --no-legend --plain
+step_first-boot-facts() {
+  sec hostname
+  hostname
+  sec fqdn
+  hostname --fqdn
+  sec flake-target
+  cat /etc/nix-flake-target
+  sec passwd
+  getent passwd "$VMTEST_ADMIN"
+  sec password-status
+  # Second field: L locked, P usable password, NP none. No hash is printed.
+  passwd -S "$VMTEST_ADMIN"
+  sec authorized-keys
+  home=$(getent passwd "$VMTEST_ADMIN" | cut -d: -f6)
+  cat "$home/.ssh/authorized_keys"
+  sec sudo
+  sudo -n -l -U "$VMTEST_ADMIN"
+  sec cloud-init
+  cloud-init status --format json
+  sec addresses
+  ip -color=never -4 -o addr show scope global
+  sec routes
+  ip -color=never -4 route show
+  # The network-config exactly as the seed carries it, through cloud-init's
+  # own converter and schema check (the guest's cloud-init consumes it).
+  sec net-convert
+  mkdir -p /run/vmtest/seed /run/vmtest/nc
+  if mount -o ro /dev/disk/by-label/cidata /run/vmtest/seed; then
+    cloud-init devel net-convert --network-data /run/vmtest/seed/network-config --kind yaml \
+      --distro debian --output-kind networkd --directory /run/vmtest/nc >/run/vmtest/nc.log 2>&1
+    echo "net-convert exit=$?"
+    cloud-init schema --schema-type network-config --config-file /run/vmtest/seed/network-config >/run/vmtest/schema.log 2>&1
+    echo "schema exit=$?"
+    cat /run/vmtest/nc.log /run/vmtest/schema.log
+    find /run/vmtest/nc -type f -name '*.network' -exec cat {} +
+    umount /run/vmtest/seed
+  else
+    echo "cannot mount the seed"
+  fi
+}
 
-# The network-config exactly as the seed carries it, through cloud-init's
-# own converter and schema check (the guest's cloud-init is what consumes it).
-sec net-convert
-mkdir -p /run/vmtest/seed /run/vmtest/nc
-if mount -o ro /dev/disk/by-label/cidata /run/vmtest/seed; then
-  cloud-init devel net-convert --network-data /run/vmtest/seed/network-config --kind yaml \
-    --distro debian --output-kind networkd --directory /run/vmtest/nc >/run/vmtest/nc.log 2>&1
-  echo "net-convert exit=$?"
-  cloud-init schema --schema-type network-config --config-file /run/vmtest/seed/network-config >/run/vmtest/schema.log 2>&1
-  echo "schema exit=$?"
-  cat /run/vmtest/nc.log /run/vmtest/schema.log
-  find /run/vmtest/nc -type f -name '*.network' -exec cat {} +
-  umount /run/vmtest/seed
-else
-  echo "cannot mount the seed"
-fi
-
-sec apply-unit
-systemctl show $unit -p ActiveState -p Result -p ExecMainStatus -p ExecMainExitTimestampMonotonic -p UnitFileState
-sec apply-timer
-systemctl show nix-gitops-apply.timer -p ActiveState -p LastTriggerUSecMonotonic
-sec apply-invocations
-# One line per run of the unit in this boot (a start skipped by a Condition
-# has no invocation id).
-journalctl -b -u $unit -o export --output-fields=_SYSTEMD_INVOCATION_ID,INVOCATION_ID |
-  sed -n 's/^\(_SYSTEMD_INVOCATION_ID\|INVOCATION_ID\)=//p' | sort -u
-sec apply-journal
-journalctl -b -u $unit -o short-monotonic --no-pager
-sec state
-cat /var/lib/nix-gitops/state.json
-sec status
-nix-gitops status --json
-sec metrics
-cat "$VMTEST_TEXTFILE"
-sec switch-calls
-cat /var/lib/testflake/calls.log
-sec profile
-readlink -f /nix/var/nix/profiles/system
+i=0
+for s in $VMTEST_STEPS; do
+  name=${s%%:*} arg=
+  [ "$name" != "$s" ] && arg=${s#*:}
+  i=$((i + 1))
+  sec "step $i $s"
+  "step_$name" $arg || echo "step $s failed"
+done
 
 sec boot-timing
 systemd-analyze time
-systemd-analyze blame --no-pager | head -n 15
-
 sec reach
 probe() { timeout 5 bash -c "exec 3<>/dev/tcp/${1%:*}/${1##*:}" 2>/dev/null && echo "open $1" || echo "closed $1"; }
 for t in $VMTEST_ALLOW $VMTEST_DENY; do probe "$t"; done

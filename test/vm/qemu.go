@@ -25,6 +25,8 @@ const (
 	guestDNS     = "10.0.2.3"
 	gitAddr      = "10.0.2.100"
 	gitPort      = 80
+	// standinBoot is the image's boot loader stand-in (hack/vm-image.sh).
+	standinBoot = "/usr/lib/homelab-standin/boot"
 )
 
 // guest is one VM whose disk survives across boots, as a Proxmox VM's does.
@@ -82,6 +84,10 @@ func (g *guest) args(o bootOptions, console, report string) []string {
 	}
 	cmdline := append([]string{
 		"root=LABEL=root", "rw", "console=ttyS0,115200", "loglevel=4",
+		// The boot loader stand-in (hack/vm-image.sh): it runs the boot
+		// default's stage-2 init, which activates that system and starts
+		// systemd, as a NixOS boot entry's init= does.
+		"init=" + standinBoot,
 		// A kernel panic (no root disk, say) reboots at once, and -no-reboot
 		// makes that QEMU's exit instead of a hang until the time limit.
 		"panic=-1",

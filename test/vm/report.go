@@ -27,11 +27,12 @@ const (
 // probeParams are the probe's parameters for one boot.
 type probeParams struct {
 	admin     string
-	wait      string // "service" or "timer"
-	waitLimit int    // seconds
+	steps     []string // see probe.sh
+	waitLimit int      // seconds, per wait
 	allow     []string
 	deny      []string
 	textfile  string
+	git       string // host:port of the git server, as the guest reaches it
 }
 
 // reportUnitText is the unit that runs the probe. DefaultDependencies=no:
@@ -43,7 +44,8 @@ type probeParams struct {
 func reportUnitText(p probeParams) string {
 	env := map[string]string{
 		"VMTEST_ADMIN":      p.admin,
-		"VMTEST_WAIT":       p.wait,
+		"VMTEST_STEPS":      strings.Join(p.steps, " "),
+		"VMTEST_GIT":        p.git,
 		"VMTEST_WAIT_LIMIT": fmt.Sprint(p.waitLimit),
 		"VMTEST_ALLOW":      strings.Join(p.allow, " "),
 		"VMTEST_DENY":       strings.Join(p.deny, " "),
@@ -95,6 +97,27 @@ func parseReport(s string) (report, error) {
 		return r, errIncomplete
 	}
 	return r, nil
+}
+
+// steps is the probe's own output of every step, in order.
+func (r report) steps() string {
+	var names []string
+	for k := range r {
+		if strings.HasPrefix(k, "step ") {
+			names = append(names, k)
+		}
+	}
+	sort.Slice(names, func(i, j int) bool {
+		var a, b int
+		fmt.Sscanf(names[i], "step %d", &a)
+		fmt.Sscanf(names[j], "step %d", &b)
+		return a < b
+	})
+	var out strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&out, "%s\n%s\n", n, r[n])
+	}
+	return out.String()
 }
 
 // lines returns the non-empty lines of a section.

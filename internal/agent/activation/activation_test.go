@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestCurrent(t *testing.T) {
@@ -79,5 +81,118 @@ func TestKernelChanged(t *testing.T) {
 	}
 	if got, err := KernelChanged(filepath.Join(dir, "absent"), kernelA); got || err != nil {
 		t.Errorf("no booted system (not NixOS): %v, %v; want no change", got, err)
+	}
+}
+
+func TestBootDiff(t *testing.T) {
+	dir := t.TempDir()
+	mk := func(name string, files map[string]string) string {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for f, c := range files {
+			if err := os.WriteFile(filepath.Join(p, f), []byte(c), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return p
+	}
+	base := map[string]string{"kernel": "k", "initrd": "i", "kernel-params": "console=ttyS0"}
+	with := func(k, v string) map[string]string {
+		m := map[string]string{}
+		for a, b := range base {
+			m[a] = b
+		}
+		if v == "" {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+		return m
+	}
+	cases := map[string]struct {
+		reason string
+		next   map[string]string
+		booted map[string]string
+		want   []string
+	}{
+		"Same":         {reason: "nothing that boot loads changed", next: base, want: nil},
+		"KernelParams": {reason: "a new kernel command line takes effect at boot (autoUpgrade compares only kernel, initrd, modules)", next: with("kernel-params", "console=ttyS0 quiet"), want: []string{"kernel-params"}},
+		"FirmwareBoth": {reason: "firmware compared where both have it", booted: with("firmware", "a"), next: with("firmware", "b"), want: []string{"firmware"}},
+		"FirmwareOne":  {reason: "firmware on one side only is not compared", next: with("firmware", "b"), want: nil},
+		"KernelInitrd": {reason: "each differing file is named", next: with("initrd", "i2"), want: []string{"initrd"}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			b := tc.booted
+			if b == nil {
+				b = base
+			}
+			got, err := BootDiff(mk(name+"-booted", b), mk(name+"-next", tc.next))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s: -want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func TestInhibitorsChanged(t *testing.T) {
+	dir := t.TempDir()
+	mk := func(name, json string) string {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if json != "" {
+			if err := os.WriteFile(filepath.Join(p, "switch-inhibitors"), []byte(json), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return p
+	}
+	cases := map[string]struct {
+		reason, old, next string
+		want              []string
+	}{
+		"Equal":   {reason: "same values", old: `{"a":"1"}`, next: `{"a":"1"}`},
+		"Changed": {reason: "a value that changed refuses switch", old: `{"a":"1","b":"x"}`, next: `{"a":"2","b":"x"}`, want: []string{"a: 1 -> 2"}},
+		"Added":   {reason: "a name only the new system has does not count", old: `{"a":"1"}`, next: `{"a":"1","b":"2"}`},
+		"Removed": {reason: "a name only the running system has does not count", old: `{"a":"1","b":"2"}`, next: `{"a":"1"}`},
+		"NoFiles": {reason: "systems older than 26.05 have no file: an empty object"},
+		"OneFile": {reason: "a file on one side only", next: `{"a":"1"}`},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := InhibitorsChanged(mk(name+"-old", tc.old), mk(name+"-new", tc.next))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s: -want, +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+	if _, err := InhibitorsChanged(mk("bad", `[1]`), mk("ok", `{}`)); err == nil {
+		t.Errorf("an unreadable switch-inhibitors must be an error, not an empty set")
+	}
+}
+
+func TestFind(t *testing.T) {
+	dir := t.TempDir()
+	profile := filepath.Join(dir, "system")
+	for n, target := range map[string]string{"1": "/nix/store/a", "2": "/nix/store/b", "3": "/nix/store/a"} {
+		if err := os.Symlink(target, profile+"-"+n+"-link"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if g, ok := Find(profile, "/nix/store/a"); !ok || g.Number != 3 {
+		t.Errorf("Find a = %+v, %v; want the newest generation of it, 3", g, ok)
+	}
+	if _, ok := Find(profile, "/nix/store/c"); ok {
+		t.Errorf("Find of a path in no generation must fail")
 	}
 }

@@ -13,10 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -33,11 +30,18 @@ const KeysUsage = `  flake                string   flake ref to follow; override
   stateDir             string   state, clone, lock           [/var/lib/nix-gitops]
   profile              string   system profile set and rolled back [/nix/var/nix/profiles/system]
   bootedSystem         string   the running kernel's system  [/run/booted-system]
+  currentSystem        string   the activated system         [/run/current-system]
   allowNonFastForward  bool     accept a head that does not descend from the applied commit [false]
   onKernelChange       string   "switch" or "boot" when kernel/initrd changed [switch]
   everyBoot            bool     the boot-time start applies on every boot, not only the first [false]
+  onDrift              string   "reapply" or "report" when the running system or profile is not the applied one [reapply]
+  reboot.allow         string   "never" (report only) or "window": reboot into a boot-mode generation [never]
+  reboot.window.lower  string   HH:MM, start of the reboot window (allow "window"; empty: any time)
+  reboot.window.upper  string   HH:MM, end of the reboot window
+  floorCommit          string   never apply a commit that does not descend from this one (the template's own)
   verify.mode          string   "none", "ssh" or "gpg"       [none]
   verify.allowedSigners string  ssh: git's allowed-signers file; gpg: armoured public keys
+  verify.allCommits    bool     verify every commit since the applied one, not only the head [false]
   auth.sshKeyFile      string   SSH deploy key (private key file, mode 0600)
   auth.sshKnownHosts   string   pinned known_hosts for the git server (required with sshKeyFile)
   auth.tokenFile       string   HTTPS token, read at use, never logged
@@ -64,12 +68,13 @@ const KeysUsage = `  flake                string   flake ref to follow; override
 
 // Default locations.
 const (
-	DefaultConfigFile   = "/etc/nix-gitops/config.json"
-	DefaultTargetFile   = "/etc/nix-flake-target"
-	DefaultStateDir     = "/var/lib/nix-gitops"
-	DefaultProfile      = "/nix/var/nix/profiles/system"
-	DefaultBootedSystem = "/run/booted-system"
-	DefaultMetricsAddr  = "127.0.0.1:9971"
+	DefaultConfigFile    = "/etc/nix-gitops/config.json"
+	DefaultTargetFile    = "/etc/nix-flake-target"
+	DefaultStateDir      = "/var/lib/nix-gitops"
+	DefaultProfile       = "/nix/var/nix/profiles/system"
+	DefaultBootedSystem  = "/run/booted-system"
+	DefaultCurrentSystem = "/run/current-system"
+	DefaultMetricsAddr   = "127.0.0.1:9971"
 )
 
 // Duration is a time.Duration written as a Go duration string in JSON.
@@ -104,9 +109,13 @@ type Config struct {
 	StateDir            string   `json:"stateDir,omitempty"`
 	Profile             string   `json:"profile,omitempty"`
 	BootedSystem        string   `json:"bootedSystem,omitempty"`
+	CurrentSystem       string   `json:"currentSystem,omitempty"`
 	AllowNonFastForward bool     `json:"allowNonFastForward,omitempty"`
 	OnKernelChange      string   `json:"onKernelChange,omitempty"`
 	EveryBoot           bool     `json:"everyBoot,omitempty"`
+	OnDrift             string   `json:"onDrift,omitempty"`
+	Reboot              Reboot   `json:"reboot"`
+	FloorCommit         string   `json:"floorCommit,omitempty"`
 	Verify              Verify   `json:"verify"`
 	Auth                Auth     `json:"auth"`
 	Timeouts            Timeouts `json:"timeouts"`
@@ -121,6 +130,25 @@ type Config struct {
 type Verify struct {
 	Mode           string `json:"mode,omitempty"`
 	AllowedSigners string `json:"allowedSigners,omitempty"`
+	// AllCommits verifies every commit between the applied one (or the
+	// floor) and the new head, not only the head.
+	AllCommits bool `json:"allCommits,omitempty"`
+}
+
+// Reboot is the policy for generations that take effect only at boot, as
+// NixOS's system.autoUpgrade allowReboot/rebootWindow: "never" only reports
+// that a reboot is required; "window" reboots, within the window when one
+// is given.
+type Reboot struct {
+	Allow  string       `json:"allow,omitempty"`
+	Window RebootWindow `json:"window"`
+}
+
+// RebootWindow is a daily time window, HH:MM local time; lower > upper
+// crosses midnight.
+type RebootWindow struct {
+	Lower string `json:"lower,omitempty"`
+	Upper string `json:"upper,omitempty"`
 }
 
 // Auth configures git credentials. Only file paths live here; the secrets
@@ -245,6 +273,9 @@ func (c *Config) Defaults() {
 	def(&c.StateDir, DefaultStateDir)
 	def(&c.Profile, DefaultProfile)
 	def(&c.BootedSystem, DefaultBootedSystem)
+	def(&c.CurrentSystem, DefaultCurrentSystem)
+	def(&c.OnDrift, "reapply")
+	def(&c.Reboot.Allow, "never")
 	def(&c.OnKernelChange, "switch")
 	def(&c.Verify.Mode, "none")
 	def(&c.Auth.TokenUser, "git")
@@ -277,107 +308,18 @@ func (c *Config) Defaults() {
 	def(&c.Log.Level, "info")
 }
 
-// Validate checks a defaulted config. Each error names the key and the fix.
-func (c *Config) Validate() error {
-	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	abs := func(key, p string) {
-		if p != "" && !filepath.IsAbs(p) {
-			bad("%s: %q is not an absolute path: give a path starting with /", key, p)
-		}
+// InWindow reports whether t's time of day is inside the reboot window (any
+// time when no window is set). lower > upper crosses midnight.
+func (r Reboot) InWindow(t time.Time) bool {
+	if r.Window.Lower == "" {
+		return true
 	}
-	abs("flakeTargetFile (--flake-file)", c.FlakeTargetFile)
-	abs("stateDir (--state-dir)", c.StateDir)
-	abs("profile (--profile)", c.Profile)
-	abs("bootedSystem (--booted-system)", c.BootedSystem)
-	abs("verify.allowedSigners (--allowed-signers)", c.Verify.AllowedSigners)
-	abs("auth.sshKeyFile (--ssh-key)", c.Auth.SSHKeyFile)
-	abs("auth.sshKnownHosts (--ssh-known-hosts)", c.Auth.SSHKnownHosts)
-	abs("auth.tokenFile (--token-file)", c.Auth.TokenFile)
-	abs("health.script", c.Health.Script)
-	abs("metrics.textfile (--metrics-textfile)", c.Metrics.Textfile)
-	if c.Flake != "" {
-		if _, err := flakeref.Parse(c.Flake); err != nil {
-			bad("flake (--flake): %w", err)
-		}
+	now := t.Format("15:04")
+	lo, hi := r.Window.Lower, r.Window.Upper
+	if lo <= hi {
+		return now >= lo && now < hi
 	}
-	if c.Hostname != "" && !flakeref.ValidHost(c.Hostname) {
-		bad("hostname: %q is not a nixosConfigurations name (letters, digits, _ and -)", c.Hostname)
-	}
-	switch c.OnKernelChange {
-	case "switch", "boot":
-	default:
-		bad(`onKernelChange (--on-kernel-change): %q: want "switch" or "boot"`, c.OnKernelChange)
-	}
-	switch c.Verify.Mode {
-	case "none":
-	case "ssh", "gpg":
-		if c.Verify.AllowedSigners == "" {
-			bad("verify.allowedSigners (--allowed-signers): required when verify.mode is %q", c.Verify.Mode)
-		}
-	default:
-		bad(`verify.mode (--verify): %q: want "none", "ssh" or "gpg"`, c.Verify.Mode)
-	}
-	if (c.Auth.SSHKeyFile == "") != (c.Auth.SSHKnownHosts == "") {
-		bad("auth.sshKeyFile and auth.sshKnownHosts (--ssh-key, --ssh-known-hosts): give both, so the server's host key is pinned")
-	}
-	if strings.ContainsAny(c.Auth.TokenUser, ":\n\r") {
-		bad("auth.tokenUser: %q must not contain ':' or line breaks", c.Auth.TokenUser)
-	}
-	for key, d := range map[string]Duration{
-		"timeouts.fetch": c.Timeouts.Fetch, "timeouts.eval": c.Timeouts.Eval, "timeouts.build": c.Timeouts.Build,
-		"timeouts.switch": c.Timeouts.Switch, "timeouts.health": c.Timeouts.Health, "retry.initial": c.Retry.Initial,
-		"retry.max": c.Retry.Max, "poll.interval": c.Poll.Interval, "health.settle": c.Health.Settle,
-	} {
-		if d < 0 {
-			bad("%s: %s is negative: give a positive duration", key, d.D())
-		}
-	}
-	if c.Poll.Jitter != nil && *c.Poll.Jitter < 0 {
-		bad("poll.jitter: %s is negative: give 0s or more", c.Poll.Jitter.D())
-	}
-	if c.Retry.Attempts < 1 {
-		bad("retry.attempts: %d: want 1 or more", c.Retry.Attempts)
-	}
-	switch c.Poll.Method {
-	case "auto", "git":
-	default:
-		bad(`poll.method: %q: want "auto" or "git"`, c.Poll.Method)
-	}
-	for _, u := range c.Health.RequiredUnits {
-		if u == "" || strings.ContainsAny(u, " /\n") {
-			bad("health.requiredUnits: %q is not a unit name", u)
-		}
-	}
-	for _, a := range c.Health.TCP {
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			bad("health.tcp: %q: want host:port", a)
-		}
-	}
-	for _, s := range c.Health.HTTP {
-		if u, err := url.Parse(s); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("health.http: %q: want an http:// or https:// URL", s)
-		}
-	}
-	if c.Metrics.Listen != "" && c.Metrics.Listen != "off" {
-		host, _, err := net.SplitHostPort(c.Metrics.Listen)
-		if err != nil {
-			bad("metrics.listen (--metrics-listen): %q: want host:port, or \"off\"", c.Metrics.Listen)
-		} else if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			bad("metrics.listen (--metrics-listen): %q is not a loopback address: the agent serves metrics on localhost only; let node_exporter or a proxy publish them", c.Metrics.Listen)
-		}
-	}
-	switch c.Log.Format {
-	case "text", "json":
-	default:
-		bad(`log.format: %q: want "text" or "json"`, c.Log.Format)
-	}
-	switch c.Log.Level {
-	case "debug", "info", "warn", "error":
-	default:
-		bad(`log.level: %q: want "debug", "info", "warn" or "error"`, c.Log.Level)
-	}
-	return errors.Join(errs...)
+	return now >= lo || now < hi
 }
 
 // Target resolves the flake ref to follow: the flake key (or --flake) when

@@ -56,6 +56,20 @@ func TestParseAndValidate(t *testing.T) {
 		"BadFlake":        {reason: "the flake key is parsed at load time", in: `{"flake":"github:o/r"}`, wantErr: "flake (--flake)"},
 		"BadTCP":          {reason: "probes are host:port", in: `{"health":{"tcp":["localhost"]}}`, wantErr: "health.tcp"},
 		"NegativeTimeout": {reason: "a negative timeout is a mistake", in: `{"timeouts":{"fetch":"-1s"}}`, wantErr: "timeouts.fetch"},
+		"BadOnDrift":      {reason: "onDrift names its two values", in: `{"onDrift":"ignore"}`, wantErr: "onDrift"},
+		"BadReboot":       {reason: "reboot.allow names its two values", in: `{"reboot":{"allow":"always"}}`, wantErr: "reboot.allow"},
+		"BadWindow":       {reason: "a window is HH:MM", in: `{"reboot":{"allow":"window","window":{"lower":"1am","upper":"05:00"}}}`, wantErr: "reboot.window.lower"},
+		"HalfWindow":      {reason: "a window has two ends", in: `{"reboot":{"allow":"window","window":{"lower":"01:00"}}}`, wantErr: "give both"},
+		"ShortFloor":      {reason: "the floor is a full commit id", in: `{"floorCommit":"abc123"}`, wantErr: "floorCommit"},
+		"NewDefaults": {
+			reason: "drift is re-applied, reboots only reported, by default",
+			in:     "{}",
+			check: func(t *testing.T, c Config) {
+				if c.OnDrift != "reapply" || c.Reboot.Allow != "never" || c.CurrentSystem != DefaultCurrentSystem {
+					t.Errorf("defaults: onDrift %q, reboot.allow %q, currentSystem %q", c.OnDrift, c.Reboot.Allow, c.CurrentSystem)
+				}
+			},
+		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -230,4 +244,35 @@ func TestKeysUsageListsEveryKey(t *testing.T) {
 		}
 	}
 	walk("", reflect.TypeOf(Config{}))
+}
+
+func TestRebootWindow(t *testing.T) {
+	at := func(hm string) time.Time {
+		tm, err := time.Parse("15:04", hm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tm
+	}
+	cases := map[string]struct {
+		reason string
+		w      RebootWindow
+		now    string
+		want   bool
+	}{
+		"NoWindow":       {reason: "no window: any time", now: "12:00", want: true},
+		"Inside":         {reason: "inside a window", w: RebootWindow{"01:00", "05:00"}, now: "03:00", want: true},
+		"Outside":        {reason: "outside it", w: RebootWindow{"01:00", "05:00"}, now: "06:00", want: false},
+		"Midnight":       {reason: "a window across midnight, late side", w: RebootWindow{"23:00", "04:00"}, now: "23:30", want: true},
+		"MidnightEarly":  {reason: "a window across midnight, early side", w: RebootWindow{"23:00", "04:00"}, now: "02:00", want: true},
+		"MidnightMiddle": {reason: "a window across midnight, the day between", w: RebootWindow{"23:00", "04:00"}, now: "12:00", want: false},
+		"UpperExcluded":  {reason: "the upper end is the first minute outside", w: RebootWindow{"01:00", "05:00"}, now: "05:00", want: false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := (Reboot{Allow: "window", Window: tc.w}).InWindow(at(tc.now)); got != tc.want {
+				t.Errorf("%s: InWindow(%s) = %v, want %v", tc.reason, tc.now, got, tc.want)
+			}
+		})
+	}
 }

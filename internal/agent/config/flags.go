@@ -11,6 +11,7 @@ const FlagUsage = `Flags that override the config file (every path the agent use
   --state-dir DIR             state.json, clone, lock         (stateDir) [/var/lib/nix-gitops]
   --profile PATH              system profile                  (profile) [/nix/var/nix/profiles/system]
   --booted-system PATH        running kernel's system         (bootedSystem) [/run/booted-system]
+  --current-system PATH       activated system                (currentSystem) [/run/current-system]
   --allow-non-fast-forward    accept a force-push or downgrade once (allowNonFastForward)
   --on-kernel-change MODE     switch|boot                     (onKernelChange) [switch]
   --verify MODE               none|ssh|gpg                    (verify.mode) [none]
@@ -44,6 +45,7 @@ func Flags(fs *flag.FlagSet) (configPath *string, apply func(c *Config)) {
 	s("state-dir", "state folder", func(c *Config) *string { return &c.StateDir })
 	s("profile", "system profile", func(c *Config) *string { return &c.Profile })
 	s("booted-system", "booted system link", func(c *Config) *string { return &c.BootedSystem })
+	s("current-system", "current system link", func(c *Config) *string { return &c.CurrentSystem })
 	s("on-kernel-change", "switch|boot", func(c *Config) *string { return &c.OnKernelChange })
 	s("verify", "none|ssh|gpg", func(c *Config) *string { return &c.Verify.Mode })
 	s("allowed-signers", "allowed signers file", func(c *Config) *string { return &c.Verify.AllowedSigners })

@@ -78,9 +78,10 @@ func (s *Source) denied(err error) error {
 
 var shaRE = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
 
-// env is the environment of every git child: no system or user git
-// config, no prompts, and the credentials wired through files.
-func (s *Source) env() []string {
+// Env is the environment of every git child: no system or user git
+// config, no prompts, and the credentials wired through files. Only the
+// variables the agent sets, for laying over another environment.
+func (s *Source) Env() []string {
 	extra := []string{"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_TERMINAL_PROMPT=0", "LC_ALL=C"}
 	if s.Auth.SSHKeyFile != "" {
 		extra = append(extra, "GIT_SSH_COMMAND="+strings.Join([]string{
@@ -94,8 +95,10 @@ func (s *Source) env() []string {
 	if s.Auth.TokenFile != "" && s.Self != "" {
 		extra = append(extra, "GIT_ASKPASS="+s.Self, envAskpassToken+"="+s.Auth.TokenFile, envAskpassUser+"="+s.Auth.TokenUser)
 	}
-	return run.Environ(extra...)
+	return extra
 }
+
+func (s *Source) env() []string { return run.Environ(s.Env()...) }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
@@ -174,6 +177,16 @@ func (s *Source) IsAncestor(ctx context.Context, old, new string) (bool, error) 
 		return false, fmt.Errorf("cannot compare %s with %s: %w", short(old), short(new), err)
 	}
 	return true, nil
+}
+
+// RevList lists the commits reachable from head but not from base, oldest
+// first: what a fast-forward from base to head brings.
+func (s *Source) RevList(ctx context.Context, base, head string) ([]string, error) {
+	out, err := s.git(ctx, time.Minute, "-C", s.Clone, "rev-list", "--reverse", base+".."+head)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list the commits from %s to %s: %w", short(base), short(head), err)
+	}
+	return strings.Fields(out), nil
 }
 
 // Pin points the clone's applied ref at commit, so the commit stays in the

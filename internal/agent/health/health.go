@@ -131,10 +131,18 @@ type Gate struct {
 	Script        string
 	// GitReachable, when set, must succeed (the agent passes its poll).
 	GitReachable func(ctx context.Context) error
+	// Probes are more checks, each run once (the agent's secrets in place).
+	Probes []Probe
 	// Settle is how long checks retry while things are still starting.
 	Settle time.Duration
 	// Interval between retries [1s].
 	Interval time.Duration
+}
+
+// Probe is a named check of the gate's caller.
+type Probe struct {
+	Name string
+	Run  func(ctx context.Context) error
 }
 
 // Check is one check's result.
@@ -194,6 +202,9 @@ func (g *Gate) Run(ctx context.Context) Report {
 	}
 	if g.Script != "" {
 		add("script "+g.Script, g.script)
+	}
+	for _, p := range g.Probes {
+		add(p.Name, p.Run)
 	}
 	if g.GitReachable != nil {
 		add("git reachable", func(ctx context.Context) error {

@@ -6,17 +6,13 @@
 package metrics
 
 import (
-	"bytes"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/common/expfmt"
 
 	"github.com/homelab-infra/homelab-infra/internal/agent/state"
 )
@@ -35,40 +31,31 @@ func (c *Collector) Set(st *state.State) {
 }
 
 var (
-	descLastSuccess = prometheus.NewDesc("nix_gitops_last_success_timestamp_seconds", "When the agent last applied a commit or found the machine up to date.", nil, nil)
-	descLastCheck   = prometheus.NewDesc("nix_gitops_last_check_timestamp_seconds", "When the agent last looked at the remote.", nil, nil)
-	descApplied     = prometheus.NewDesc("nix_gitops_applied_info", "The applied commit and generation (value 1).", []string{"commit", "generation", "flake"}, nil)
-	descRemoteHead  = prometheus.NewDesc("nix_gitops_remote_head_info", "The remote head last seen (value 1).", []string{"commit"}, nil)
-	descDuration    = prometheus.NewDesc("nix_gitops_stage_duration_seconds", "Duration of the last run of each stage.", []string{"stage"}, nil)
-	descFailures    = prometheus.NewDesc("nix_gitops_failures_total", "Failures, by stage.", []string{"stage"}, nil)
-	descRollbacks   = prometheus.NewDesc("nix_gitops_rollbacks_total", "Automatic and manual rollbacks.", nil, nil)
-	descApplies     = prometheus.NewDesc("nix_gitops_applies_total", "Commits applied.", nil, nil)
-	descChecks      = prometheus.NewDesc("nix_gitops_checks_total", "Looks at the remote head.", nil, nil)
-	descReboot      = prometheus.NewDesc("nix_gitops_reboot_required", "1 when the applied generation's kernel or initrd differs from the booted one.", nil, nil)
-	descLastOutcome = prometheus.NewDesc("nix_gitops_last_outcome", "The last run's outcome (value 1).", []string{"outcome", "stage"}, nil)
-	descBad         = prometheus.NewDesc("nix_gitops_bad_commits", "Commits remembered as bad, not retried until the head moves.", nil, nil)
-	descInProgress  = prometheus.NewDesc("nix_gitops_in_progress", "1 while a run is between build and health gate (or was killed there).", []string{"stage"}, nil)
+	descLastSuccess = gaugeFamily("nix_gitops_last_success_timestamp_seconds", "When the agent last applied a commit or found the machine up to date.")
+	descLastCheck   = gaugeFamily("nix_gitops_last_check_timestamp_seconds", "When the agent last looked at the remote.")
+	descApplied     = gaugeFamily("nix_gitops_applied_info", "The applied commit and generation (value 1).", "commit", "generation", "flake")
+	descRemoteHead  = gaugeFamily("nix_gitops_remote_head_info", "The remote head last seen (value 1).", "commit")
+	descDuration    = gaugeFamily("nix_gitops_stage_duration_seconds", "Duration of the last run of each stage.", "stage")
+	descFailures    = counterFamily("nix_gitops_failures_total", "Failures, by stage.", "stage")
+	descRollbacks   = counterFamily("nix_gitops_rollbacks_total", "Automatic and manual rollbacks.")
+	descApplies     = counterFamily("nix_gitops_applies_total", "Commits applied.")
+	descChecks      = counterFamily("nix_gitops_checks_total", "Looks at the remote head.")
+	descReboot      = gaugeFamily("nix_gitops_reboot_required", "1 when the applied generation's kernel, initrd, modules, kernel parameters or firmware differ from the booted one, or it waits for its boot.")
+	descLastOutcome = gaugeFamily("nix_gitops_last_outcome", "The last run's outcome (value 1).", "outcome", "stage")
+	descBad         = gaugeFamily("nix_gitops_bad_commits", "Commits remembered as bad, not retried until the head moves.")
+	descInProgress  = gaugeFamily("nix_gitops_in_progress", "1 while a run is between build and health gate (or was killed there).", "stage")
+	descDrift       = gaugeFamily("nix_gitops_drift", "1 when the running system or the profile is not the applied generation (a manual switch or rollback).")
+	descPending     = gaugeFamily("nix_gitops_pending_boot", "1 while an applied generation waits for the reboot that boots it (and its health gate).")
 )
 
-// Describe implements prometheus.Collector.
-func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLastSuccess, descLastCheck, descApplied, descRemoteHead, descDuration, descFailures,
-		descRollbacks, descApplies, descChecks, descReboot, descLastOutcome, descBad, descInProgress} {
-		ch <- d
-	}
-}
-
-// Collect implements prometheus.Collector.
-func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+// render turns the snapshot into samples.
+func (c *Collector) render() samples {
 	c.mu.Lock()
 	st := c.st
 	c.mu.Unlock()
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
-	counter := func(d *prometheus.Desc, v int64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
-	}
+	var out samples
+	gauge := out.add
+	counter := func(f *family, v int64, labels ...string) { out.add(f, float64(v), labels...) }
 	if !st.LastSuccess.IsZero() {
 		gauge(descLastSuccess, float64(st.LastSuccess.UnixMilli())/1000)
 	}
@@ -84,28 +71,44 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for _, stage := range sortedKeys(st.Durations) {
 		gauge(descDuration, st.Durations[stage], stage)
 	}
-	for _, stage := range []string{state.StagePoll, state.StageFetch, state.StageRefuse, state.StageEval, state.StageBuild,
-		state.StageProfile, state.StageSwitch, state.StageHealth, state.StageRollback} {
+	// Every built-in stage, so a counter exists before its first failure;
+	// then any other stage that failed (the stages between build and
+	// switch, see agent.Stage).
+	known := []string{state.StagePoll, state.StageFetch, state.StageRefuse, state.StageEval, state.StageBuild,
+		state.StageProfile, state.StageSwitch, state.StageHealth, state.StageRollback}
+	for _, stage := range known {
 		counter(descFailures, st.Counters.Failures[stage], stage)
+	}
+	for _, stage := range sortedKeys(st.Counters.Failures) {
+		if !slices.Contains(known, stage) {
+			counter(descFailures, st.Counters.Failures[stage], stage)
+		}
 	}
 	counter(descRollbacks, st.Counters.Rollbacks)
 	counter(descApplies, st.Counters.Applies)
 	counter(descChecks, st.Counters.Checks)
-	reboot := 0.0
-	if st.RebootRequired {
-		reboot = 1
-	}
-	gauge(descReboot, reboot)
+	gauge(descReboot, b01(st.RebootRequired))
 	if st.Last != nil {
 		gauge(descLastOutcome, 1, st.Last.Outcome, st.Last.Stage)
 	}
 	gauge(descBad, float64(len(st.BadCommits)))
+	gauge(descDrift, b01(st.Drift != ""))
+	gauge(descPending, b01(st.PendingBoot != nil))
 	if st.InProgress != nil {
 		gauge(descInProgress, 1, st.InProgress.Stage)
 	}
+	renderSecrets(&out, st.Secrets)
+	return out
 }
 
-func sortedKeys(m map[string]float64) []string {
+func b01(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func sortedKeys[V any](m map[string]V) []string {
 	var ks []string
 	for k := range m {
 		ks = append(ks, k)
@@ -114,16 +117,12 @@ func sortedKeys(m map[string]float64) []string {
 	return ks
 }
 
-// Registry returns a registry with c in it.
-func Registry(c *Collector) *prometheus.Registry {
-	r := prometheus.NewRegistry()
-	r.MustRegister(c)
-	return r
-}
-
 // Handler serves c over HTTP.
 func Handler(c *Collector) http.Handler {
-	return promhttp.HandlerFor(Registry(c), promhttp.HandlerOpts{})
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		_, _ = w.Write(c.render().encode())
+	})
 }
 
 // WriteTextfile writes st as a node_exporter textfile at path, atomically
@@ -131,19 +130,8 @@ func Handler(c *Collector) http.Handler {
 func WriteTextfile(path string, st *state.State) error {
 	c := &Collector{}
 	c.Set(st)
-	mfs, err := Registry(c).Gather()
-	if err != nil {
-		return fmt.Errorf("cannot gather metrics: %w", err)
-	}
-	var b bytes.Buffer
-	enc := expfmt.NewEncoder(&b, expfmt.NewFormat(expfmt.TypeTextPlain))
-	for _, mf := range mfs {
-		if err := enc.Encode(mf); err != nil {
-			return fmt.Errorf("cannot encode metrics: %w", err)
-		}
-	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("cannot create textfile folder: %w", err)
 	}
-	return state.WriteFileAtomic(path, b.Bytes(), 0o644)
+	return state.WriteFileAtomic(path, c.render().encode(), 0o644)
 }

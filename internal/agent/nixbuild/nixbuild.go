@@ -22,16 +22,28 @@ type Nix struct {
 	// CacheDir is Nix's cache (XDG_CACHE_HOME), kept in the agent's state
 	// folder so the agent's fetches never mix with a user's.
 	CacheDir string
+	// GitEnv is the environment of the agent's own git (its deploy key,
+	// askpass for the token, no user config). The git that nix runs to
+	// fetch the flake's inputs gets it too, so a private input on the same
+	// server is reached as the flake itself is. Proxy settings
+	// (http_proxy and the like) come with the agent's environment.
+	GitEnv []string
 }
 
+// flakeFlags turn on what the agent needs whatever nix.conf says: a NixOS
+// host need not enable flakes for nix-gitops (nixos-rebuild-ng passes the
+// same, nixos_rebuild/nix.py FLAKE_FLAGS).
+var flakeFlags = []string{"--extra-experimental-features", "nix-command flakes"}
+
 func (n *Nix) env() []string {
-	return run.Environ("XDG_CACHE_HOME="+n.CacheDir, "LC_ALL=C")
+	extra := append([]string{"XDG_CACHE_HOME=" + n.CacheDir, "LC_ALL=C"}, n.GitEnv...)
+	return run.Environ(extra...)
 }
 
 // Eval evaluates installable's drvPath: it fails on a broken flake without
 // building anything.
 func (n *Nix) Eval(ctx context.Context, installable string, timeout time.Duration) (string, error) {
-	out, err := run.Output(ctx, run.Cmd{Name: "nix", Args: []string{"eval", "--raw", installable + ".drvPath"}, Env: n.env(), Timeout: timeout})
+	out, err := run.Output(ctx, run.Cmd{Name: "nix", Args: append(append([]string{}, flakeFlags...), "eval", "--raw", installable+".drvPath"), Env: n.env(), Timeout: timeout})
 	if err != nil {
 		return "", fmt.Errorf("cannot evaluate %s: %w", installable, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -58,6 +59,18 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// Signaled reports whether the child was killed by a signal it did not
+// ask for through a timeout (the OOM killer, a kill by hand).
+func (e *Error) Signaled() bool {
+	var ee *exec.ExitError
+	if errors.As(e.Err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok {
+			return ws.Signaled()
+		}
+	}
+	return false
+}
 
 // ExitCode returns the child's exit status, or -1.
 func (e *Error) ExitCode() int {
@@ -146,6 +159,9 @@ func (t *tail) String() string { return string(t.buf) }
 // replaced or added (KEY=VALUE entries).
 func Environ(extra ...string) []string {
 	env := os.Environ()
+	// The agent talks to Vault in-process and never hands a child a token;
+	// one from an operator's shell (sudo -E) must not reach git or nix.
+	env = slices.DeleteFunc(env, func(e string) bool { return strings.HasPrefix(e, "VAULT_TOKEN=") })
 	for _, kv := range extra {
 		k, _, _ := strings.Cut(kv, "=")
 		out := env[:0:0]

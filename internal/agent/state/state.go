@@ -35,7 +35,21 @@ const (
 	StageSwitch   = "switch"
 	StageHealth   = "health"
 	StageRollback = "rollback"
+	// StageBootHealth is the health gate of a boot-mode generation, run
+	// after the reboot that boots it.
+	StageBootHealth = "boot-health"
 )
+
+// Touches reports whether a run interrupted at stage may have changed the
+// system: from the profile step on. Eval, build and the stages between build
+// and switch (whatever their names) leave it alone.
+func Touches(stage string) bool {
+	switch stage {
+	case StageProfile, StageSwitch, StageHealth, StageRollback, StageBootHealth:
+		return true
+	}
+	return false
+}
 
 // Generation is one system generation the agent made or found.
 type Generation struct {
@@ -68,8 +82,25 @@ type BadCommit struct {
 	Error  string    `json:"error"`
 	Time   time.Time `json:"time"`
 	// RetryAfter, when set, is when the commit may be tried again although
-	// the head did not move (failed builds).
+	// the head did not move: failed builds, and failures whose cause is
+	// outside the commit (a timeout, a killed build, an unreachable fetch).
 	RetryAfter time.Time `json:"retryAfter,omitzero"`
+	// Tries counts the failures of this commit that are retried, for the
+	// back-off.
+	Tries int `json:"tries,omitempty"`
+}
+
+// Pending is a generation activated with "boot" (a kernel or inhibitor
+// change): it is the boot default and the applied generation, but runs only
+// after a reboot, and its health gate runs then.
+type Pending struct {
+	Generation Generation `json:"generation"`
+	// Running is the generation that kept running: what a failed gate
+	// after the reboot goes back to.
+	Running *Generation `json:"running,omitempty"`
+	// Reason says why it was not switched to at once.
+	Reason string    `json:"reason"`
+	Since  time.Time `json:"since"`
 }
 
 // Result is the outcome of the last run.
@@ -94,16 +125,29 @@ type State struct {
 	BadCommits []BadCommit  `json:"badCommits,omitempty"`
 	// Interrupted counts runs of a commit that were killed after the
 	// system started to change; the second one marks the commit bad.
-	Interrupted    map[string]int `json:"interrupted,omitempty"`
-	RemoteHead     string         `json:"remoteHead,omitempty"`
-	LastCheck      time.Time      `json:"lastCheck,omitzero"`
-	LastSuccess    time.Time      `json:"lastSuccess,omitzero"`
-	RebootRequired bool           `json:"rebootRequired"`
-	FirstBootDone  bool           `json:"firstBootDone"`
+	Interrupted map[string]int `json:"interrupted,omitempty"`
+	RemoteHead  string         `json:"remoteHead,omitempty"`
+	LastCheck   time.Time      `json:"lastCheck,omitzero"`
+	LastSuccess time.Time      `json:"lastSuccess,omitzero"`
+	// PendingBoot is an applied generation waiting for the reboot that
+	// boots it.
+	PendingBoot *Pending `json:"pendingBoot,omitempty"`
+	// RebootRequired: the applied generation's kernel, initrd, modules,
+	// kernel parameters or firmware differ from the booted system's, or it
+	// waits for its boot. Recomputed by every run.
+	RebootRequired bool `json:"rebootRequired"`
+	// RebootReasons names what differs.
+	RebootReasons []string `json:"rebootReasons,omitempty"`
+	// Drift says how the running system or the profile differ from the
+	// applied generation (a manual switch or rollback), when they do.
+	Drift         string `json:"drift,omitempty"`
+	FirstBootDone bool   `json:"firstBootDone"`
 	// Durations of the last fetch, eval, build, switch and health, seconds.
 	Durations map[string]float64 `json:"durations,omitempty"`
 	// Counters survive one-shot runs so textfile counters stay monotonic.
 	Counters Counters `json:"counters"`
+	// Secrets is what the secrets stage last did (secrets.go).
+	Secrets *Secrets `json:"secrets,omitempty"`
 }
 
 // Counters are the monotonic totals behind the *_total metrics.

@@ -48,13 +48,18 @@ type Options struct {
 }
 
 // Exit codes of `nix-gitops apply`, named here because the unit lists the
-// ones systemd must count as success.
+// ones systemd must count as success: every outcome that is not a fault of
+// the host (the commit's own fault, or nothing to do) is a success for
+// systemd, so a bad commit never marks the machine degraded; the others are
+// failures, and the first-boot unit retries them (Restart=on-failure).
 const (
 	ExitApplied            = 0
-	ExitUpToDate           = 10
-	ExitRolledBack         = 20
-	ExitFailedBeforeSwitch = 21
+	ExitUpToDate           = 10 // also: a reboot is pending for an applied boot-mode commit
+	ExitRolledBack         = 20 // the commit failed after its switch; the previous generation runs
+	ExitFailedBeforeSwitch = 21 // the commit does not evaluate or build, or is refused or known bad
 	ExitRollbackFailed     = 22
+	ExitRetry              = 23 // a cause outside the commit (network, a timeout, a killed build): retried
+	ExitRolledBackDegraded = 24 // rolled back, but a unit of the previous generation failed
 	ExitBusy               = 75 // EX_TEMPFAIL: another run holds the lock
 	ExitBadConfig          = 78 // EX_CONFIG
 )
@@ -85,42 +90,63 @@ func Render(o Options) (map[string]string, error) {
 		"# file at first boot, the NixOS module writes the config file. (| = either.)\n" +
 		"ConditionPathExists=|" + o.TargetFile + "\n" +
 		"ConditionPathExists=|" + o.ConfigFile + "\n"
-	keepRunning := "# A switch must neither restart nor stop (even when removed) the unit that\n" +
-		"# is running the switch. NixOS's switch-to-configuration reads these keys;\n" +
-		"# systemd ignores X- keys.\n" +
-		"X-RestartIfChanged=false\n" +
+	keepOnRemoval := "# switch-to-configuration reads X-StopOnRemoval from [Unit]: a generation\n" +
+		"# without this unit must not stop the run that is switching to it.\n" +
 		"X-StopOnRemoval=false\n"
+	keepRunning := "# switch-to-configuration reads these two from [Service] (systemd ignores X-\n" +
+		"# keys): a switch must neither restart nor stop the unit that started it.\n" +
+		"# The switch itself runs in a transient unit of its own (systemd-run), so a\n" +
+		"# stop of this unit never stops a switch half way.\n" +
+		"X-RestartIfChanged=false\n" +
+		"X-StopIfChanged=false\n"
+	stopping := "# On stop, SIGTERM goes to the agent alone (mixed): it abandons a build at\n" +
+		"# once, lets a switch in progress finish and rolls back what it must, then\n" +
+		"# exits; whatever is left is killed after TimeoutStopSec.\n" +
+		"KillMode=mixed\n" +
+		"TimeoutStopSec=15min\n"
 
 	ordering := `Wants=network-online.target
 # DefaultDependencies=no, with the defaults that matter spelled out: a unit
 # WantedBy=multi-user.target otherwise gets an implicit Before= it, while
-# cloud-init (25.x) orders cloud-init.target and cloud-final.service after
-# multi-user.target: an ordering cycle that systemd breaks by dropping this
-# start. It also keeps boot (multi-user.target) from waiting for a build.
+# cloud-init orders cloud-final.service (and, in 25.x, cloud-init.target)
+# after multi-user.target: an ordering cycle that systemd breaks by dropping
+# this start. It also keeps boot (multi-user.target) from waiting for a build.
 DefaultDependencies=no
 Requires=sysinit.target
 Conflicts=shutdown.target
 Before=shutdown.target
-# cloud-init.target orders the first-boot start after cloud-init wrote the
-# target file; it is a no-op where cloud-init is absent. cloud-init starts
-# this unit with --no-block, so the ordering cannot deadlock.
-After=sysinit.target basic.target network-online.target nss-lookup.target cloud-init.target
+# After cloud-final.service, so the first boot never races cloud-init's
+# write_files (the flake target) or user creation; NixOS's cloud-init module
+# has no cloud-init.target, Debian's has. Both are no-ops without cloud-init.
+# cloud-init starts this unit with --no-block, so the ordering cannot deadlock.
+After=sysinit.target basic.target network-online.target nss-lookup.target cloud-final.service cloud-init.target
 `
 	service := header + `[Unit]
 Description=nix-gitops: converge this machine from Git (one-shot)
-` + ordering + conditions + keepRunning + `
+` + ordering + conditions + keepOnRemoval + `# Retries are spaced by RestartSec; never give up on them (the first boot
+# keeps trying until it converges).
+StartLimitIntervalSec=0
+
 [Service]
 Type=oneshot
-# --first-boot: after the first success a boot-time start is a cheap no-op
+` + keepRunning + `# --first-boot: after the first success a boot-time start is a cheap no-op
 # (state.json firstBootDone), so the unit "disables itself" without touching
-# read-only unit folders. Starts by nix-gitops-apply.timer ($TRIGGER_UNIT,
-# systemd >= 251) always apply.
+# read-only unit folders; until then every failure is retried. Starts by
+# nix-gitops-apply.timer ($TRIGGER_UNIT, systemd >= 251) always apply, and so
+# does the first start after a boot into a generation that waits for its
+# health gate.
 ExecStart=` + o.Bin + ` apply --first-boot` + args + `
 # Exit codes: 0 applied, 10 up to date, 20 failed and rolled back,
-# 21 failed before switching (or refused), 22 rollback failed,
-# 75 another run holds the lock, 78 bad agent configuration.
-SuccessExitStatus=10
-# The agent bounds fetch, eval, build, switch and health itself
+# 21 failed before switching (or refused), 22 rollback failed, 23 a cause
+# outside the commit (retried), 24 rolled back but degraded, 75 another run
+# holds the lock, 78 bad agent configuration. Success for systemd: every
+# outcome that is not the host's fault, so a bad commit never degrades the
+# machine. The rest are retried, but for the two a retry cannot fix.
+SuccessExitStatus=10 20 21 75
+Restart=on-failure
+RestartSec=2min
+RestartPreventExitStatus=24 78
+` + stopping + `# The agent bounds fetch, eval, build, switch and health itself
 # (timeouts.*); this is only a backstop above their sum.
 TimeoutStartSec=4h
 
@@ -133,16 +159,14 @@ Description=nix-gitops: daily re-apply from Git (opt-in drift control)
 
 # Off by default (the seed: "start with manual runs only"): nothing enables
 # it. Turn it on with the NixOS module, with systemctl enable, or for one
-# boot with the kernel command line systemd.wants=nix-gitops-apply.timer
-# (the VM test does that).
+# boot with the kernel command line systemd.wants=nix-gitops-apply.timer.
 #
 # Schedule: the first tick comes 2 min after boot (plus jitter), then one a
 # day counted from the last run. Counting from boot and from the last run,
 # rather than OnCalendar=daily, keeps a fleet spread out by its boot times;
 # RandomizedDelaySec spreads the machines that boot together (a Proxmox node
 # restart) so they do not all hit the git server at once. The early first
-# tick catches a machine up after downtime, and lets a test see the timer
-# fire a few minutes after boot.
+# tick catches a machine up after downtime.
 [Timer]
 OnBootSec=2min
 OnUnitActiveSec=1d
@@ -156,13 +180,16 @@ WantedBy=timers.target
 
 	daemon := header + `[Unit]
 Description=nix-gitops: follow Git continuously (daemon, opt-in)
-` + ordering + conditions + keepRunning + `
+` + ordering + conditions + keepOnRemoval + `
 [Service]
 Type=exec
+` + keepRunning + `# After a switch that changed this unit or the agent's config, the daemon
+# asks systemd to restart it, so it then runs the new binary and config.
 ExecStart=` + o.Bin + ` run` + args + `
 Restart=on-failure
 RestartSec=30s
-
+RestartPreventExitStatus=78
+` + stopping + `
 [Install]
 WantedBy=multi-user.target
 `

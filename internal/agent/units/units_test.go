@@ -51,7 +51,8 @@ func TestRenderOptions(t *testing.T) {
 			reason: "default paths add no flags, and the start is gated on either file",
 			opts:   Options{Bin: "/usr/bin/nix-gitops"},
 			want: []string{"ExecStart=/usr/bin/nix-gitops apply --first-boot\n", "ConditionPathExists=|/etc/nix-flake-target\n",
-				"ConditionPathExists=|/etc/nix-gitops/config.json\n", "DefaultDependencies=no\n", "network-online.target", "SuccessExitStatus=10\n"},
+				"ConditionPathExists=|/etc/nix-gitops/config.json\n", "DefaultDependencies=no\n", "network-online.target", "SuccessExitStatus=10 20 21 75\n",
+				"After=sysinit.target basic.target network-online.target nss-lookup.target cloud-final.service cloud-init.target\n", "Restart=on-failure\n"},
 		},
 		"MovedPaths": {
 			reason: "moved paths are passed on and gate the start",
@@ -118,8 +119,8 @@ func TestUnitsVerify(t *testing.T) {
 }
 
 // TestNoOrderingCycleWithCloudInit: cloud-init 25.x orders cloud-init.target
-// after multi-user.target, and the apply service waits for cloud-init.target
-// while being wanted by multi-user.target. With default dependencies that
+// and cloud-final.service after multi-user.target, and the apply service
+// waits for both while being wanted by multi-user.target. With default dependencies that
 // is an ordering cycle systemd breaks by dropping the boot-time start (seen
 // in the VM suite's guest). The real systemd-analyze loads a boot target
 // that wants both, as the enabled units do, and must find no cycle. (The
@@ -132,8 +133,9 @@ func TestNoOrderingCycleWithCloudInit(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, text := range map[string]string{
-		"multi-user.target": "[Unit]\nDescription=boot\nWants=" + ApplyService + " " + DaemonService + " cloud-init.target\n",
-		"cloud-init.target": "[Unit]\nDescription=cloud-init\nAfter=multi-user.target\n",
+		"multi-user.target":   "[Unit]\nDescription=boot\nWants=" + ApplyService + " " + DaemonService + " cloud-init.target cloud-final.service\n",
+		"cloud-init.target":   "[Unit]\nDescription=cloud-init\nAfter=multi-user.target\n",
+		"cloud-final.service": "[Unit]\nDescription=cloud-final\nAfter=multi-user.target\n[Service]\nType=oneshot\nExecStart=/bin/true\n",
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
@@ -144,5 +146,68 @@ func TestNoOrderingCycleWithCloudInit(t *testing.T) {
 	out, _ := cmd.CombinedOutput()
 	if strings.Contains(string(out), "ordering cycle") {
 		t.Errorf("systemd finds an ordering cycle:\n%s", out)
+	}
+}
+
+// sections parses a unit file into section → key → values, the way
+// switch-to-configuration-ng's parse_systemd_ini does (rust-ini; later values
+// of a key append, an empty value clears).
+func sections(t *testing.T, text string) map[string]map[string][]string {
+	t.Helper()
+	out := map[string]map[string][]string{}
+	sec := ""
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";"):
+		case strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]"):
+			sec = strings.Trim(line, "[]")
+			if out[sec] == nil {
+				out[sec] = map[string][]string{}
+			}
+		default:
+			k, v, ok := strings.Cut(line, "=")
+			if !ok || sec == "" {
+				t.Fatalf("unit line outside a section or without '=': %q", line)
+			}
+			if v == "" {
+				out[sec][k] = nil
+				continue
+			}
+			out[sec][k] = append(out[sec][k], v)
+		}
+	}
+	return out
+}
+
+// TestSwitchKeysWhereSTCReadsThem: NixOS's switch-to-configuration-ng reads
+// X-RestartIfChanged, X-StopIfChanged and X-ReloadIfChanged from [Service]
+// (handle_modified_unit and MigrationAction::for_active_unit call
+// parse_systemd_bool(.., "Service", "X-RestartIfChanged", true)) and
+// X-StopOnRemoval from [Unit] (collect_unit_changes). Keys in the wrong
+// section are ignored, and stc then restarts the unit running the switch.
+func TestSwitchKeysWhereSTCReadsThem(t *testing.T) {
+	files, err := Render(Options{Bin: "/run/current-system/sw/bin/nix-gitops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{ApplyService, DaemonService} {
+		s := sections(t, files[name])
+		for _, c := range []struct{ section, key string }{
+			{"Service", "X-RestartIfChanged"},
+			{"Service", "X-StopIfChanged"},
+			{"Unit", "X-StopOnRemoval"},
+		} {
+			if diff := cmp.Diff([]string{"false"}, s[c.section][c.key]); diff != "" {
+				t.Errorf("%s: [%s] %s, where switch-to-configuration-ng reads it (-want, +got):\n%s", name, c.section, c.key, diff)
+			}
+		}
+		for _, sec := range []string{"Unit", "Install"} {
+			for _, k := range []string{"X-RestartIfChanged", "X-StopIfChanged", "X-ReloadIfChanged"} {
+				if _, ok := s[sec][k]; ok {
+					t.Errorf("%s: %s is in [%s], where switch-to-configuration-ng never looks", name, k, sec)
+				}
+			}
+		}
 	}
 }

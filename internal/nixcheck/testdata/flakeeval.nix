@@ -3,23 +3,19 @@
 # arguments, so the result shows what the flake wires together: which
 # machines with which modules, which packages with which vendorHash, which
 # checks. It cannot show that NixOS evaluates; `nix flake check` does that.
-{ flakeDir }:
+# lib is nixpkgs' real lib (testdata/lib.nix) with only nixosSystem stubbed.
+{ flakeDir, lib }:
 
 let
   flake = import (flakeDir + "/flake.nix");
-  id = x: x;
-  stubLib = {
+  stubLib = lib // {
     nixosSystem = args: {
       inherit args;
       config.system.build = { toplevel = "toplevel"; VMA = "vma"; };
     };
-    genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
-    nameValuePair = name: value: { inherit name value; };
-    mapAttrs' = f: a: builtins.listToAttrs (map (n: f n a.${n}) (builtins.attrNames a));
-    assertMsg = c: msg: if c then true else throw msg;
-    mkDefault = id;
   };
   stubPkgs = {
+    lib = stubLib;
     buildGoModule = args: { kind = "buildGoModule"; inherit args; };
     mkShell = args: { kind = "mkShell"; inherit args; };
     testers.runNixOSTest = args: { kind = "nixosTest"; inherit args; };
@@ -32,9 +28,11 @@ let
   nixpkgs = {
     lib = stubLib;
     legacyPackages.x86_64-linux = stubPkgs;
+    legacyPackages.aarch64-linux = stubPkgs;
     outPath = "/stub/nixpkgs";
   };
   self = outputs // { outPath = flakeDir; shortRev = "0000000"; };
+  agentPackage = outputs.packages.x86_64-linux.nix-gitops.args;
   outputs = flake.outputs { inherit self nixpkgs; };
   names = a: builtins.attrNames a;
 in
@@ -54,4 +52,7 @@ in
   # Forced only by the test that hands it to python3 (it copies fixtures/ to the store).
   vmTestScript = outputs.checks.x86_64-linux.agent-vm.args.testScript;
   devShells = names outputs.devShells.x86_64-linux;
+  packageSystems = names outputs.packages;
+  # The agent package: a fixed version, built from its fileset's store path.
+  agent = { inherit (agentPackage) version; src = "${agentPackage.src}"; };
 }

@@ -65,6 +65,12 @@ let
     getExe = p: "${p}/bin/stub";
     hasPrefix = p: s: builtins.substring 0 (builtins.stringLength p) s == p;
     boolToString = b: if b then "true" else "false";
+    filter = builtins.filter;
+    genAttrs = names: f: listToAttrs (map (n: { name = n; value = f n; }) names);
+    unique = foldl' (acc: x: if elem x acc then acc else acc ++ [ x ]) [ ];
+    hasSuffix = s: x: let l = builtins.stringLength x; n = builtins.stringLength s; in l >= n && builtins.substring (l - n) n x == s;
+    removeSuffix = s: x: let l = builtins.stringLength x; n = builtins.stringLength s; in
+      if hasSuffix s x then builtins.substring 0 (l - n) x else x;
   };
 
   # ---- the allowed NixOS option paths -------------------------------------

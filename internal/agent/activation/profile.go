@@ -1,15 +1,12 @@
-// Package activation does steps 2 and 3 of `nixos-rebuild switch`: set the
-// system profile (nix-env -p PROFILE --set OUT) and run
-// OUT/bin/switch-to-configuration switch|boot, with a timeout. Rollback
-// re-activates a recorded generation the same way.
+// profile.go: the system profile, as nix-env keeps it: PROFILE is a link to
+// PROFILE-N-link, which links to generation N's toplevel.
+
 package activation
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -84,93 +81,41 @@ func Restore(ctx context.Context, profile string, g Generation) (Generation, err
 	return SetProfile(ctx, profile, g.StorePath)
 }
 
-// Switch runs toplevel/bin/switch-to-configuration action.
-func Switch(ctx context.Context, toplevel, action string, timeout time.Duration) error {
-	bin := filepath.Join(toplevel, "bin", "switch-to-configuration")
-	_, err := run.Output(ctx, run.Cmd{Name: bin, Args: []string{action}, Env: run.Environ("NIXOS_INSTALL_BOOTLOADER="), Timeout: timeout})
-	if err != nil {
-		return fmt.Errorf("cannot %s to %s: %w", action, toplevel, err)
+// Delete removes generation n from profile (nix-env --delete-generations),
+// so a generation that failed does not stay in the profile, nor in the boot
+// loader's menu that is made from it. n must not be the current generation.
+func Delete(ctx context.Context, profile string, n int) error {
+	if _, err := run.Output(ctx, run.Cmd{Name: "nix-env", Args: []string{"-p", profile, "--delete-generations", strconv.Itoa(n)}, Env: run.Environ("LC_ALL=C"), Timeout: 5 * time.Minute}); err != nil {
+		return fmt.Errorf("cannot remove generation %d from the system profile: %w", n, err)
 	}
 	return nil
 }
 
-// KernelChanged reports whether toplevel's kernel, initrd or kernel
-// modules differ from the booted system's: then the new system needs a
-// reboot to be fully active (and, by policy, is activated with "boot").
-// A missing booted system (not NixOS, first boot of a test) counts as no
-// change. Files are the same when they resolve to the same store path or
-// have the same content.
-func KernelChanged(booted, toplevel string) (bool, error) {
-	if _, err := os.Stat(booted); errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	for _, name := range []string{"kernel", "initrd", "kernel-modules"} {
-		same, err := sameFile(filepath.Join(booted, name), filepath.Join(toplevel, name))
+// Find returns the newest generation of profile whose toplevel is
+// storePath.
+func Find(profile, storePath string) (Generation, bool) {
+	links, _ := filepath.Glob(profile + "-*-link")
+	best := Generation{}
+	for _, l := range links {
+		num, _ := strings.CutSuffix(strings.TrimPrefix(filepath.Base(l), filepath.Base(profile)+"-"), "-link")
+		n, err := strconv.Atoi(num)
 		if err != nil {
-			return false, fmt.Errorf("cannot compare the %s with the booted system's: %w", name, err)
+			continue
 		}
-		if !same {
-			return true, nil
+		if target, err := os.Readlink(l); err == nil && target == storePath && n > best.Number {
+			best = Generation{Number: n, StorePath: storePath}
 		}
 	}
-	return false, nil
+	return best, best.Number > 0
 }
 
-func sameFile(a, b string) (bool, error) {
-	ra, errA := filepath.EvalSymlinks(a)
-	rb, errB := filepath.EvalSymlinks(b)
-	switch {
-	case errors.Is(errA, os.ErrNotExist) && errors.Is(errB, os.ErrNotExist):
-		return true, nil
-	case errors.Is(errA, os.ErrNotExist) || errors.Is(errB, os.ErrNotExist):
-		return false, nil
-	case errA != nil:
-		return false, errA
-	case errB != nil:
-		return false, errB
-	case ra == rb:
-		return true, nil
-	}
-	sa, err := os.Stat(ra)
+// Running is the toplevel the machine runs now: what currentSystem
+// (/run/current-system, set by every activation) resolves to. ok is false
+// when there is none (not NixOS, or a test that did not set one up).
+func Running(currentSystem string) (string, bool) {
+	p, err := filepath.EvalSymlinks(currentSystem)
 	if err != nil {
-		return false, err
+		return "", false
 	}
-	sb, err := os.Stat(rb)
-	if err != nil {
-		return false, err
-	}
-	if sa.IsDir() || sb.IsDir() || sa.Size() != sb.Size() {
-		return sa.IsDir() && sb.IsDir() && ra == rb, nil
-	}
-	return sameContent(ra, rb)
-}
-
-func sameContent(a, b string) (bool, error) {
-	fa, err := os.Open(a)
-	if err != nil {
-		return false, err
-	}
-	defer fa.Close()
-	fb, err := os.Open(b)
-	if err != nil {
-		return false, err
-	}
-	defer fb.Close()
-	ba, bb := make([]byte, 64<<10), make([]byte, 64<<10)
-	for {
-		na, errA := io.ReadFull(fa, ba)
-		nb, errB := io.ReadFull(fb, bb)
-		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
-			return false, nil
-		}
-		if errA == io.EOF || errA == io.ErrUnexpectedEOF {
-			return errB == io.EOF || errB == io.ErrUnexpectedEOF, nil
-		}
-		if errA != nil {
-			return false, errA
-		}
-		if errB != nil {
-			return false, errB
-		}
-	}
+	return p, true
 }

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Builds the Crossplane packages of this repo offline, without Docker:
+#   function-machine-<arch>.xpkg   the function, its runtime image embedded
+#                                  (amd64 and arm64; internal/runtimeimage)
+#   configuration.xpkg             crossplane/: the XRD and the Composition,
+#                                  depending on the provider and the function
+# with the crossplane CLI the tests pin (hack/build-tools.sh).
+#
+#   hack/packages.sh [OUT]                                build into OUT (default bin/packages)
+#   hack/packages.sh --push [--registry HOST[:PORT]] [OUT]   build, then push
+#
+# They are pushed to the names the manifests install them by
+# (crossplane/functions.yaml: one index for both architectures;
+# deploy/configuration.yaml), or with REGISTRY in place of those names'
+# registry host (e.g. a loopback registry in the tests).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+push= registry=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --push) push=1; shift ;;
+    --registry) registry=${2:?"--registry needs HOST[:PORT]"}; shift 2 ;;
+    -*) echo "usage: $0 [--push [--registry HOST[:PORT]]] [OUT]" >&2; exit 2 ;;
+    *) break ;;
+  esac
+done
+out=$(mkdir -p "${1:-$root/bin/packages}" && cd "${1:-$root/bin/packages}" && pwd)
+tools=${TOOLS_BIN:-$("$root/hack/build-tools.sh")}
+xp="$tools/crossplane-cli"
+log() { echo "packages: $*" >&2; }
+
+# The packages' names, from the manifests that install them.
+pkgname() { sed -n 's/^ *package: *//p' "$1"; }
+fn_pkg=$(pkgname "$root/crossplane/functions.yaml")
+cfg_pkg=$(pkgname "$root/deploy/configuration.yaml")
+[ -n "$fn_pkg" ] && [ -n "$cfg_pkg" ] || { echo "packages: cannot read spec.package from crossplane/functions.yaml and deploy/configuration.yaml" >&2; exit 1; }
+# REGISTRY replaces the first path segment (the registry host).
+to() { if [ -n "$registry" ]; then echo "$registry/${1#*/}"; else echo "$1"; fi; }
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fn_files=()
+for arch in amd64 arm64; do
+  log "function-machine for linux/$arch"
+  mkdir -p "$tmp/$arch"
+  (cd "$root" && CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -ldflags "-s -w" -o "$tmp/$arch/function-machine" ./cmd/function-machine)
+  (cd "$root" && go run ./hack/runtimeimage --binary "$tmp/$arch/function-machine" --arch "$arch" \
+    --ref "$fn_pkg" --source github.com/homelab-infra/homelab-infra --out "$tmp/$arch/image.tar")
+  "$xp" xpkg build --package-root="$root/crossplane/package" --examples-root="$tmp/no-examples" \
+    --embed-runtime-image-tarball="$tmp/$arch/image.tar" -o "$out/function-machine-$arch.xpkg" >&2
+  fn_files+=("$out/function-machine-$arch.xpkg")
+done
+
+log "configuration"
+# The package holds the meta file, xrd.yaml, composition.yaml and
+# provider/activation.yaml (the provider kinds to activate); the claims go in
+# as examples, and the rest is for Flux/Argo CD or another package.
+"$xp" xpkg build --package-root="$root/crossplane" --examples-root="$root/crossplane/claims" \
+  --ignore='claims/*,package/*,functions.yaml,kustomization.yaml,provider/provider.yaml,provider/providerconfig.yaml,provider/kustomization.yaml' \
+  -o "$out/configuration.xpkg" >&2
+
+if [ -n "$push" ]; then
+  log "pushing $(to "$fn_pkg") and $(to "$cfg_pkg")"
+  (IFS=,; "$xp" xpkg push -f "${fn_files[*]}" "$(to "$fn_pkg")" >&2)
+  "$xp" xpkg push -f "$out/configuration.xpkg" "$(to "$cfg_pkg")" >&2
+fi
+ls "$out"/*.xpkg

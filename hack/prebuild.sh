@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds every pinned test dependency that takes minutes cold, two at a time,
+# at low priority: make test starts it in the background before the unit
+# tests, so the builds overlap them instead of following them. Each build
+# script is cached by content and holds a flock while it builds, so a later
+# caller (make e2e calling hack/build-tools.sh, say) either returns at once
+# or waits for the build in flight, and a build that failed here fails there
+# again, with its own output.
+#
+#   hack/prebuild.sh    logs to stderr; exits non-zero if any build failed
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+run() { nice -n 10 "$here/$1" "${@:2}" >/dev/null || { echo "prebuild: $* failed" >&2; return 1; }; }
+# Two lanes for two cores. Each lane is ordered by when make test needs it:
+# the control plane first (e2e), then Vault (vault-e2e), then the VM
+# suite's base image (debootstrap and switch-to-configuration-ng, root only).
+( run build-tools.sh; run build-provider.sh; run schemas.sh ) & a=$!
+( run build-flux.sh; run build-vault.sh
+  if [ "$(id -u)" = 0 ]; then run vm-image.sh --base-only; fi ) & b=$!
+rc=0
+wait "$a" || rc=1
+wait "$b" || rc=1
+exit "$rc"

@@ -1,0 +1,124 @@
+package compose
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// Create-only fields: bpg replaces the VM or the file when one of them
+// changes (ForceNew in its schema), and Upjet refuses to destroy
+// (prevent_destroy), so a change would leave the resource failing every
+// reconcile. The claim fields behind them are immutable (crossplane/xrd.yaml
+// transition rules); these lists cover what changes without a claim edit:
+// a Composition default (node, storage, snippet datastore, template), the
+// keys in a Secret, a new rendering of the user-data.
+var (
+	vmCreateOnly = [][]string{
+		{"nodeName"}, {"vmId"}, {"clone"},
+		{"initialization", "0", "userDataFileId"}, {"initialization", "0", "datastoreId"},
+	}
+	fileCreateOnly = [][]string{
+		{"nodeName"}, {"datastoreId"}, {"contentType"}, {"sourceRaw"},
+	}
+)
+
+// KeepCreateOnly copies the create-only fields of observed (the resource
+// as it exists) into desired, so that an existing VM or snippet is never
+// asked to change what it cannot. It returns the fields whose desired value
+// it overrode, as spec.forProvider paths.
+func KeepCreateOnly(desired, observed *unstructured.Unstructured) []string {
+	if desired == nil || observed == nil {
+		return nil
+	}
+	fields := vmCreateOnly
+	if desired.GetKind() == FileKind {
+		fields = fileCreateOnly
+	}
+	want, _, _ := unstructured.NestedMap(desired.Object, "spec", "forProvider")
+	have, _, _ := unstructured.NestedMap(observed.Object, "spec", "forProvider")
+	if want == nil || have == nil {
+		return nil
+	}
+	var kept []string
+	for _, path := range fields {
+		hv, ok := get(have, path)
+		if !ok {
+			continue
+		}
+		wv, _ := get(want, path)
+		if same(wv, hv) {
+			continue
+		}
+		set(want, path, hv)
+		kept = append(kept, "spec.forProvider."+strings.Join(path, "."))
+	}
+	_ = unstructured.SetNestedMap(desired.Object, want, "spec", "forProvider")
+	return kept
+}
+
+// get reads a path of map keys and list indexes ("0").
+func get(v any, path []string) (any, bool) {
+	for _, p := range path {
+		switch x := v.(type) {
+		case map[string]any:
+			var ok bool
+			if v, ok = x[p]; !ok {
+				return nil, false
+			}
+		case []any:
+			if p != "0" || len(x) == 0 {
+				return nil, false
+			}
+			v = x[0]
+		default:
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+func set(root map[string]any, path []string, val any) {
+	var cur any = root
+	for i, p := range path {
+		last := i == len(path)-1
+		switch x := cur.(type) {
+		case map[string]any:
+			if last {
+				x[p] = val
+				return
+			}
+			next, ok := x[p]
+			if !ok {
+				next = map[string]any{}
+				x[p] = next
+			}
+			cur = next
+		case []any:
+			if len(x) == 0 {
+				return
+			}
+			if last {
+				x[0] = val
+				return
+			}
+			cur = x[0]
+		}
+	}
+}
+
+// same compares two JSON-like values, numbers by value whatever their Go
+// type (the cluster gives int64 or float64, the composer int64).
+func same(a, b any) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	if err1 != nil || err2 != nil {
+		return reflect.DeepEqual(a, b)
+	}
+	var na, nb any
+	_ = json.Unmarshal(ja, &na)
+	_ = json.Unmarshal(jb, &nb)
+	return reflect.DeepEqual(na, nb)
+}

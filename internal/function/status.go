@@ -1,0 +1,80 @@
+package function
+
+import (
+	"strings"
+
+	"google.golang.org/protobuf/types/known/structpb"
+
+	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
+
+	"github.com/homelab-infra/homelab-infra/internal/machine"
+)
+
+// setStatus merges st into the desired XR's status, keeping what earlier
+// pipeline steps set.
+func setStatus(rsp *fnv1.RunFunctionResponse, st map[string]any) error {
+	if rsp.Desired.Composite == nil {
+		rsp.Desired.Composite = &fnv1.Resource{}
+	}
+	xr := rsp.Desired.Composite
+	if xr.Resource == nil {
+		xr.Resource = &structpb.Struct{Fields: map[string]*structpb.Value{}}
+	}
+	status := xr.Resource.GetFields()["status"].GetStructValue()
+	if status == nil {
+		status = &structpb.Struct{Fields: map[string]*structpb.Value{}}
+		xr.Resource.Fields["status"] = structpb.NewStructValue(status)
+	}
+	for k, v := range st {
+		pv, err := structpb.NewValue(v)
+		if err != nil {
+			return err
+		}
+		status.Fields[k] = pv
+	}
+	return nil
+}
+
+// Status is the XMachine's status: what was asked for (flake ref, node) and
+// what the provider observed of the VM (its id and IPv4 addresses).
+func Status(m *machine.Resolved, vm map[string]any) map[string]any {
+	st := map[string]any{"flakeRef": m.Nix.FlakeRef, "node": m.Proxmox.Node}
+	at, ok := vm["status"].(map[string]any)
+	if ok {
+		at, ok = at["atProvider"].(map[string]any)
+	}
+	if !ok {
+		return st
+	}
+	switch id := at["vmId"].(type) {
+	case int64:
+		st["vmId"] = id
+	case float64:
+		st["vmId"] = int64(id)
+	}
+	if addrs := IPv4Addresses(at["ipv4Addresses"]); len(addrs) > 0 {
+		st["ipv4Addresses"] = addrs
+	}
+	return st
+}
+
+// IPv4Addresses flattens the provider's per-interface address lists, leaving
+// out loopback and link-local addresses, in a stable order: the first address
+// of the first real interface first (the IP printer column shows it).
+func IPv4Addresses(v any) []any {
+	perNIC, _ := v.([]any)
+	var out []any
+	seen := map[string]bool{}
+	for _, nic := range perNIC {
+		addrs, _ := nic.([]any)
+		for _, a := range addrs {
+			s, ok := a.(string)
+			if !ok || s == "" || seen[s] || strings.HasPrefix(s, "127.") || strings.HasPrefix(s, "169.254.") {
+				continue
+			}
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,178 @@
+package nixcheck
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/homelab-infra/homelab-infra/internal/agent/secrets"
+	"github.com/homelab-infra/homelab-infra/internal/testenv"
+)
+
+type secretsModule struct {
+	SecretsJSON      *string                        `json:"secretsJSON"`
+	FailedAssertions []string                       `json:"failedAssertions"`
+	Services         map[string]map[string][]string `json:"services"`
+	Activation       map[string]struct {
+		Deps []string `json:"deps"`
+		Text string   `json:"text"`
+	} `json:"activation"`
+	Unbound       map[string]any `json:"unbound"`
+	SecretOptions []string       `json:"secretOptions"`
+	VaultOptions  []string       `json:"vaultOptions"`
+}
+
+// evalSecretsModule evaluates nix/modules/nix-gitops-secrets.nix and
+// dns-unbound.nix with the real nixpkgs lib (testdata/secretsmodule.nix)
+// and the host settings in host (a Nix attribute set).
+func evalSecretsModule(t *testing.T, lib, host string) (secretsModule, error) {
+	t.Helper()
+	here, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	expr := fmt.Sprintf(`import ./testdata/secretsmodule.nix { lib = import (/. + %s + "/lib"); modules = [ (%s) ]; }`, NixString(lib), host)
+	var m secretsModule
+	err = EvalJSON(context.Background(), here, expr, &m)
+	return m, err
+}
+
+const vaultHost = `services.nix-gitops.enable = true;
+  services.nix-gitops.vault = { address = "https://vault.lab.home.arpa:8200"; roleId = "5d3e8c2a"; caFile = "/etc/ssl/lab-ca.pem"; };`
+
+// TestSecretsModuleIsTheAgentsDeclarations hands what the NixOS module
+// writes to /etc/nix-gitops/secrets.json to the agent's own strict parser,
+// and checks the units and the activation snippet around it.
+func TestSecretsModuleIsTheAgentsDeclarations(t *testing.T) {
+	testenv.LookPath(t, "nix-instantiate")
+	lib := testenv.NixpkgsLib(t)
+	m, err := evalSecretsModule(t, lib, `{
+	  `+vaultHost+`
+	  services.nix-gitops.secrets.tsig = { kv = { path = "secret/hosts/dns01/tsig"; field = "key"; }; owner = "knot"; group = "knot"; mode = "0440"; restartUnits = [ "knot.service" ]; };
+	  homelab.dns = { enable = true; tls = { enable = true; commonName = "dns01.lab.home.arpa"; pkiRole = "dns01"; }; };
+	}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.FailedAssertions) > 0 {
+		t.Fatalf("assertions fail: %v", m.FailedAssertions)
+	}
+	if m.SecretsJSON == nil {
+		t.Fatal("the module writes no /etc/nix-gitops/secrets.json")
+	}
+	f, err := secrets.Parse([]byte(*m.SecretsJSON))
+	if err != nil {
+		t.Fatalf("the agent refuses the module's secrets.json: %v\n%s", err, *m.SecretsJSON)
+	}
+	want := map[string]secrets.Secret{
+		"tsig": {KV: &secrets.KV{Path: "secret/hosts/dns01/tsig", Field: "key"}, Path: "/run/nix-gitops/secrets/tsig",
+			Owner: "knot", Group: "knot", Mode: "0440", RestartUnits: []string{"knot.service"}},
+		"dns-tls": {PKI: &secrets.PKI{Mount: "pki", Role: "dns01", CommonName: "dns01.lab.home.arpa", TTL: "720h"},
+			Path: "/run/nix-gitops/secrets/dns-tls.crt", KeyPath: "/run/nix-gitops/secrets/dns-tls.key",
+			Owner: "unbound", Group: "unbound", Mode: "0440", RestartUnits: []string{"unbound.service"}},
+	}
+	if diff := cmp.Diff(want, f.Secrets); diff != "" {
+		t.Errorf("declarations (-want, +got):\n%s", diff)
+	}
+	if f.Vault.Address != "https://vault.lab.home.arpa:8200" || f.Vault.RoleID != "5d3e8c2a" || f.Vault.CAFile != "/etc/ssl/lab-ca.pem" || f.Vault.AuthMount != "approle" {
+		t.Errorf("vault settings: %+v", f.Vault)
+	}
+	for _, u := range []string{"unbound", "knot", "nix-gitops-apply"} {
+		if !contains(m.Services[u]["after"], "nix-gitops-secrets.service") {
+			t.Errorf("%s.service is not ordered after nix-gitops-secrets.service: %v", u, m.Services[u])
+		}
+	}
+	if diff := cmp.Diff([]string{"unbound.service", "knot.service"}, m.Services["nix-gitops-secrets"]["before"]); diff != "" {
+		t.Errorf("nix-gitops-secrets.service before (-want, +got):\n%s", diff)
+	}
+	act := m.Activation["nix-gitops-secrets"]
+	if !contains(act.Deps, "users") || !strings.Contains(act.Text, `secrets --fix-owners --declarations "$systemConfig/etc/nix-gitops/secrets.json"`) {
+		t.Errorf("activation snippet: %+v", act)
+	}
+	server, _ := m.Unbound["server"].(map[string]any)
+	if server["tls-service-pem"] != "/run/nix-gitops/secrets/dns-tls.crt" || server["tls-service-key"] != "/run/nix-gitops/secrets/dns-tls.key" ||
+		!strings.Contains(fmt.Sprint(server["interface"]), "0.0.0.0@853") || !strings.Contains(fmt.Sprint(server["interface"]), "0.0.0.0 ") {
+		t.Errorf("unbound does not serve DNS over TLS with the Vault certificate: %v", server)
+	}
+}
+
+// TestSecretsModuleTakesNoValue: no option of a secret or of the Vault
+// settings can hold a secret value. Each is a reference (where a value
+// comes from or goes to), a name, or public (the CA bundle, the role_id).
+// A new option fails this test until it is added here, after asking
+// whether a value could ride in it.
+func TestSecretsModuleTakesNoValue(t *testing.T) {
+	testenv.LookPath(t, "nix-instantiate")
+	lib := testenv.NixpkgsLib(t)
+	m, err := evalSecretsModule(t, lib, `{ }`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := "services.nix-gitops.secrets.<name>."
+	want := []string{p + "group", p + "keyPath", p + "kv.field", p + "kv.path", p + "mode", p + "owner", p + "path",
+		p + "pki.altNames", p + "pki.commonName", p + "pki.ipSans", p + "pki.mount", p + "pki.role", p + "pki.ttl", p + "restartUnits"}
+	if diff := cmp.Diff(want, m.SecretOptions); diff != "" {
+		t.Errorf("the options of a secret changed (-want, +got): check that none can take a value:\n%s", diff)
+	}
+	v := "services.nix-gitops.vault."
+	if diff := cmp.Diff([]string{v + "address", v + "authMount", v + "caFile", v + "roleId"}, m.VaultOptions); diff != "" {
+		t.Errorf("the Vault options changed (-want, +got): check that none can take a secret:\n%s", diff)
+	}
+
+	// And an attempt to write a value is an evaluation error naming it.
+	_, err = evalSecretsModule(t, lib, `{ `+vaultHost+` services.nix-gitops.secrets.tsig = { kv = { path = "secret/x/y"; field = "k"; }; value = "hunter2"; }; }`)
+	if err == nil || !strings.Contains(err.Error(), "services.nix-gitops.secrets.tsig.value' does not exist") {
+		t.Errorf("a value option: %v, want an error that services.nix-gitops.secrets.tsig.value does not exist", err)
+	}
+}
+
+// TestSecretsModuleAssertions: declarations that would leak or could not
+// work are refused at evaluation, naming the option.
+func TestSecretsModuleAssertions(t *testing.T) {
+	testenv.LookPath(t, "nix-instantiate")
+	lib := testenv.NixpkgsLib(t)
+	cases := map[string]struct {
+		reason, host, want string
+	}{
+		"NoVault": {
+			reason: "secrets without a Vault to get them from",
+			host:   `{ services.nix-gitops.enable = true; services.nix-gitops.secrets.t.kv = { path = "secret/x/y"; field = "k"; }; }`,
+			want:   "set services.nix-gitops.vault.address and services.nix-gitops.vault.roleId",
+		},
+		"Both": {
+			reason: "kv and pki at once",
+			host:   `{ ` + vaultHost + ` services.nix-gitops.secrets.t = { kv = { path = "secret/x/y"; field = "k"; }; pki = { role = "r"; commonName = "c"; }; }; }`,
+			want:   "services.nix-gitops.secrets.t: set exactly one of kv and pki",
+		},
+		"InStore": {
+			reason: "a secret file in the world-readable store",
+			host:   `{ ` + vaultHost + ` services.nix-gitops.secrets.t = { kv = { path = "secret/x/y"; field = "k"; }; path = "/nix/store/x-t"; }; }`,
+			want:   "services.nix-gitops.secrets.t: path and keyPath must be outside the Nix store",
+		},
+		"WorldReadable": {
+			reason: "other users may not read a secret",
+			host:   `{ ` + vaultHost + ` services.nix-gitops.secrets.t = { kv = { path = "secret/x/y"; field = "k"; }; mode = "0644"; }; }`,
+			want:   "services.nix-gitops.secrets.t.mode: 0644 gives other users access",
+		},
+		"TLSWithoutName": {
+			reason: "DNS over TLS needs the name to certify and the PKI role",
+			host:   `{ ` + vaultHost + ` homelab.dns = { enable = true; tls.enable = true; }; }`,
+			want:   "homelab.dns.tls: set commonName",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			m, err := evalSecretsModule(t, lib, tc.host)
+			if err != nil {
+				t.Fatalf("%s: %v", tc.reason, err)
+			}
+			if !strings.Contains(strings.Join(m.FailedAssertions, "\n"), tc.want) {
+				t.Errorf("%s: failed assertions %q, want one saying %q", tc.reason, m.FailedAssertions, tc.want)
+			}
+		})
+	}
+}

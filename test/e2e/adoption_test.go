@@ -1,0 +1,207 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/homelab-infra/homelab-infra/internal/testenv"
+	"github.com/homelab-infra/homelab-infra/test/harness"
+	"github.com/homelab-infra/homelab-infra/test/proxmoxsim"
+)
+
+// TestAdoptionAfterRebuild: the management cluster is disposable. Claims
+// applied to a fresh control plane over the same Proxmox adopt the VMs and
+// snippets that exist (their external names are the VM id and the snippet
+// id) instead of cloning second VMs or failing on "already exists".
+//
+// Its first stack also creates its machines on a node that refuses the
+// first two clones ("got no worker upid", as a loaded node does): bpg
+// retries them (clone.retries) and no create fails.
+func TestAdoptionAfterRebuild(t *testing.T) {
+	t.Parallel()
+	testenv.Real(t)
+	root := testenv.RepoRoot(t)
+	dir := t.TempDir()
+	n, err := startNode(root, dir, func(o *proxmoxsim.Options) { o.RefuseClones = 2 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Stop)
+
+	var claims []*unstructured.Unstructured
+	var ids []int64
+	for _, example := range []string{"dns01", "docker01", "docker01"} {
+		c, id := machineClaim(t, example, "adopt")
+		claims, ids = append(claims, c), append(ids, id)
+	}
+	apply := func(cp *harness.ControlPlane) {
+		if err := cp.Apply(ctxFor(t), namespaceObject("adopt")); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range claims {
+			if err := cp.Apply(ctxFor(t), c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range claims {
+			waitClaimReady(t, cp, "adopt", c.GetName())
+		}
+	}
+
+	first := startOwnStack(t, n, filepath.Join(dir, "first"))
+	failures := watchFailures(first)
+	apply(first)
+	for _, f := range failures() {
+		t.Errorf("a create failed on the way: %s", f)
+	}
+	if r := n.Sim.Refusals("got no worker upid"); r != 2 {
+		t.Errorf("the node refused %d clones; want 2", r)
+	}
+	for _, id := range ids {
+		if st, _ := n.Sim.VM(int(id)); st.Clones != 1 {
+			t.Errorf("VM %d: cloned %d times", id, st.Clones)
+		}
+	}
+	assertNoFailedCreate(t, first)
+	snippets := snippetTimes(t, n)
+	first.Stop()
+
+	clonesBefore := countRequests(n, "POST", "/clone")
+	second := startOwnStack(t, n, filepath.Join(dir, "second"))
+	apply(second)
+	if c := countRequests(n, "POST", "/clone") - clonesBefore; c != 0 {
+		t.Errorf("the rebuilt cluster cloned %d VMs; it must adopt the existing ones", c)
+	}
+	for _, id := range ids {
+		if st, _ := n.Sim.VM(int(id)); st.Clones != 1 || !st.Boot.Booted {
+			t.Errorf("VM %d after the rebuild: clones %d, booted %v", id, st.Clones, st.Boot.Booted)
+		}
+	}
+	if got := snippetTimes(t, n); fmt.Sprint(got) != fmt.Sprint(snippets) {
+		t.Errorf("the rebuilt cluster rewrote snippets: before %v, after %v", snippets, got)
+	}
+	if want := len(ids) + 1; len(n.Sim.VMIDs()) != want {
+		t.Errorf("want %d VMs (the template and the machines), got %v", want, n.Sim.VMIDs())
+	}
+}
+
+// watchFailures records, until the returned func is called, every failure
+// an EnvironmentVM reports in its conditions (an asynchronous create that
+// fails shows there, not as an event). The func returns them.
+func watchFailures(cp *harness.ControlPlane) func() []string {
+	stop := make(chan struct{})
+	done := make(chan []string)
+	go func() {
+		seen := map[string]bool{}
+		var out []string
+		for {
+			l := newList(gvkVM)
+			if err := cp.Client.List(context.Background(), l); err == nil {
+				for _, vm := range l.Items {
+					for _, typ := range []string{"LastAsyncOperation", "Synced"} {
+						// An update conflict is the apiserver's optimistic
+						// locking, retried at once; anything else failed.
+						if c := harness.Condition(&vm, typ); c != nil && c["status"] == "False" && !strings.Contains(fmt.Sprint(c["message"]), "the object has been modified") {
+							msg := fmt.Sprintf("%s %s: %v", vm.GetName(), typ, c["message"])
+							if !seen[msg] {
+								seen[msg] = true
+								out = append(out, msg)
+							}
+						}
+					}
+				}
+			}
+			select {
+			case <-stop:
+				done <- out
+				return
+			case <-time.After(300 * time.Millisecond):
+			}
+		}
+	}()
+	return func() []string { close(stop); return <-done }
+}
+
+// assertNoFailedCreate fails t if any EnvironmentVM reported a failed create.
+func assertNoFailedCreate(t *testing.T, cp *harness.ControlPlane) {
+	t.Helper()
+	l := newList(gvkVM)
+	if err := cp.Client.List(ctxFor(t), l); err != nil {
+		t.Fatal(err)
+	}
+	for _, vm := range l.Items {
+		evs, err := events(ctxFor(t), cp, "default", "EnvironmentVM", vm.GetName())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			if strings.HasPrefix(e, "Warning") {
+				t.Errorf("EnvironmentVM %s: %s", vm.GetName(), e)
+			}
+		}
+	}
+}
+
+// snippetTimes is each snippet file's modification time.
+func snippetTimes(t *testing.T, n *node) map[string]time.Time {
+	t.Helper()
+	entries, err := os.ReadDir(n.Sim.SnippetsDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]time.Time{}
+	for _, e := range entries {
+		info, err := e.Info()
+		if err == nil {
+			out[e.Name()] = info.ModTime()
+		}
+	}
+	return out
+}
+
+func countRequests(n *node, method, suffix string) int {
+	c := 0
+	for _, r := range n.Sim.Requests() {
+		if r.Method == method && strings.HasSuffix(r.Path, suffix) {
+			c++
+		}
+	}
+	return c
+}
+
+// startOwnStack starts a control plane of the test's own over n, stopped
+// when the test ends (Stop twice is harmless).
+func startOwnStack(t *testing.T, n *node, dir string) *harness.ControlPlane {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := startStack(t, n, dir)
+	if err != nil {
+		t.Fatalf("cannot start a control plane: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last lines of each component's log:\n%s\n%s", cp.Tails(40), n.Tail(60))
+		}
+		cp.Stop()
+	})
+	return cp
+}
+
+func namespaceObject(name string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion("v1")
+	u.SetKind("Namespace")
+	u.SetName(name)
+	return u
+}

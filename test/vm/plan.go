@@ -1,0 +1,117 @@
+//go:build vm
+
+package vm
+
+import (
+	"github.com/homelab-infra/homelab-infra/internal/testflake"
+)
+
+// The systems the guest goes through. All are internal/testflake's
+// NixOS-shaped stand-in toplevels (a fake, named as such: nixpkgs cannot be
+// built offline), switched to by the real switch-to-configuration-ng.
+const (
+	// guestSTC and guestAgent are where hack/vm-image.sh installs the real
+	// switch-to-configuration-ng and the agent under test.
+	guestSTC   = "/usr/lib/homelab-standin/switch-to-configuration-ng"
+	guestAgent = "/usr/local/bin/nix-gitops"
+	// The textfile the systems' agent config names (the NixOS monitoring
+	// module's default).
+	guestTextfile = "/var/lib/prometheus-node-exporter/textfile/nix-gitops.prom"
+)
+
+// agentConfig is /etc/nix-gitops/config.json of the guest's systems, as the
+// NixOS module writes it from options; over holds one system's changes.
+func agentConfig(over map[string]any) map[string]any {
+	c := map[string]any{
+		"metrics": map[string]any{"textfile": guestTextfile},
+		// One try per run: the first-boot unit's own retries are what the
+		// outage at first boot exercises.
+		"retry": map[string]any{"attempts": 1},
+		// The gate runs each system's own /etc/testflake/health.
+		"health": map[string]any{"settle": "30s", "script": "/etc/testflake/health"},
+		// The daemon polls often, so a step does not wait for it.
+		"poll":           map[string]any{"interval": "3s", "jitter": "0s"},
+		"onKernelChange": "boot",
+	}
+	for k, v := range over {
+		c[k] = v
+	}
+	return c
+}
+
+// The app a state migration breaks: a service in every system; before the
+// migration it refuses to start on migrated state.
+const (
+	appV1 = "[Unit]\nDescription=testflake app v1 (refuses migrated state)\n[Service]\nType=simple\n" +
+		"ExecStartPre=/bin/sh -c '! test -e /var/lib/testflake/migrated'\nExecStart=/bin/sleep infinity\n"
+	appV2 = "[Unit]\nDescription=testflake app v2 (migrates its state)\n[Service]\nType=simple\nExecStart=/bin/sleep infinity\nEnvironment=APP=2\n"
+	appV3 = "[Unit]\nDescription=testflake app v3 (reads either state)\n[Service]\nType=simple\nExecStart=/bin/sleep infinity\nEnvironment=APP=3\n"
+)
+
+// system is one generation of the guest's host; the zero values are the
+// template's.
+func system(version string, f func(*testflake.System)) testflake.System {
+	s := testflake.System{
+		Version: version, Kernel: "k1", Initrd: "i1", AgentVersion: "1",
+		AgentConfig: agentConfig(nil),
+		Units:       map[string]string{"testflake-app.service": appV1},
+		Wanted:      []string{"testflake-app.service"},
+		Inhibitors:  map[string]string{"testflake-db": "1"},
+	}
+	if f != nil {
+		f(&s)
+	}
+	return s
+}
+
+// template is generation 0: the system the image runs when it first boots.
+func template() testflake.System { return system("template", nil) }
+
+// step is one commit of the plan: its name (for /vmtest/advance) and system.
+type step struct {
+	name string
+	sys  testflake.System
+}
+
+// plan is the chain of commits the guest follows, in order. Each is a child
+// of the one before.
+func plan() []step {
+	app3 := func(s *testflake.System) { s.Units = map[string]string{"testflake-app.service": appV3} }
+	return []step{
+		// First boot: a new agent package, so the switch changes the
+		// running nix-gitops-apply.service itself (a new ExecStart).
+		{"A", system("a", func(s *testflake.System) { s.AgentVersion = "2" })},
+		// The daemon's own unit changes with this one: it must restart.
+		{"B", system("b", func(s *testflake.System) { s.AgentVersion = "3" })},
+		// A state migration the previous generation cannot run on, and a
+		// failing gate: the rollback leaves the app failed (stc exit 4).
+		{"M", system("m", func(s *testflake.System) {
+			s.AgentVersion = "3"
+			s.Units = map[string]string{"testflake-app.service": appV2}
+			s.ActivateExtra = "/bin/mkdir -p /var/lib/testflake && : >/var/lib/testflake/migrated\n"
+			s.HealthScript = "echo 'm: unhealthy on purpose' >&2; exit 1"
+		})},
+		// The fix.
+		{"C", system("c", func(s *testflake.System) { s.AgentVersion = "3"; app3(s) })},
+		// Slow activations: the agent's unit is stopped, then killed, while
+		// they run.
+		{"S1", system("s1", func(s *testflake.System) { s.AgentVersion = "3"; app3(s); s.ActivateSleep = 15 })},
+		{"S2", system("s2", func(s *testflake.System) { s.AgentVersion = "3"; app3(s); s.ActivateSleep = 15 })},
+		// A switch inhibitor changes: boot, not switch.
+		{"I", system("i", func(s *testflake.System) {
+			s.AgentVersion = "3"
+			app3(s)
+			s.Inhibitors = map[string]string{"testflake-db": "2"}
+		})},
+		// A kernel change whose gate fails after its boot; this system lets
+		// the agent reboot.
+		{"K", system("k", func(s *testflake.System) {
+			s.AgentVersion = "3"
+			app3(s)
+			s.Inhibitors = map[string]string{"testflake-db": "2"}
+			s.Kernel = "k2"
+			s.HealthScript = "echo 'k: unhealthy after its boot' >&2; exit 1"
+			s.AgentConfig = agentConfig(map[string]any{"reboot": map[string]any{"allow": "window"}})
+		})},
+	}
+}
