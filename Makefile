@@ -7,7 +7,8 @@ BIN      := $(CURDIR)/bin
 # never copied into this repo.
 export PROVIDER_CRDS_DIR ?= $(abspath $(CURDIR)/../shared/provider-proxmox-bpg/crds)
 
-FUZZTIME ?= 10s
+# An execution count per target, never a duration (see hack/fuzz.sh).
+FUZZTIME ?= 20000x
 
 .PHONY: all build demo validate deps tools vault unit test test-go e2e vault-e2e vm-e2e fuzz bench clean nix-vendor-hash packages push
 
