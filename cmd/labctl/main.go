@@ -1,121 +1,127 @@
 // Command labctl is the operator CLI: it validates the repository, renders
 // claims into the exact resources Crossplane would create, and scaffolds new
-// machines. The logic lives in internal/labctl.
+// machines. The logic lives in internal/labctl; this package parses flags.
+//
+// Exit status, as kubectl and flux use it: 0 when the command did what was
+// asked, 1 when it found problems or failed, 2 when the command line itself
+// is wrong (unknown verb or flag, a missing argument).
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/alecthomas/kong"
+	"github.com/willabides/kongplete"
 
-	"github.com/homelab-infra/homelab-infra/internal/labctl"
 	"github.com/homelab-infra/homelab-infra/internal/repo"
 )
 
+// Exit statuses.
+const (
+	exitOK       = 0
+	exitProblems = 1
+	exitUsage    = 2
+)
+
 type cli struct {
-	Root string `short:"C" default:"." type:"existingdir" help:"Root of the homelab-infra repository."`
+	Root string `short:"C" placeholder:"DIR" type:"path" help:"The homelab-infra repository (default: the one that holds the current folder)."`
 
-	Validate validateCmd `cmd:"" help:"Check the whole repo: claims against the XRD and the function's rules, flake refs against nix/hosts, hosts against claims, duplicates; the Flux, Argo CD and package manifests in deploy/ and crossplane/ (against CRD schemas with --schemas). Exits non-zero on any problem."`
-	Render   renderCmd   `cmd:"" help:"Print the resources Crossplane would compose for claims (all in crossplane/claims by default), with their decoded user-data."`
-	New      newCmd      `cmd:"" help:"Scaffold new things."`
-	Secrets  secretsCmd  `cmd:"" help:"A machine's Vault identity."`
+	Validate   validateCmd   `cmd:"" help:"Check the whole repo (or only the given claim files, - for stdin): claims as Flux reads them, against the XRD's schema and rules (their edits too, against --against) and the function's rules; flake refs against nix/hosts; hosts against claims; duplicates; namespaces; the Flux, Argo CD and package manifests in deploy/ and crossplane/. Exits 1 on any problem."`
+	Render     renderCmd     `cmd:"" help:"Print the resources Crossplane would compose for claims (all in crossplane/claims by default; files, claim names or - for stdin), with their decoded user-data."`
+	New        newCmd        `cmd:"" help:"Scaffold new things."`
+	Secrets    secretsCmd    `cmd:"" help:"A machine's Vault identity."`
+	Version    versionCmd    `cmd:"" help:"Print labctl's version and the commit it was built from."`
+	Completion completionCmd `cmd:"" help:"Print a shell completion script: source <(labctl completion bash), or zsh, or fish."`
 }
 
-type validateCmd struct {
-	Nixpkgs string   `type:"existingdir" env:"LABCTL_NIXPKGS" help:"A nixpkgs folder (with lib/) to check the hosts' declared secrets against their claims; default: the nixpkgs flake.lock pins, when it is in the Nix store."`
-	Schemas []string `type:"existingdir" placeholder:"DIR" help:"Folders of CRDs to check deploy/ and crossplane/ against (repeatable): the one hack/schemas.sh prints (Flux, Argo CD, Crossplane) and the provider's CRDs. make validate passes both."`
+// globals are what every command may use: the streams and the repository.
+type globals struct {
+	root           string
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
 }
 
-func (c *validateCmd) Run(g *cli) error {
-	r := labctl.ValidateWith(context.Background(), g.Root, labctl.ValidateOptions{Nixpkgs: c.Nixpkgs, Schemas: c.Schemas})
-	r.PrintNotes(os.Stderr)
-	if r.OK() {
-		r.Print(os.Stdout)
-		return nil
-	}
-	r.Print(os.Stderr)
-	return errExit
-}
-
-type renderCmd struct {
-	Claims   []string `arg:"" optional:"" help:"Claim files, or names of claims in crossplane/claims. Default: every claim there."`
-	UserData bool     `help:"Print only the user-data of each claim, exactly as the VM receives it."`
-}
-
-func (c *renderCmd) Run(g *cli) error {
-	rs, err := labctl.Render(context.Background(), g.Root, c.Claims)
-	if err != nil {
-		return err
-	}
-	return labctl.Print(os.Stdout, rs, labctl.RenderOptions{UserDataOnly: c.UserData})
-}
-
-type newCmd struct {
-	Machine newMachineCmd `cmd:"" help:"Scaffold a Machine claim in crossplane/claims/NAME.yaml and a tiny nix/hosts/NAME/configuration.nix."`
-}
-
-type newMachineCmd struct {
-	Name       string   `arg:"" help:"Host name of the new machine (an RFC 1123 label)."`
-	Class      string   `required:"" help:"Sizing class, one of the Composition's classes (small, medium, large)."`
-	Role       string   `required:"" help:"Role, e.g. dns or docker; becomes a Proxmox tag and homelab.role."`
-	Image      string   `help:"Template image; may be left out when the Composition has only one."`
-	Namespace  string   `default:"infra-machines" help:"Namespace of the claim."`
-	Tags       []string `help:"Extra Proxmox tags."`
-	IP         string   `help:"Static IPv4 address; leave out for DHCP."`
-	CIDR       string   `name:"cidr" help:"Subnet of the static address, e.g. 10.0.10.0/24."`
-	Gateway    string   `help:"Gateway of the static address."`
-	DNS        []string `name:"dns" help:"DNS servers."`
-	AdminUser  string   `default:"ops" help:"Admin user cloud-init creates."`
-	SSHKey     []string `name:"ssh-key" help:"Public key line for the admin user (repeatable)."`
-	SSHKeyFile []string `name:"ssh-key-file" type:"existingfile" help:"File of public key lines (e.g. ~/.ssh/id_ed25519.pub) (repeatable)."`
-	FlakeRef   string   `help:"Flake ref; default: the Composition's flakeRepo#NAME."`
-	VMID       int64    `name:"vm-id" help:"Proxmox VM id; default: one above the highest id of the repo's claims (at least 100). It must be free in your cluster."`
-}
-
-func (c *newMachineCmd) Run(g *cli) error {
-	keys := append([]string{}, c.SSHKey...)
-	for _, f := range c.SSHKeyFile {
-		ks, err := readKeys(f)
-		if err != nil {
-			return err
+// Root is the repository labctl works on: -C, or the repository that holds
+// the current folder.
+func (g *globals) Root() (string, error) {
+	if g.root != "" {
+		if _, err := os.Stat(g.root); err != nil {
+			return "", fmt.Errorf("-C %s: %w", g.root, err)
 		}
-		keys = append(keys, ks...)
+		return g.root, nil
 	}
-	if len(keys) == 0 {
-		return errors.New("give the admin user's public key with --ssh-key or --ssh-key-file")
-	}
-	paths, err := labctl.Scaffold(g.Root, labctl.NewMachine{
-		Name: c.Name, Namespace: c.Namespace, Class: c.Class, Role: c.Role, Image: c.Image, Tags: c.Tags,
-		IP: c.IP, CIDR: c.CIDR, Gateway: c.Gateway, DNS: c.DNS,
-		AdminUser: c.AdminUser, SSHKeys: keys, FlakeRef: c.FlakeRef, VMID: c.VMID,
-	})
+	wd, err := os.Getwd()
 	if err != nil {
-		return err
+		return "", fmt.Errorf("cannot find the current folder: %w", err)
 	}
-	for _, p := range paths {
-		rel, _ := filepath.Rel(g.Root, p)
-		fmt.Println("wrote", rel)
-	}
-	fmt.Printf("next: fill in %s/%s/configuration.nix, run labctl validate, commit both files\n", repo.HostsDir, c.Name)
-	return nil
+	return repo.FindRoot(wd)
 }
 
-// errExit makes main exit 1 after a command has printed its own report.
-var errExit = errors.New("")
+// usageError is a command line that is wrong in a way only the command can
+// tell (two flags that exclude each other, say): exit 2, as a parse error.
+type usageError struct{ error }
+
+func usageErrorf(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// errReported ends a command whose report is already printed: exit 1 with
+// nothing more said.
+var errReported = errors.New("problems reported")
+
+func newParser(c *cli, stdout, stderr io.Writer, exit func(int)) (*kong.Kong, error) {
+	return kong.New(c, kong.Name("labctl"),
+		kong.Description("Operator CLI for homelab-infra: Machine claims in Git become NixOS VMs on Proxmox."),
+		kong.Writers(stdout, stderr), kong.Exit(exit),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}))
+}
 
 func main() {
-	g := &cli{}
-	ctx := kong.Parse(g, kong.Name("labctl"),
-		kong.Description("Operator CLI for homelab-infra: Machine claims in Git become NixOS VMs on Proxmox."),
-		kong.UsageOnError())
-	if err := ctx.Run(g); err != nil {
-		if !errors.Is(err, errExit) {
-			fmt.Fprintln(os.Stderr, "labctl:", err)
-		}
-		os.Exit(1)
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	c := &cli{}
+	parser, err := newParser(c, stdout, stderr, os.Exit)
+	if err != nil {
+		fmt.Fprintln(stderr, "labctl:", err)
+		return exitProblems
 	}
+	// A shell asking for completions (COMP_LINE set) is answered here.
+	kongplete.Complete(parser, kongplete.WithPredictors(predictors()))
+
+	ctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "labctl: %v\n", err)
+		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", helpPath(err))
+		return exitUsage
+	}
+	g := &globals{root: c.Root, Stdin: stdin, Stdout: stdout, Stderr: stderr}
+	err = ctx.Run(g)
+	var ue usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "labctl: %v\n", err)
+		fmt.Fprintf(stderr, "Run 'labctl %s --help' for usage.\n", ctx.Selected().Path())
+		return exitUsage
+	case errors.Is(err, errReported):
+		return exitProblems
+	default:
+		fmt.Fprintln(stderr, "labctl:", err)
+		return exitProblems
+	}
+}
+
+// helpPath is the command whose --help answers a parse error.
+func helpPath(err error) string {
+	var pe *kong.ParseError
+	if errors.As(err, &pe) && pe.Context != nil {
+		if n := pe.Context.Selected(); n != nil {
+			return "labctl " + n.Path()
+		}
+	}
+	return "labctl"
 }

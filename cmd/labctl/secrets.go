@@ -27,7 +27,7 @@ type bootstrapCmd struct {
 	Kubeconfig string        `type:"path" env:"KUBECONFIG" help:"Kubeconfig of the cluster the claims live in."`
 }
 
-func (c *bootstrapCmd) Run(g *cli) error {
+func (c *bootstrapCmd) Run(g *globals) error {
 	ctx := context.Background()
 	vc, err := operatorVault()
 	if err != nil {
@@ -35,7 +35,7 @@ func (c *bootstrapCmd) Run(g *cli) error {
 	}
 	b := labctl.Bootstrap{Host: c.Host, TTL: c.TTL, AuthMount: c.AuthMount, Vault: vc}
 	if c.Stdout {
-		b.Stdout = os.Stdout
+		b.Stdout = g.Stdout
 	} else {
 		rules := clientcmd.NewDefaultClientConfigLoadingRules()
 		if c.Kubeconfig != "" {
@@ -49,11 +49,15 @@ func (c *bootstrapCmd) Run(g *cli) error {
 			return fmt.Errorf("cannot make a Kubernetes client: %w", err)
 		}
 	}
-	r, err := labctl.SecretsBootstrap(ctx, g.Root, b)
+	root, err := g.Root()
 	if err != nil {
 		return err
 	}
-	r.Print(os.Stderr, c.Stdout)
+	r, err := labctl.SecretsBootstrap(ctx, root, b)
+	if err != nil {
+		return err
+	}
+	r.Print(g.Stderr, c.Stdout)
 	return nil
 }
 

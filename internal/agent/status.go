@@ -18,9 +18,6 @@ import (
 type Status struct {
 	Target  string            `json:"target"`
 	Profile *state.Generation `json:"profile,omitempty"`
-	// Verdict is the verdict on the followed commit, as the metric
-	// nix_gitops_target_info reports it.
-	Verdict *state.Verdict `json:"verdict,omitempty"`
 	*state.State
 }
 
@@ -32,7 +29,7 @@ func ReadStatus(cfg config.Config) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	s := Status{State: st, Verdict: st.Verdict()}
+	s := Status{State: st}
 	if t, err := cfg.Target(); err == nil {
 		s.Target = t.String()
 	} else {
@@ -58,15 +55,6 @@ func WriteStatus(w io.Writer, s Status) {
 	}
 	if s.RemoteHead != "" {
 		p("remote head", s.RemoteHead)
-	}
-	if s.Rollout != nil {
-		p("following", s.Rollout.Ref)
-		if s.Rollout.Reboot != "" {
-			p("reboot approved", "into "+s.Rollout.Reboot+" and its ancestors")
-		}
-	}
-	if s.Verdict != nil {
-		p("verdict", s.Verdict.State+" "+s.Verdict.Commit)
 	}
 	if s.Last != nil {
 		last := s.Last.Outcome

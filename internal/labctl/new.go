@@ -2,6 +2,7 @@ package labctl
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -34,9 +35,44 @@ type NewMachine struct {
 }
 
 // Scaffold writes crossplane/claims/NAME.yaml and nix/hosts/NAME/configuration.nix.
-// It checks the claim with the same rules as validate first, and never
-// overwrites a file. It returns the paths written.
+// It checks the claim first, as labctl validate checks it (the XRD's schema
+// and rules, the model's rules, the repo's other claims and hosts), and
+// writes nothing when that finds a problem; it never overwrites a file. It
+// returns the paths written.
 func Scaffold(root string, n NewMachine) ([]string, error) {
+	c, err := ScaffoldClaim(root, n)
+	if err != nil {
+		return nil, err
+	}
+	claimPath := filepath.Join(root, repo.ClaimsDir, n.Name+".yaml")
+	hostDir := filepath.Join(root, repo.HostsDir, n.Name)
+	hostPath := filepath.Join(hostDir, "configuration.nix")
+	for _, p := range []string{claimPath, hostPath} {
+		if exists(p) {
+			return nil, fmt.Errorf("%s already exists; pick another name or edit it", p)
+		}
+	}
+	if err := os.MkdirAll(hostDir, 0o755); err != nil {
+		return nil, fmt.Errorf("cannot create %s: %w", hostDir, err)
+	}
+	if err := os.WriteFile(claimPath, c.YAML, 0o644); err != nil {
+		return nil, fmt.Errorf("cannot write the claim: %w", err)
+	}
+	if err := os.WriteFile(hostPath, hostNix(n), 0o644); err != nil {
+		return nil, fmt.Errorf("cannot write the host configuration: %w", err)
+	}
+	return []string{claimPath, hostPath}, nil
+}
+
+// NewClaim is a scaffolded claim: its file's content and its object.
+type NewClaim struct {
+	YAML   []byte
+	Object map[string]any
+}
+
+// ScaffoldClaim makes the claim Scaffold would write, checked as labctl
+// validate checks it, without writing anything.
+func ScaffoldClaim(root string, n NewMachine) (*NewClaim, error) {
 	in, err := repo.LoadInput(filepath.Join(root, repo.CompositionPath))
 	if err != nil {
 		return nil, err
@@ -60,33 +96,26 @@ func Scaffold(root string, n NewMachine) ([]string, error) {
 		Nix:       machine.Nix{FlakeRef: n.FlakeRef},
 		Bootstrap: machine.Bootstrap{AdminUser: n.AdminUser, SSHAuthorizedKeys: n.SSHKeys},
 	}
-	if errs := machine.Validate(spec, in); len(errs) > 0 {
-		return nil, fmt.Errorf("the new claim would be invalid:\n%w", errs)
-	}
-
-	claimPath := filepath.Join(root, repo.ClaimsDir, n.Name+".yaml")
-	hostDir := filepath.Join(root, repo.HostsDir, n.Name)
-	hostPath := filepath.Join(hostDir, "configuration.nix")
-	for _, p := range []string{claimPath, hostPath} {
-		if exists(p) {
-			return nil, fmt.Errorf("%s already exists; pick another name or edit it", p)
-		}
-	}
-
-	claim, err := claimYAML(n, spec)
+	b, err := claimYAML(n, spec)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(hostDir, 0o755); err != nil {
-		return nil, fmt.Errorf("cannot create %s: %w", hostDir, err)
+	// The same checks as `labctl validate crossplane/claims/NAME.yaml`,
+	// with the host this command adds.
+	path := filepath.Join(root, repo.ClaimsDir, n.Name+".yaml")
+	docs, err := repo.ReadDocsFrom(path, bytes.NewReader(b))
+	if err != nil {
+		return nil, err
 	}
-	if err := os.WriteFile(claimPath, claim, 0o644); err != nil {
-		return nil, fmt.Errorf("cannot write the claim: %w", err)
+	r := checkDocs(context.Background(), root, docs, n.Name)
+	if !r.OK() {
+		var msg strings.Builder
+		for _, p := range r.Problems {
+			msg.WriteString("\n" + p.String())
+		}
+		return nil, fmt.Errorf("the new claim would be invalid, nothing written:%s", msg.String())
 	}
-	if err := os.WriteFile(hostPath, hostNix(n), 0o644); err != nil {
-		return nil, fmt.Errorf("cannot write the host configuration: %w", err)
-	}
-	return []string{claimPath, hostPath}, nil
+	return &NewClaim{YAML: b, Object: docs[0].Object}, nil
 }
 
 // nextVMID is one above the highest VM id the repo's claims use (at least

@@ -47,11 +47,16 @@ type RenderedResource struct {
 // composition function in-process on the XR Crossplane would make of each,
 // with the function input read from crossplane/composition.yaml.
 func Render(ctx context.Context, root string, args []string) ([]*Rendered, error) {
+	return RenderFrom(ctx, root, args, nil)
+}
+
+// RenderFrom is Render where the argument "-" reads claims from stdin.
+func RenderFrom(ctx context.Context, root string, args []string, stdin io.Reader) ([]*Rendered, error) {
 	input, err := repo.CompositionInput(filepath.Join(root, repo.CompositionPath))
 	if err != nil {
 		return nil, err
 	}
-	claims, err := findClaims(root, args)
+	claims, err := findClaims(root, args, stdin)
 	if err != nil {
 		return nil, err
 	}
@@ -183,13 +188,21 @@ func userData(file map[string]any) string {
 
 // findClaims resolves render's arguments: claim files, or names (or host
 // names) of claims in crossplane/claims; none means every claim there.
-func findClaims(root string, args []string) ([]*repo.Claim, error) {
+func findClaims(root string, args []string, stdin io.Reader) ([]*repo.Claim, error) {
 	dir := filepath.Join(root, repo.ClaimsDir)
 	if len(args) == 0 {
 		return repo.Claims(dir)
 	}
 	var all, byName []*repo.Claim
 	for _, a := range args {
+		if a == "-" {
+			cs, err := stdinClaims(stdin)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, cs...)
+			continue
+		}
 		if exists(a) {
 			cs, err := repo.ReadClaims(a)
 			if err != nil {
@@ -216,6 +229,47 @@ func findClaims(root string, args []string) ([]*repo.Claim, error) {
 		}
 	}
 	return all, nil
+}
+
+// stdinClaims reads the claims on stdin ("-").
+func stdinClaims(stdin io.Reader) ([]*repo.Claim, error) {
+	if stdin == nil {
+		return nil, fmt.Errorf("-: no standard input to read a claim from")
+	}
+	docs, err := repo.ReadDocsFrom(StdinName, stdin)
+	if err != nil {
+		return nil, err
+	}
+	var claims []*repo.Claim
+	for _, d := range docs {
+		if !repo.IsClaim(d) {
+			continue
+		}
+		c, err := repo.ParseClaim(d)
+		if err != nil {
+			return nil, err
+		}
+		claims = append(claims, c)
+	}
+	if len(claims) == 0 {
+		return nil, fmt.Errorf("%s: no %s %s claim on standard input", StdinName, machine.APIVersion, machine.ClaimKind)
+	}
+	return claims, nil
+}
+
+// StdinName names standard input in messages.
+const StdinName = "(stdin)"
+
+// List is the rendered resources as one v1 List, the form kubectl prints
+// for -o json.
+func List(rs []*Rendered) map[string]any {
+	items := []any{}
+	for _, r := range rs {
+		for _, res := range r.Resources {
+			items = append(items, res.Object)
+		}
+	}
+	return map[string]any{"apiVersion": "v1", "kind": "List", "items": items}
 }
 
 // Print writes the rendered claims as YAML documents. Each claim's user-data

@@ -63,7 +63,7 @@ func SecretsBootstrap(ctx context.Context, root string, b Bootstrap) (*Bootstrap
 	if b.AuthMount == "" {
 		b.AuthMount = "approle"
 	}
-	cs, err := findClaims(root, []string{b.Host})
+	cs, err := findClaims(root, []string{b.Host}, nil)
 	if err != nil {
 		return nil, err
 	}

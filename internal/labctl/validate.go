@@ -22,9 +22,9 @@ import (
 // Problem is one thing wrong in the repo: the file (or folder) and a message
 // that starts with the field it is about.
 type Problem struct {
-	File    string
-	Field   string
-	Message string
+	File    string `json:"file"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
 }
 
 func (p Problem) String() string {
@@ -36,16 +36,16 @@ func (p Problem) String() string {
 
 // Report is the outcome of Validate.
 type Report struct {
-	Problems []Problem
+	Problems []Problem `json:"problems"`
 	// Notes are checks that could not run here, and oddities that are not
 	// errors.
-	Notes  []string
-	Claims int
-	Hosts  int
+	Notes  []string `json:"notes,omitempty"`
+	Claims int      `json:"claims"`
+	Hosts  int      `json:"hosts"`
 	// Manifests counts the GitOps and package files checked (manifests.go);
 	// Schemas tells whether they were checked against CRD schemas too.
-	Manifests int
-	Schemas   bool
+	Manifests int  `json:"manifests"`
+	Schemas   bool `json:"schemasChecked"`
 }
 
 // PrintNotes writes the notes, one a line (diagnostics: stderr).
@@ -82,6 +82,8 @@ type validator struct {
 	root   string
 	opts   ValidateOptions
 	report *Report
+	// newHost is a host about to be added (labctl new machine).
+	newHost string
 }
 
 // ValidateOptions tune Validate.
@@ -92,6 +94,15 @@ type ValidateOptions struct {
 	// Schemas are folders of CRDs to check deploy/ and crossplane/ against;
 	// none leaves that part out (noted in the report).
 	Schemas []string
+	// Claims, when given, are the only claim files checked ("-" is Stdin),
+	// as if they were in crossplane/claims: against the XRD and the model,
+	// the repo's hosts, and the repo's other claims.
+	Claims []string
+	Stdin  io.Reader
+	// Against is a Git revision whose claims the edits are checked against
+	// (transition rules): "" is the branch's upstream when it has one,
+	// "none" checks no edits.
+	Against string
 }
 
 func (v *validator) add(path, fieldPath, msg string) {
@@ -125,7 +136,7 @@ func ValidateWith(ctx context.Context, root string, o ValidateOptions) *Report {
 	xrdPath := filepath.Join(root, repo.XRDPath)
 	compPath := filepath.Join(root, repo.CompositionPath)
 
-	_, claimSchema, err := schemacheck.ForXRD(xrdPath)
+	_, claimSchema, err := claimValidator(xrdPath)
 	if err != nil {
 		v.add(xrdPath, "", err.Error())
 	}
@@ -134,6 +145,11 @@ func ValidateWith(ctx context.Context, root string, o ValidateOptions) *Report {
 		v.add(compPath, "", strings.TrimPrefix(err.Error(), compPath+": "))
 	}
 
+	if len(o.Claims) > 0 {
+		v.given(ctx, claimSchema, in)
+		sort.SliceStable(v.report.Problems, func(i, j int) bool { return v.report.Problems[i].File < v.report.Problems[j].File })
+		return v.report
+	}
 	claims := v.claims(ctx, filepath.Join(root, repo.ClaimsDir), claimSchema, in)
 	v.report.Claims = len(claims)
 	v.duplicates(claims)
@@ -185,12 +201,90 @@ func (v *validator) claims(ctx context.Context, dir string, schema *schemacheck.
 	return claims
 }
 
+// given checks only the claim files named on the command line, as if they
+// were in crossplane/claims: each replaces the repo's claim of the same
+// namespace and name.
+func (v *validator) given(ctx context.Context, schema *schemacheck.Validator, in *machine.Input) {
+	var claims []*repo.Claim
+	for _, f := range v.opts.Claims {
+		if f != "-" {
+			claims = append(claims, v.file(ctx, f, schema, in)...)
+			continue
+		}
+		if v.opts.Stdin == nil {
+			v.add(StdinName, "", "no standard input to read a claim from")
+			continue
+		}
+		docs, err := repo.ReadDocsFrom(StdinName, v.opts.Stdin)
+		if err != nil {
+			v.add(StdinName, "", strings.TrimPrefix(err.Error(), StdinName+": "))
+			continue
+		}
+		claims = append(claims, v.docs(ctx, docs, schema, in)...)
+	}
+	v.checkGiven(claims)
+}
+
+// checkDocs is `labctl validate` of claim documents not yet written: newHost
+// is a host that is about to be added to nix/hosts with them.
+func checkDocs(ctx context.Context, root string, docs []repo.Doc, newHost string) *Report {
+	v := &validator{root: root, report: &Report{}, newHost: newHost}
+	_, schema, err := claimValidator(filepath.Join(root, repo.XRDPath))
+	if err != nil {
+		v.add(repo.XRDPath, "", err.Error())
+	}
+	in, err := repo.LoadInput(filepath.Join(root, repo.CompositionPath))
+	if err != nil {
+		v.add(repo.CompositionPath, "", err.Error())
+	}
+	v.checkGiven(v.docs(ctx, docs, schema, in))
+	return v.report
+}
+
+// checkGiven checks given claims against the repo's others and its hosts.
+func (v *validator) checkGiven(claims []*repo.Claim) {
+	v.report.Claims = len(claims)
+	others, _ := repo.Claims(filepath.Join(v.root, repo.ClaimsDir))
+	mine := map[string]bool{}
+	for _, c := range claims {
+		mine[c.Namespace+"/"+c.Name] = true
+	}
+	// The repo's claims first: a clash is reported on the later claim,
+	// which must be the given one.
+	var all []*repo.Claim
+	for _, o := range others {
+		if !mine[o.Namespace+"/"+o.Name] {
+			all = append(all, o)
+		}
+	}
+	all = append(all, claims...)
+	// Problems of the other claims are theirs, not the given files'.
+	before := len(v.report.Problems)
+	v.duplicates(all)
+	kept := v.report.Problems[:before]
+	given := map[string]bool{}
+	for _, c := range claims {
+		given[v.rel(c.Where())] = true
+	}
+	for _, p := range v.report.Problems[before:] {
+		if given[p.File] {
+			kept = append(kept, p)
+		}
+	}
+	v.report.Problems = kept
+	v.flakeHosts(claims)
+}
+
 func (v *validator) file(ctx context.Context, f string, schema *schemacheck.Validator, in *machine.Input) []*repo.Claim {
 	docs, err := repo.ReadDocs(f)
 	if err != nil {
 		v.add(f, "", strings.TrimPrefix(err.Error(), f+": "))
 		return nil
 	}
+	return v.docs(ctx, docs, schema, in)
+}
+
+func (v *validator) docs(ctx context.Context, docs []repo.Doc, schema *schemacheck.Validator, in *machine.Input) []*repo.Claim {
 	var claims []*repo.Claim
 	for _, d := range docs {
 		if c := v.claim(ctx, d, schema, in); c != nil {
@@ -301,21 +395,10 @@ func (v *validator) hosts(claims []*repo.Claim) {
 		v.add(unclaimedPath, "", err.Error())
 	}
 
+	claimed := v.flakeHosts(claims)
 	isHost := map[string]bool{}
 	for _, h := range hosts {
 		isHost[h] = true
-	}
-	claimed := map[string]bool{}
-	for _, c := range claims {
-		attr := repo.FlakeAttr(c.Spec)
-		if attr == "" {
-			continue // a malformed ref, reported above
-		}
-		claimed[attr] = true
-		if !isHost[attr] {
-			v.add(c.Where(), "spec.nix.flakeRef", fmt.Sprintf("spec.nix.flakeRef: %s names host %q, but %s/%s/configuration.nix does not exist; add the host (labctl new machine %s) or fix the flake ref",
-				orDefault(c.Spec.Nix.FlakeRef, "(site default flakeRepo#"+c.Spec.Hostname+")"), attr, repo.HostsDir, attr, attr))
-		}
 	}
 	for _, h := range hosts {
 		_, listed := unclaimed[h]
@@ -331,6 +414,32 @@ func (v *validator) hosts(claims []*repo.Claim) {
 			v.add(unclaimedPath, "", fmt.Sprintf("line %d: %s is not a host in %s; remove the line or add the host", line, h, repo.HostsDir))
 		}
 	}
+}
+
+// flakeHosts reports claims whose flake ref names no host in nix/hosts, and
+// returns the hosts the claims name.
+func (v *validator) flakeHosts(claims []*repo.Claim) map[string]bool {
+	hosts, _ := repo.Hosts(filepath.Join(v.root, repo.HostsDir))
+	isHost := map[string]bool{}
+	for _, h := range hosts {
+		isHost[h] = true
+	}
+	if v.newHost != "" {
+		isHost[v.newHost] = true
+	}
+	claimed := map[string]bool{}
+	for _, c := range claims {
+		attr := repo.FlakeAttr(c.Spec)
+		if attr == "" {
+			continue // a malformed ref, reported above
+		}
+		claimed[attr] = true
+		if !isHost[attr] {
+			v.add(c.Where(), "spec.nix.flakeRef", fmt.Sprintf("spec.nix.flakeRef names host %q, but %s/%s/configuration.nix does not exist; add the host (labctl new machine %s) or fix the flake ref",
+				attr, repo.HostsDir, attr, attr))
+		}
+	}
+	return claimed
 }
 
 func orDefault(s, d string) string {

@@ -107,7 +107,7 @@ func TestValidateRepoRules(t *testing.T) {
 			claims: func(t *testing.T) map[string]map[string]any {
 				return map[string]map[string]any{"a": claim(t, "dns01", "10.0.10.53", 1053)}
 			},
-			want: []string{`crossplane/claims/a.yaml: spec.nix.flakeRef: git+https://git.lab.home.arpa/homelab-infra?ref=main#dns01 names host "dns01", but nix/hosts/dns01/configuration.nix does not exist`},
+			want: []string{`crossplane/claims/a.yaml: spec.nix.flakeRef names host "dns01", but nix/hosts/dns01/configuration.nix does not exist`},
 		},
 		"DefaultFlakeRefToMissingHost": {
 			reason: "the site-default flake ref also needs its host",
@@ -116,7 +116,7 @@ func TestValidateRepoRules(t *testing.T) {
 				delete(c["spec"].(map[string]any), "nix")
 				return map[string]map[string]any{"a": c}
 			},
-			want: []string{`crossplane/claims/a.yaml: spec.nix.flakeRef: (site default flakeRepo#dns01) names host "dns01"`},
+			want: []string{`crossplane/claims/a.yaml: spec.nix.flakeRef names host "dns01"`},
 		},
 		"HostWithoutClaim": {
 			reason: "a host nobody claims",

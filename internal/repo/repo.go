@@ -69,7 +69,13 @@ func ReadDocs(path string) ([]Doc, error) {
 		return nil, fmt.Errorf("cannot open %s: %w", path, err)
 	}
 	defer f.Close()
-	r := utilyaml.NewYAMLReader(bufio.NewReader(f))
+	return ReadDocsFrom(path, f)
+}
+
+// ReadDocsFrom reads every non-empty YAML document from r; path names it in
+// messages ("-" for stdin).
+func ReadDocsFrom(path string, in io.Reader) ([]Doc, error) {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(in))
 	var docs []Doc
 	for i := 0; ; i++ {
 		raw, err := r.Read()
@@ -295,4 +301,22 @@ func Claims(dir string) ([]*Claim, error) {
 		return nil, err
 	}
 	return ReadClaims(files...)
+}
+
+// FindRoot is the repository that holds dir: dir itself or the nearest
+// parent with crossplane/xrd.yaml, so that labctl works from any sub-folder
+// (as git and kubectl kustomize do).
+func FindRoot(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("cannot resolve %s: %w", dir, err)
+	}
+	for d := abs; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, XRDPath)); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("%s is not inside a homelab-infra repository (no %s there or in any parent folder); run labctl in the repository or give -C DIR", abs, XRDPath)
+		}
+	}
 }
