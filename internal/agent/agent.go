@@ -47,6 +47,9 @@ const (
 	OutcomeRefused            = "refused" // non-fast-forward, signature, or older than the floor
 	OutcomeSkippedBad         = "skipped-bad-commit"
 	OutcomeRollbackFailed     = "rollback-failed"
+	// OutcomeWaitingForRef: rollout mode, and the deploy ref does not
+	// exist although the machine has applied a commit (state.Verdict).
+	OutcomeWaitingForRef = "waiting-for-ref"
 )
 
 // ExitCode maps a run's result to `nix-gitops apply`'s exit status.

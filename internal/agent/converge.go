@@ -63,17 +63,21 @@ func (a *Agent) converge(ctx context.Context, st *state.State) Result {
 	var head string
 	err := a.withRetry(ctx, "look up the remote head", func() error {
 		var err error
-		head, err = a.Git.Head(ctx)
+		head, err = a.poll(ctx, st)
 		return err
 	})
 	st.LastCheck = a.Now().UTC()
 	st.Counters.Checks++
+	if errors.Is(err, errWaitingForRef) {
+		return Result{Outcome: OutcomeWaitingForRef, Commit: commitOf(st.Applied), Stage: state.StagePoll, Err: err}
+	}
 	if err != nil {
 		st.Fail(state.StagePoll)
 		return Result{Outcome: OutcomeFailed, Stage: state.StagePoll, Err: err, Temporary: !errors.Is(err, gitsource.ErrDenied)}
 	}
 	st.RemoteHead = head
 	if st.Applied != nil && st.Applied.Commit == head && st.Flake == flake {
+		a.approvedReboot(ctx, st)
 		return a.upToDate(ctx, st, head, flake)
 	}
 	if bad, ok := a.skip(st, head); ok {

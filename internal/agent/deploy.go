@@ -126,7 +126,7 @@ func (a *Agent) deploy(ctx context.Context, st *state.State, commit, flake strin
 		a.Log.Warn("the new generation is the boot default; it runs, and is health-gated, after a reboot", "generation", g.Number, "why", why)
 		res := a.succeed(st, commit, flake, g)
 		st.PendingBoot = &state.Pending{Generation: g, Running: prev, Reason: why, Since: a.Now().UTC()}
-		a.maybeReboot(ctx, fmt.Sprintf("generation %d (%s): %s", g.Number, short(commit), why))
+		a.maybeReboot(ctx, st, commit, fmt.Sprintf("generation %d (%s): %s", g.Number, short(commit), why))
 		res.Outcome = OutcomePendingReboot
 		return res
 	}

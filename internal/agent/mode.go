@@ -73,28 +73,48 @@ func (a *Agent) rebootRequired(st *state.State) {
 	st.RebootRequired, st.RebootReasons = len(diff) > 0, diff
 }
 
-// maybeReboot reboots into a boot-mode generation when reboot.allow says so
-// and the time is within reboot.window, as system.autoUpgrade's allowReboot
-// does (shutdown -r +1: a minute's notice on the consoles). It reports
-// whether it scheduled one.
-func (a *Agent) maybeReboot(ctx context.Context, why string) bool {
-	if !a.Switch.Transient {
-		a.Log.Warn("a reboot is required; systemd does not run this machine, so nix-gitops only reports it", "why", why)
-		return false
+// maybeReboot reboots into a boot-mode generation (of commit) when
+// reboot.allow says so, as system.autoUpgrade's allowReboot does (shutdown
+// -r +1: a minute's notice on the consoles): "window" within reboot.window,
+// "approved" once reboot/<host> names commit or a descendant of it. It
+// reports whether it scheduled one.
+func (a *Agent) maybeReboot(ctx context.Context, st *state.State, commit, why string) bool {
+	cmd := a.Cfg.Reboot.Command
+	if len(cmd) == 0 {
+		if !a.Switch.Transient {
+			a.Log.Warn("a reboot is required; systemd does not run this machine, so nix-gitops only reports it", "why", why)
+			return false
+		}
+		cmd = []string{"shutdown", "-r", "+1", "nix-gitops: " + why}
 	}
-	if a.Cfg.Reboot.Allow != "window" {
+	switch a.Cfg.Reboot.Allow {
+	case "window":
+		if !a.Cfg.Reboot.InWindow(a.Now()) {
+			a.Log.Warn("a reboot is required, outside the reboot window; the next run inside it reboots", "why", why,
+				"window", a.Cfg.Reboot.Window.Lower+"-"+a.Cfg.Reboot.Window.Upper)
+			return false
+		}
+	case "approved":
+		ok, err := a.rebootApproved(ctx, st, commit)
+		if err != nil {
+			a.Log.Error("cannot read the reboot approval; not rebooting", "err", err)
+			return false
+		}
+		if !ok {
+			a.Log.Warn("a reboot is required; it waits for its approval (the reboot ref naming this commit)", "why", why, "commit", short(commit))
+			return false
+		}
+	default:
 		a.Log.Warn("a reboot is required; reboot.allow is \"never\", so nix-gitops only reports it", "why", why)
 		return false
 	}
-	if !a.Cfg.Reboot.InWindow(a.Now()) {
-		a.Log.Warn("a reboot is required, outside the reboot window; the next run inside it reboots", "why", why,
-			"window", a.Cfg.Reboot.Window.Lower+"-"+a.Cfg.Reboot.Window.Upper)
-		return false
-	}
-	a.Log.Warn("rebooting in a minute into the new boot default", "why", why)
-	if _, err := run.Output(ctx, run.Cmd{Name: "shutdown", Args: []string{"-r", "+1", "nix-gitops: " + why}, Env: run.Environ("LC_ALL=C"), Timeout: time.Minute}); err != nil {
+	a.Log.Warn("rebooting into the new boot default", "why", why, "commit", short(commit))
+	if _, err := run.Output(ctx, run.Cmd{Name: cmd[0], Args: cmd[1:], Env: run.Environ("LC_ALL=C"), Timeout: time.Minute}); err != nil {
 		a.Log.Error("cannot schedule the reboot", "err", err)
 		return false
+	}
+	if st.Rollout != nil {
+		st.Rollout.RebootScheduled = commit
 	}
 	return true
 }

@@ -73,7 +73,7 @@ func (a *Agent) bootHealth(ctx context.Context, st *state.State) (Result, bool) 
 	back.SwitchMode = "boot"
 	st.PushApplied(back)
 	st.History = dropGeneration(st.History, p.Generation.StorePath)
-	a.maybeReboot(ctx, "generation "+fmt.Sprint(back.Number)+" is the boot default again after a failed health gate")
+	a.maybeReboot(ctx, st, commit, "generation "+fmt.Sprint(back.Number)+" is the boot default again after a failed health gate")
 	return Result{Outcome: OutcomeRolledBack, Commit: commit, Stage: state.StageBootHealth, Err: err}, true
 }
 

@@ -16,7 +16,7 @@ import (
 // unreachable because the network is not up yet at first boot. A remote
 // that refused access is not retried: only a change of settings helps.
 func (a *Agent) withRetry(ctx context.Context, what string, fn func() error) error {
-	return backoff.Retry(ctx, a.backoff(), func(err error) bool { return errors.Is(err, gitsource.ErrDenied) },
+	return backoff.Retry(ctx, a.backoff(), func(err error) bool { return errors.Is(err, gitsource.ErrDenied) || errors.Is(err, errWaitingForRef) },
 		func(i int, wait time.Duration, err error) {
 			a.Log.Warn("cannot "+what+"; retrying", "attempt", i, "of", a.Cfg.Retry.Attempts, "in", wait, "err", err)
 		}, fn)

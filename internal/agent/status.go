@@ -18,6 +18,9 @@ import (
 type Status struct {
 	Target  string            `json:"target"`
 	Profile *state.Generation `json:"profile,omitempty"`
+	// Verdict is the verdict on the followed commit, as the metric
+	// nix_gitops_target_info reports it.
+	Verdict *state.Verdict `json:"verdict,omitempty"`
 	*state.State
 }
 
@@ -29,7 +32,7 @@ func ReadStatus(cfg config.Config) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	s := Status{State: st}
+	s := Status{State: st, Verdict: st.Verdict()}
 	if t, err := cfg.Target(); err == nil {
 		s.Target = t.String()
 	} else {
@@ -55,6 +58,15 @@ func WriteStatus(w io.Writer, s Status) {
 	}
 	if s.RemoteHead != "" {
 		p("remote head", s.RemoteHead)
+	}
+	if s.Rollout != nil {
+		p("following", s.Rollout.Ref)
+		if s.Rollout.Reboot != "" {
+			p("reboot approved", "into "+s.Rollout.Reboot+" and its ancestors")
+		}
+	}
+	if s.Verdict != nil {
+		p("verdict", s.Verdict.State+" "+s.Verdict.Commit)
 	}
 	if s.Last != nil {
 		last := s.Last.Outcome

@@ -100,6 +100,15 @@ func TestModuleConfigIsTheAgentsConfig(t *testing.T) {
 				}
 			},
 		},
+		"RolloutMode": {
+			reason:    "rollout mode and its reboot approval reach the agent",
+			overrides: `{ rollout.enable = true; reboot = { allow = "approved"; window = null; }; }`,
+			check: func(t *testing.T, c config.Config) {
+				if !c.Rollout.Enable || c.Reboot.Allow != "approved" {
+					t.Errorf("rollout = %+v, reboot.allow = %q", c.Rollout, c.Reboot.Allow)
+				}
+			},
+		},
 		"UnknownKey": {
 			reason:    "a key the agent does not know is refused, so this test would catch a drift",
 			overrides: `{ extraSettings = { healthz = { units = [ "sshd.service" ]; }; }; }`,

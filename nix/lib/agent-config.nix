@@ -34,6 +34,7 @@ clean (merge {
     allow = cfg.reboot.allow;
     window = if cfg.reboot.window == null then null else { inherit (cfg.reboot.window) lower upper; };
   };
+  rollout.enable = cfg.rollout.enable;
   floorCommit = cfg.floorCommit;
   verify = {
     mode = if cfg.allowedSigners == null then "none" else cfg.verifyMode;

@@ -170,13 +170,15 @@ in
 
     reboot = {
       allow = lib.mkOption {
-        type = lib.types.enum [ "never" "window" ];
+        type = lib.types.enum [ "never" "window" "approved" ];
         default = "never";
         description = ''
           Whether the agent reboots into a generation that takes effect only
           at boot (a kernel, initrd, init or switch-inhibitor change), as
           system.autoUpgrade.allowReboot: "never" reports that a reboot is
-          required (status, metric); "window" reboots, within `window`.
+          required (status, metric); "window" reboots, within `window`;
+          "approved" (rollout mode) reboots once the ref reboot/<host>
+          names the commit or a descendant of it.
         '';
       };
 
@@ -190,6 +192,19 @@ in
         default = null;
         description = "Time of day within which a reboot is allowed; null: any time.";
       };
+    };
+
+    rollout.enable = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = ''
+        Rollout mode (design D13): follow the ref deploy/<host>, which the
+        rollout driver (`labctl rollout`, the Argo WorkflowTemplate in
+        workflows/) fast-forwards to commits on the flake ref's branch,
+        instead of the branch itself; report the verdict on that commit as
+        nix_gitops_target_info. Before the ref exists a new machine follows
+        the branch once; after that a missing ref is reported.
+      '';
     };
 
     floorCommit = lib.mkOption {
@@ -362,6 +377,10 @@ in
       {
         assertion = (cfg.deployKeyFile == null) == (cfg.sshKnownHosts == null);
         message = "services.nix-gitops: set deployKeyFile and sshKnownHosts together, so the Git server's host key is pinned.";
+      }
+      {
+        assertion = cfg.reboot.allow != "approved" || cfg.rollout.enable;
+        message = "services.nix-gitops: reboot.allow = \"approved\" waits for the ref reboot/<host>, which only rollout mode reads: set rollout.enable, or choose \"never\" or \"window\".";
       }
       {
         assertion = !(cfg.daemon.enable && cfg.timer.enable);

@@ -35,9 +35,13 @@ const KeysUsage = `  flake                string   flake ref to follow; override
   onKernelChange       string   "switch" or "boot" when kernel/initrd changed [switch]
   everyBoot            bool     the boot-time start applies on every boot, not only the first [false]
   onDrift              string   "reapply" or "report" when the running system or profile is not the applied one [reapply]
-  reboot.allow         string   "never" (report only) or "window": reboot into a boot-mode generation [never]
+  reboot.allow         string   "never" (report only), "window", or "approved" (rollout mode: when reboot/<host> names the commit) [never]
   reboot.window.lower  string   HH:MM, start of the reboot window (allow "window"; empty: any time)
   reboot.window.upper  string   HH:MM, end of the reboot window
+  reboot.command       []string the program and arguments that reboot [shutdown -r +1 <why>]
+  rollout.enable       bool     follow deploy/<host>, moved by the rollout driver, instead of the flake ref's branch [false]
+  rollout.deployRef    string   the ref followed in rollout mode [refs/heads/deploy/<host>]
+  rollout.rebootRef    string   the ref that approves a reboot into a commit (or its ancestors) [refs/heads/reboot/<host>]
   floorCommit          string   never apply a commit that does not descend from this one (the template's own)
   verify.mode          string   "none", "ssh" or "gpg"       [none]
   verify.allowedSigners string  ssh: git's allowed-signers file; gpg: armoured public keys
@@ -115,6 +119,7 @@ type Config struct {
 	EveryBoot           bool     `json:"everyBoot,omitempty"`
 	OnDrift             string   `json:"onDrift,omitempty"`
 	Reboot              Reboot   `json:"reboot"`
+	Rollout             Rollout  `json:"rollout"`
 	FloorCommit         string   `json:"floorCommit,omitempty"`
 	Verify              Verify   `json:"verify"`
 	Auth                Auth     `json:"auth"`
@@ -142,6 +147,33 @@ type Verify struct {
 type Reboot struct {
 	Allow  string       `json:"allow,omitempty"`
 	Window RebootWindow `json:"window"`
+	// Command reboots the machine [shutdown -r +1 <why>]; set, it is run
+	// also where systemd does not run the machine.
+	Command []string `json:"command,omitempty"`
+}
+
+// Rollout is rollout mode (design D13): the machine follows its own ref,
+// which the rollout driver fast-forwards to commits on the flake ref's
+// branch, instead of that branch. Until the deploy ref exists a machine that
+// has applied nothing follows the branch once, so a new machine converges
+// with the cluster down; after that a missing ref is reported, never
+// silently replaced by the branch.
+type Rollout struct {
+	Enable    bool   `json:"enable,omitempty"`
+	DeployRef string `json:"deployRef,omitempty"`
+	RebootRef string `json:"rebootRef,omitempty"`
+}
+
+// Refs are the deploy and reboot refs for host, defaults filled in.
+func (r Rollout) Refs(host string) (deploy, reboot string) {
+	deploy, reboot = r.DeployRef, r.RebootRef
+	if deploy == "" {
+		deploy = "refs/heads/deploy/" + host
+	}
+	if reboot == "" {
+		reboot = "refs/heads/reboot/" + host
+	}
+	return deploy, reboot
 }
 
 // RebootWindow is a daily time window, HH:MM local time; lower > upper

@@ -56,8 +56,17 @@ func (c *Config) Validate() error {
 	}
 	switch c.Reboot.Allow {
 	case "never", "window":
+	case "approved":
+		if !c.Rollout.Enable {
+			bad(`reboot.allow: "approved" waits for reboot/<host>, which only rollout mode reads: set rollout.enable, or choose "never" or "window"`)
+		}
 	default:
-		bad(`reboot.allow: %q: want "never" or "window"`, c.Reboot.Allow)
+		bad(`reboot.allow: %q: want "never", "window" or "approved"`, c.Reboot.Allow)
+	}
+	for key, v := range map[string]string{"rollout.deployRef": c.Rollout.DeployRef, "rollout.rebootRef": c.Rollout.RebootRef} {
+		if v != "" && (!strings.HasPrefix(v, "refs/") || strings.ContainsAny(v, " ~^:?*[\\\n") || strings.Contains(v, "..")) {
+			bad("%s: %q is not a full git ref name: give one such as refs/heads/deploy/HOST", key, v)
+		}
 	}
 	for key, v := range map[string]string{"reboot.window.lower": c.Reboot.Window.Lower, "reboot.window.upper": c.Reboot.Window.Upper} {
 		if _, err := time.Parse("15:04", v); v != "" && err != nil {

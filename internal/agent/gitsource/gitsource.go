@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,7 +51,19 @@ type Source struct {
 	Self   string
 	Log    *slog.Logger
 	Method string // poll method: "auto" or "git"
+	// Track is the full name of the ref Head and Fetch follow; empty: the
+	// flake ref's own (ref=). A machine in rollout mode tracks its deploy
+	// ref (internal/agent/rollout.go).
+	Track  string
 	poller *httpPoller
+}
+
+// Tracked is the full name of the ref Head and Fetch follow.
+func (s *Source) Tracked() string {
+	if s.Track != "" {
+		return s.Track
+	}
+	return s.Ref.FetchRef()
 }
 
 // ErrDenied marks a remote that answered and refused: credentials it does
@@ -125,40 +138,64 @@ func (s *Source) Init(ctx context.Context) error {
 // poll. Over http(s) with method auto it is one in-process protocol-v2
 // ls-refs request (no process started); otherwise `git ls-remote`.
 func (s *Source) Head(ctx context.Context) (string, error) {
+	ref := s.Tracked()
+	found, err := s.Lookup(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	sha, ok := found[ref]
+	if !ok {
+		return "", fmt.Errorf("the remote has no %s: check ref= in the flake ref", ref)
+	}
+	return sha, nil
+}
+
+// Lookup looks up several refs (full names, or HEAD) in one request: one
+// ls-refs round trip over http(s), one `git ls-remote` otherwise. A ref the
+// remote lacks is absent from the map; that is not an error.
+func (s *Source) Lookup(ctx context.Context, refs ...string) (map[string]string, error) {
 	if s.Method != "git" && (s.Ref.Transport == "https" || s.Ref.Transport == "http") {
 		if s.poller == nil {
 			s.poller = newHTTPPoller(s.Ref, s.Auth)
 		}
-		sha, err := s.poller.head(ctx, s.Timeout)
+		found, err := s.poller.lookup(ctx, s.Timeout, refs)
 		if !errors.Is(err, errNotV2) {
-			return sha, err
+			return found, err
 		}
 		s.Log.Debug("remote does not answer protocol v2 ls-refs; polling with git ls-remote", "err", err)
 	}
-	out, err := s.git(ctx, s.Timeout, "ls-remote", "--", s.Ref.Remote, s.Ref.FetchRef())
+	out, err := s.git(ctx, s.Timeout, append([]string{"ls-remote", "--", s.Ref.Remote}, refs...)...)
 	if err != nil {
-		return "", fmt.Errorf("cannot look up %s on the remote: %w", s.Ref.FetchRef(), s.denied(err))
+		return nil, fmt.Errorf("cannot look up %s on the remote: %w", strings.Join(refs, ", "), s.denied(err))
 	}
+	// ls-remote matches patterns by their tail: keep exact names only.
+	found := map[string]string{}
 	for _, line := range strings.Split(out, "\n") {
 		sha, name, ok := strings.Cut(line, "\t")
-		if ok && name == s.Ref.FetchRef() && shaRE.MatchString(sha) {
-			return sha, nil
+		if ok && slices.Contains(refs, name) && shaRE.MatchString(sha) {
+			found[name] = sha
 		}
 	}
-	return "", fmt.Errorf("the remote has no %s: check ref= in the flake ref", s.Ref.FetchRef())
+	return found, nil
 }
 
 // Fetch fetches the tracked ref, and only it, into the clone and returns
 // the commit fetched.
 func (s *Source) Fetch(ctx context.Context) (string, error) {
+	return s.FetchInto(ctx, s.Tracked(), FetchedRef)
+}
+
+// FetchInto fetches the remote's ref, and only it, into the clone's local
+// ref, and returns the commit fetched.
+func (s *Source) FetchInto(ctx context.Context, ref, local string) (string, error) {
 	if err := s.Init(ctx); err != nil {
 		return "", err
 	}
 	if _, err := s.git(ctx, s.Timeout, "-C", s.Clone, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head",
-		"--", s.Ref.Remote, "+"+s.Ref.FetchRef()+":"+FetchedRef); err != nil {
-		return "", fmt.Errorf("cannot fetch %s: %w", s.Ref.FetchRef(), s.denied(err))
+		"--", s.Ref.Remote, "+"+ref+":"+local); err != nil {
+		return "", fmt.Errorf("cannot fetch %s: %w", ref, s.denied(err))
 	}
-	sha, err := s.git(ctx, time.Minute, "-C", s.Clone, "rev-parse", "--verify", FetchedRef+"^{commit}")
+	sha, err := s.git(ctx, time.Minute, "-C", s.Clone, "rev-parse", "--verify", local+"^{commit}")
 	if err != nil {
 		return "", fmt.Errorf("cannot resolve the fetched commit: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -27,15 +28,16 @@ var errNotV2 = errors.New("no protocol v2 ls-refs answer")
 // wire (headers included), for the benchmarks.
 var Traffic struct{ In, Out atomic.Int64 }
 
-// httpPoller looks up one ref with a single smart-HTTP protocol-v2
-// "ls-refs" request (git's gitprotocol-v2: stateless over HTTP, so no
+// httpPoller looks up refs with a single smart-HTTP protocol-v2
+// "ls-refs" request (one ref-prefix line per ref, so a machine in rollout
+// mode reads its deploy and reboot refs in the one round trip of a plain
+// poll) (git's gitprotocol-v2: stateless over HTTP, so no
 // capability round trip is needed) and keeps the connection alive between
 // polls. This is the "ref lookup in process" design D5 allows for the poll
 // alone: comin polls with go-git; spawning git ls-remote costs two
 // processes and far more CPU per tick. Fetch, verify and build stay on git.
 type httpPoller struct {
 	url       string
-	ref       string
 	user      string
 	tokenFile string
 	client    *http.Client
@@ -59,7 +61,6 @@ func newHTTPPoller(r flakeref.Ref, a config.Auth) *httpPoller {
 	}
 	return &httpPoller{
 		url:       strings.TrimSuffix(r.Remote, "/") + "/git-upload-pack",
-		ref:       r.FetchRef(),
 		user:      a.TokenUser,
 		tokenFile: a.TokenFile,
 		client:    &http.Client{Transport: tr},
@@ -82,7 +83,9 @@ func (c *countingConn) Write(b []byte) (int, error) {
 
 func pkt(b *bytes.Buffer, s string) { fmt.Fprintf(b, "%04x%s", len(s)+4, s) }
 
-func (p *httpPoller) head(ctx context.Context, timeout time.Duration) (string, error) {
+// lookup returns the commit of each of refs the remote has (full names, or
+// HEAD); a ref the remote lacks is absent from the map.
+func (p *httpPoller) lookup(ctx context.Context, timeout time.Duration, refs []string) (map[string]string, error) {
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -93,14 +96,16 @@ func (p *httpPoller) head(ctx context.Context, timeout time.Duration) (string, e
 	// every few minutes on every machine.
 	pkt(&body, "command=ls-refs\n")
 	body.WriteString("0001")
-	if p.ref == "HEAD" {
+	if slices.Contains(refs, "HEAD") {
 		pkt(&body, "symrefs\n")
 	}
-	pkt(&body, "ref-prefix "+p.ref+"\n")
+	for _, ref := range refs {
+		pkt(&body, "ref-prefix "+ref+"\n")
+	}
 	body.WriteString("0000")
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body.Bytes()))
 	if err != nil {
-		return "", fmt.Errorf("cannot make the poll request: %w", err)
+		return nil, fmt.Errorf("cannot make the poll request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/x-git-upload-pack-request")
 	req.Header.Set("Git-Protocol", "version=2")
@@ -108,32 +113,32 @@ func (p *httpPoller) head(ctx context.Context, timeout time.Duration) (string, e
 	if p.tokenFile != "" {
 		tok, err := os.ReadFile(p.tokenFile)
 		if err != nil {
-			return "", fmt.Errorf("cannot read the token file: %w", err)
+			return nil, fmt.Errorf("cannot read the token file: %w", err)
 		}
 		req.SetBasicAuth(p.user, string(bytes.TrimSpace(tok)))
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {
 		// Never echo the request: the URL holds no secret, but be plain.
-		return "", fmt.Errorf("cannot reach the remote: %w", err)
+		return nil, fmt.Errorf("cannot reach the remote: %w", err)
 	}
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return "", fmt.Errorf("%w (HTTP %d): check auth.tokenFile and auth.tokenUser", ErrDenied, resp.StatusCode)
+		return nil, fmt.Errorf("%w (HTTP %d): check auth.tokenFile and auth.tokenUser", ErrDenied, resp.StatusCode)
 	case resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/x-git-upload-pack-result":
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		if resp.StatusCode >= 500 {
-			return "", fmt.Errorf("the remote failed (HTTP %d)", resp.StatusCode)
+			return nil, fmt.Errorf("the remote failed (HTTP %d)", resp.StatusCode)
 		}
-		return "", fmt.Errorf("%w: HTTP %d, %q", errNotV2, resp.StatusCode, resp.Header.Get("Content-Type"))
+		return nil, fmt.Errorf("%w: HTTP %d, %q", errNotV2, resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	br := bufio.NewReader(io.LimitReader(resp.Body, 1<<20))
-	found := ""
+	found := map[string]string{}
 	for {
 		line, flush, err := readPkt(br)
 		if err != nil {
-			return "", fmt.Errorf("%w: %v", errNotV2, err)
+			return nil, fmt.Errorf("%w: %v", errNotV2, err)
 		}
 		if flush {
 			break
@@ -141,16 +146,13 @@ func (p *httpPoller) head(ctx context.Context, timeout time.Duration) (string, e
 		// "<oid> <refname>[ symref-target:…][ peeled:…]"
 		f := strings.Fields(line)
 		if len(f) < 2 || !shaRE.MatchString(f[0]) {
-			return "", fmt.Errorf("%w: unexpected line %q", errNotV2, line)
+			return nil, fmt.Errorf("%w: unexpected line %q", errNotV2, line)
 		}
-		if f[1] == p.ref {
-			found = f[0]
+		if slices.Contains(refs, f[1]) {
+			found[f[1]] = f[0]
 		}
 	}
 	_, _ = io.Copy(io.Discard, br) // let the connection be reused
-	if found == "" {
-		return "", fmt.Errorf("the remote has no %s: check ref= in the flake ref", p.ref)
-	}
 	return found, nil
 }
 

@@ -46,6 +46,7 @@ var (
 	descInProgress  = gaugeFamily("nix_gitops_in_progress", "1 while a run is between build and health gate (or was killed there).", "stage")
 	descDrift       = gaugeFamily("nix_gitops_drift", "1 when the running system or the profile is not the applied generation (a manual switch or rollback).")
 	descPending     = gaugeFamily("nix_gitops_pending_boot", "1 while an applied generation waits for the reboot that boots it (and its health gate).")
+	descTarget      = gaugeFamily("nix_gitops_target_info", "The verdict on the commit the machine follows (value 1): converged, pending-reboot, applying, rolled-back, refused, failed or waiting-for-ref.", "host", "commit", "state")
 )
 
 // render turns the snapshot into samples.
@@ -67,6 +68,9 @@ func (c *Collector) render() samples {
 	}
 	if st.RemoteHead != "" {
 		gauge(descRemoteHead, 1, st.RemoteHead)
+	}
+	if v := st.Verdict(); v != nil {
+		gauge(descTarget, 1, v.Host, v.Commit, v.State)
 	}
 	for _, stage := range sortedKeys(st.Durations) {
 		gauge(descDuration, st.Durations[stage], stage)

@@ -116,6 +116,11 @@ type Result struct {
 type State struct {
 	Version int    `json:"version"`
 	Flake   string `json:"flake,omitempty"` // the ref last applied, rendered
+	// Host is the nixosConfigurations name the agent builds (the verdict's
+	// host label).
+	Host string `json:"host,omitempty"`
+	// Rollout is what rollout mode last saw of its refs (nil outside it).
+	Rollout *Rollout `json:"rollout,omitempty"`
 	// Applied is the generation the agent last activated successfully.
 	Applied *Generation `json:"applied,omitempty"`
 	// History holds earlier good generations, newest first (for rollback).
