@@ -70,7 +70,7 @@ func (r *Repo) render(spec Spec) (string, error) {
 		fmt.Fprintf(&b, "      (builtins.derivation {\n")
 		for _, kv := range append(r.commonAttrs(h, s), [][2]string{
 			{"inhibitors", string(inhibitors)},
-			{"recordDir", r.RecordDir},
+			{"recordDir", r.recordDir(h)},
 			{"switchExit", strconv.Itoa(s.SwitchExit)},
 			{"switchSleep", strconv.Itoa(s.SwitchSleep)},
 			{"degrade", bool01[s.Degrade]},

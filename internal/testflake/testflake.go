@@ -130,6 +130,10 @@ type Options struct {
 	// baked into the toplevel, so it is a path on the machine that runs the
 	// switch (for the VM test: a path in the guest).
 	RecordDir string
+	// RecordPerHost gives each host's switch its own folder,
+	// RecordDir/<host>, so agents of several hosts can run side by side
+	// (the rollout suite).
+	RecordPerHost bool
 	// Branch is the branch commits go to [main].
 	Branch string
 	// Subdir puts the flake in a folder of the repository (flake ref dir=).
@@ -191,6 +195,14 @@ func New(dir string, o Options) (*Repo, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// recordDir is where host's switch records.
+func (r *Repo) recordDir(host string) string {
+	if r.RecordPerHost {
+		return filepath.Join(r.RecordDir, host)
+	}
+	return r.RecordDir
 }
 
 // URL is the file:// URL of the bare repository.
