@@ -10,7 +10,7 @@ export PROVIDER_CRDS_DIR ?= $(abspath $(CURDIR)/../shared/provider-proxmox-bpg/c
 # An execution count per target, never a duration (see hack/fuzz.sh).
 FUZZTIME ?= 20000x
 
-.PHONY: all build demo validate deps tools vault unit test test-go e2e vault-e2e vm-e2e fuzz bench clean nix-vendor-hash packages push
+.PHONY: all build demo validate deps tools vault unit test test-go e2e vault-e2e rollout-e2e vm-e2e fuzz bench clean nix-vendor-hash packages push
 
 all: build
 
@@ -63,6 +63,7 @@ test: deps
 	$(MAKE) fuzz
 	$(MAKE) e2e
 	$(MAKE) vault-e2e
+	$(MAKE) rollout-e2e
 	$(MAKE) vm-e2e
 
 # Without -short a missing real component fails its test (internal/testenv).
@@ -84,6 +85,10 @@ vault-e2e: deps
 	$(GO) vet -tags vault ./... && $(GO) vet -tags 'e2e vault' ./test/e2e/
 	VAULT_BIN=$$(hack/build-vault.sh) $(GO) test -tags vault -count=1 -run '^TestVault' -timeout 20m $(VAULT_PKGS)
 	TOOLS_BIN=$$(hack/build-tools.sh) PROVIDER_BIN=$$(hack/build-provider.sh) VAULT_BIN=$$(hack/build-vault.sh) $(GO) test -tags 'e2e vault' -count=1 -run '^TestVault' -timeout 30m ./test/e2e/
+
+## rollout-e2e: rollouts of a fleet of real agents (processes on loopback), read through a real Prometheus
+rollout-e2e: deps
+	PROMETHEUS_BIN=$$(hack/build-rollout.sh prometheus)/prometheus $(GO) test -tags rollout -count=1 -timeout 40m -v ./test/rollout/...
 
 ## vm-e2e: a claim's cloud-init boots a real guest that converges from Git
 # -v: the image build and each TCG boot take minutes; their times show in CI.

@@ -4,7 +4,8 @@
 //
 // Exit status, as kubectl and flux use it: 0 when the command did what was
 // asked, 1 when it found problems or failed, 2 when the command line itself
-// is wrong (unknown verb or flag, a missing argument).
+// is wrong (unknown verb or flag, a missing argument); and 3 when a rollout
+// stopped at a gate nobody approved.
 package main
 
 import (
@@ -24,6 +25,7 @@ const (
 	exitOK       = 0
 	exitProblems = 1
 	exitUsage    = 2
+	exitGated    = 3 // labctl rollout run stopped at a gate nobody approved
 )
 
 type cli struct {
@@ -33,6 +35,7 @@ type cli struct {
 	Render     renderCmd     `cmd:"" help:"Print the resources Crossplane would compose for claims (all in crossplane/claims by default; files, claim names or - for stdin), with their decoded user-data."`
 	New        newCmd        `cmd:"" help:"Scaffold new things."`
 	Secrets    secretsCmd    `cmd:"" help:"A machine's Vault identity."`
+	Rollout    rolloutCmd    `cmd:"" help:"Roll a commit on main out to machines in waves, behind approval gates, by moving their deploy/<host> refs (design D13)."`
 	Version    versionCmd    `cmd:"" help:"Print labctl's version and the commit it was built from."`
 	Completion completionCmd `cmd:"" help:"Print a shell completion script: source <(labctl completion bash), or zsh, or fish."`
 }
@@ -109,6 +112,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	case errors.Is(err, errReported):
 		return exitProblems
+	case errors.Is(err, errGated):
+		return exitGated
 	default:
 		fmt.Fprintln(stderr, "labctl:", err)
 		return exitProblems
