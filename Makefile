@@ -10,7 +10,7 @@ export PROVIDER_CRDS_DIR ?= $(abspath $(CURDIR)/../shared/provider-proxmox-bpg/c
 # An execution count per target, never a duration (see hack/fuzz.sh).
 FUZZTIME ?= 20000x
 
-.PHONY: all build demo validate deps tools vault unit test test-go e2e vault-e2e rollout-e2e vm-e2e fuzz bench clean nix-vendor-hash packages push
+.PHONY: all build demo validate deps tools vault unit test test-go e2e vault-e2e rollout-e2e vm-e2e fuzz bench clean nix-vendor-hash packages push provider-generate
 
 all: build
 
@@ -49,8 +49,14 @@ vault:
 	@hack/build-vault.sh
 
 ## unit: the fast inner loop; real-component tests skip under -short
+# The provider is a Go module of its own (provider/go.mod says why).
 unit:
 	$(GO) test -short ./...
+	cd provider && $(GO) test -short ./...
+
+## provider-generate: regenerate the provider's APIs, controllers and CRDs from provider/config and the pinned bpg
+provider-generate:
+	cd provider && $(GO) generate -tags generate ./apis
 
 ## test: everything CI runs: unit and real-component tests, control plane, Vault, VM
 # The slow pinned builds start in the background (hack/prebuild.sh) and
@@ -70,6 +76,7 @@ test: deps
 test-go:
 	$(GO) vet ./...
 	$(GO) test ./...
+	cd provider && $(GO) vet ./... && $(GO) test ./...
 
 ## e2e: claims through a real kube-apiserver, etcd, Crossplane core and provider-proxmox-bpg, against a Proxmox API simulator
 # -parallel: most tests wait on the provider and the simulated guests, not the CPU.
