@@ -115,6 +115,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	TOOLS_BIN=$$(hack/build-tools.sh) PROVIDER_BIN=$$(hack/build-provider.sh) $(GO) test -tags e2e -run '^$$' -bench . -benchtime 1x -timeout 60m ./test/e2e/...
 	VAULT_BIN=$$(hack/build-vault.sh) $(GO) test -tags vault -run '^$$' -bench Vault -benchtime 20x $(VAULT_PKGS)
+	PROMETHEUS_BIN=$$(hack/build-rollout.sh prometheus)/prometheus $(GO) test -tags rollout -run '^$$' -bench . -benchtime 1x ./test/rollout/
 
 clean:
 	rm -rf $(BIN)

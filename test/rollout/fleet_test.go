@@ -32,7 +32,7 @@ import (
 
 // fleet is a repository, N agents and the Prometheus that scrapes them.
 type fleet struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	repo   *testflake.Repo
 	url    string // the repository over HTTP
@@ -69,7 +69,7 @@ gates:
 
 var defaultPolicy = policy{Canary: 1, WaveSize: 2, Parallelism: 2, Soak: "3s"}
 
-func buildAgent(t *testing.T, dir string) string {
+func buildAgent(t testing.TB, dir string) string {
 	bin := filepath.Join(dir, "nix-gitops")
 	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "../../cmd/nix-gitops")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -81,7 +81,7 @@ func buildAgent(t *testing.T, dir string) string {
 
 // newFleet makes the repository with a first commit and starts the agents
 // (each host name's role is roles[host]) and Prometheus.
-func newFleet(t *testing.T, roles map[string]string) *fleet {
+func newFleet(t testing.TB, roles map[string]string) *fleet {
 	testenv.LookPath(t, "git")
 	testenv.LookPath(t, "nix")
 	promBin := os.Getenv("PROMETHEUS_BIN")
