@@ -83,6 +83,9 @@ func (s *Sim) dispatch(r *http.Request, form url.Values) (any, *apiError) {
 	if tok := s.opts.Token; tok != "" && r.Header.Get("Authorization") != "PVEAPIToken="+tok {
 		return nil, fail(http.StatusUnauthorized, "authentication failure")
 	}
+	if aerr := s.denied(r.Method, r.URL.Path); aerr != nil {
+		return nil, aerr
+	}
 	for _, rt := range routes {
 		if rt.method != r.Method {
 			continue

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -83,6 +84,7 @@ type Sim struct {
 	requests []Request
 	upidSeq  int
 	refused  int // clone requests refused so far
+	denials  []*denial
 	closed   bool
 }
 
@@ -294,6 +296,49 @@ func (s *Sim) HaltGuest(id int) error {
 	}
 	v.bootedAt = time.Time{}
 	v.boot.Problem = "guest halted"
+	return nil
+}
+
+// denial is a call the node refuses for a missing privilege (Deny).
+type denial struct {
+	method string
+	path   *regexp.Regexp
+	acl    string // the ACL path and privilege in the answer
+}
+
+// Deny makes the node answer 403 to every call of method whose API path
+// (below /api2/json) matches pathRE, as PVE answers a token that lacks a
+// privilege: "Permission check failed (<acl path>, <privilege>)"
+// (PVE::RPCEnvironment::check_perm_modify and check, pve-access-control).
+// It stands for one missing ACL, for tests of how a client reports a
+// refused call; it is not a model of PVE's permissions. The returned
+// function grants the privilege again.
+func (s *Sim) Deny(method, pathRE, aclPath, privilege string) (grant func()) {
+	d := &denial{method: method, path: regexp.MustCompile("^" + pathRE + "$"), acl: aclPath + ", " + privilege}
+	s.mu.Lock()
+	s.denials = append(s.denials, d)
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for i, e := range s.denials {
+			if e == d {
+				s.denials = append(s.denials[:i], s.denials[i+1:]...)
+				return
+			}
+		}
+	}
+}
+
+// denied is the 403 for a call a Deny covers, or nil.
+func (s *Sim) denied(method, path string) *apiError {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.denials {
+		if d.method == method && d.path.MatchString(strings.TrimPrefix(path, "/api2/json")) {
+			return fail(http.StatusForbidden, "Permission check failed (%s)", d.acl)
+		}
+	}
 	return nil
 }
 
