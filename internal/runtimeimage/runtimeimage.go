@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"sort"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -33,6 +34,14 @@ type Spec struct {
 	Ports []string
 	// Labels are OCI annotations for the image config (source, version).
 	Labels map[string]string
+	// Files are more read-only files, by path without the leading slash
+	// (e.g. the CA bundle a provider verifies its API's certificate with).
+	Files map[string][]byte
+	// ScratchDirs are world-writable, sticky folders (e.g. tmp), for a
+	// program that writes its own state, such as SSH's known_hosts.
+	ScratchDirs []string
+	// Env is the image's environment (KEY=value).
+	Env []string
 }
 
 // nonRoot is the uid and gid the function runs as: it needs no privilege.
@@ -44,7 +53,7 @@ func Build(s Spec) (v1.Image, error) {
 		return nil, fmt.Errorf("cannot build an image without a binary, its name and its architecture")
 	}
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(tarOf(s.Name, s.Binary))), nil
+		return io.NopCloser(bytes.NewReader(tarOf(s))), nil
 	}, tarball.WithMediaType(types.OCILayer))
 	if err != nil {
 		return nil, fmt.Errorf("cannot make the binary's layer: %w", err)
@@ -66,6 +75,7 @@ func Build(s Spec) (v1.Image, error) {
 	cf.Config.User = nonRoot
 	cf.Config.WorkingDir = "/"
 	cf.Config.Labels = s.Labels
+	cf.Config.Env = s.Env
 	if len(s.Ports) > 0 {
 		cf.Config.ExposedPorts = map[string]struct{}{}
 		for _, p := range s.Ports {
@@ -92,20 +102,34 @@ func WriteTarball(path, ref string, img v1.Image) error {
 	return nil
 }
 
-// tarOf is a tar holding one executable, owned by root, with no timestamp.
-func tarOf(name string, data []byte) []byte {
+// tarOf is a tar holding the executable, the extra files and the scratch
+// folders, owned by root, with no timestamp, in a fixed order.
+func tarOf(s Spec) []byte {
 	var b bytes.Buffer
 	tw := tar.NewWriter(&b)
 	// Errors cannot happen writing to a bytes.Buffer.
-	_ = tw.WriteHeader(&tar.Header{
-		Name:     name,
-		Mode:     0o755,
-		Size:     int64(len(data)),
-		Typeflag: tar.TypeReg,
-		ModTime:  time.Unix(0, 0),
-		Format:   tar.FormatPAX,
-	})
-	_, _ = tw.Write(data)
+	file := func(name string, mode int64, data []byte) {
+		_ = tw.WriteHeader(&tar.Header{
+			Name: name, Mode: mode, Size: int64(len(data)), Typeflag: tar.TypeReg,
+			ModTime: time.Unix(0, 0), Format: tar.FormatPAX,
+		})
+		_, _ = tw.Write(data)
+	}
+	file(s.Name, 0o755, s.Binary)
+	paths := make([]string, 0, len(s.Files))
+	for p := range s.Files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		file(p, 0o644, s.Files[p])
+	}
+	for _, d := range s.ScratchDirs {
+		_ = tw.WriteHeader(&tar.Header{
+			Name: d + "/", Mode: 0o1777, Typeflag: tar.TypeDir,
+			ModTime: time.Unix(0, 0), Format: tar.FormatPAX,
+		})
+	}
 	_ = tw.Close()
 	return b.Bytes()
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
@@ -55,16 +56,7 @@ func TestBuild(t *testing.T) {
 	if c, _ := img.ConfigName(); c != ca {
 		t.Errorf("tarball image config = %s, want %s", c, ca)
 	}
-	layers, err := img.Layers()
-	if err != nil || len(layers) != 1 {
-		t.Fatalf("layers = %d (%v), want 1", len(layers), err)
-	}
-	rc, err := layers[0].Uncompressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	tr := tar.NewReader(rc)
+	tr := onlyLayer(t, img)
 	h, err := tr.Next()
 	if err != nil {
 		t.Fatal(err)
@@ -73,4 +65,62 @@ func TestBuild(t *testing.T) {
 	if h.Name != "function-machine" || h.Mode != 0o755 || string(data) != string(spec.Binary) {
 		t.Errorf("layer entry = %s mode %o (%d bytes), want function-machine 755 with the binary", h.Name, h.Mode, len(data))
 	}
+}
+
+// TestBuildProviderExtras: the provider's image also carries the CA bundle
+// (read-only), a sticky world-writable tmp for bpg's known_hosts, and HOME.
+func TestBuildProviderExtras(t *testing.T) {
+	spec := Spec{
+		Binary: []byte("\x7fELF stand-in"), Name: "provider", Arch: "amd64",
+		Files:       map[string][]byte{"etc/ssl/certs/ca-certificates.crt": []byte("PEM")},
+		ScratchDirs: []string{"tmp"},
+		Env:         []string{"HOME=/tmp"},
+	}
+	img, err := Build(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(spec.Env, cf.Config.Env); diff != "" {
+		t.Errorf("Env (-want, +got):\n%s", diff)
+	}
+	type entry struct {
+		Name string
+		Mode int64
+		Dir  bool
+	}
+	var got []entry
+	tr := onlyLayer(t, img)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, entry{h.Name, h.Mode, h.Typeflag == tar.TypeDir})
+	}
+	want := []entry{{"provider", 0o755, false}, {"etc/ssl/certs/ca-certificates.crt", 0o644, false}, {"tmp/", 0o1777, true}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("layer entries (-want, +got):\n%s", diff)
+	}
+}
+
+// onlyLayer reads the image's one layer.
+func onlyLayer(t *testing.T, img v1.Image) *tar.Reader {
+	t.Helper()
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 1 {
+		t.Fatalf("layers = %d (%v), want 1", len(layers), err)
+	}
+	rc, err := layers[0].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rc.Close() })
+	return tar.NewReader(rc)
 }
