@@ -59,6 +59,10 @@
             services.nix-gitops.enable = lib.mkDefault true;
             homelab.network.fromCloudInit = lib.mkDefault true;
             homelab.monitoring.enable = lib.mkDefault true;
+            # proxmox-image.nix sets no boot menu (boot.loader.timeout = 0);
+            # the menu's older generations are the safety net when a
+            # generation cannot boot, so keep it reachable (seconds).
+            boot.loader.timeout = lib.mkForce 5;
           }
           config
         ];

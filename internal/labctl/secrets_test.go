@@ -48,11 +48,12 @@ const tlsHost = `{ ... }: {
 
 // TestValidateHostSecrets: a host whose Nix config declares secrets (here
 // through the dns module's TLS certificate and one of its own) needs a Vault
-// role in its claim; the declarations are evaluated with the real nix and
-// nixpkgs' lib over the repo's own modules.
+// role in its claim; the declarations are evaluated with the real nix over
+// the repo's own modules, with modlib (this repo's stand-in of nixpkgs' lib:
+// nixpkgs cannot be fetched here) as the --nixpkgs folder.
 func TestValidateHostSecrets(t *testing.T) {
 	testenv.LookPath(t, "nix-instantiate")
-	lib := testenv.NixpkgsLib(t)
+	lib := testenv.ModLib(t)
 	cases := map[string]struct {
 		reason  string
 		claims  map[string]map[string]any

@@ -1,9 +1,7 @@
 package nixcheck
 
 import (
-	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,22 +12,16 @@ import (
 
 // moduleAgentConfig evaluates, with real nix, the config.json the
 // nix-gitops module writes: nix/lib/agent-config.nix applied to the module's
-// option defaults with overrides laid over them (a Nix attribute set).
+// option defaults (modlib's evalModules) with overrides laid over them (a
+// Nix attribute set).
 func moduleAgentConfig(t *testing.T, root, overrides string) []byte {
 	t.Helper()
-	here, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	expr := fmt.Sprintf(`let
-	  r = import ./testdata/optioncheck.nix { allowlist = ./%s; modules = [ (/. + %s) ]; };
-	  defaults = r.config.services.nix-gitops;
+	body := fmt.Sprintf(`let
+	  defaults = r.eval.config.services.nix-gitops;
 	  cfg = builtins.removeAttrs defaults [ "package" ] // (%s);
-	in builtins.toJSON (import (/. + %s) cfg)`,
-		allowlist, NixString(filepath.Join(root, "nix/modules/nix-gitops.nix")), overrides,
-		NixString(filepath.Join(root, "nix/lib/agent-config.nix")))
+	in builtins.toJSON (import (/. + %s) cfg)`, overrides, NixString(filepath.Join(root, "nix/lib/agent-config.nix")))
 	var s string
-	if err := EvalJSON(context.Background(), here, expr, &s); err != nil {
+	if err := evalNixOS(t, mods(repoFile(t, "nix/modules/nix-gitops.nix")), body, &s); err != nil {
 		t.Fatalf("cannot evaluate the module's config.json: %v", err)
 	}
 	return []byte(s)

@@ -27,22 +27,16 @@ type dnsEval struct {
 	Script   string         `json:"script"`
 }
 
-// evalDNS evaluates nix/modules/dns-unbound.nix with real lib.evalModules
-// (NixOS's services.unbound and systemd options are stand-ins, see
-// testdata/moduleeval.nix) and returns unbound's settings and the script of
-// unbound-site-zone.service.
-func evalDNS(t *testing.T, lib, dir string) dnsEval {
+// evalDNS evaluates nix/modules/dns-unbound.nix with modlib against NixOS's
+// option declarations (testdata/machine.nix) and returns unbound's settings
+// and the script of unbound-site-zone.service.
+func evalDNS(t *testing.T, dir string) dnsEval {
 	t.Helper()
-	root := testenv.RepoRoot(t)
-	here, _ := os.Getwd()
-	expr := fmt.Sprintf(`let r = import ./testdata/moduleeval.nix { lib = %s; modules = [ (/. + %s) {
+	ms := mods(repoFile(t, "nix/modules/dns-unbound.nix"), fmt.Sprintf(`{
 	    homelab.dns = { enable = true; networkConfigDir = %s; siteForwardFile = %s; };
-	  } ]; };
-	in { settings = r.config.services.unbound.settings; script = r.config.systemd.services.unbound-site-zone.script; }`,
-		LibExpr(lib), NixString(filepath.Join(root, "nix/modules/dns-unbound.nix")),
-		NixString(filepath.Join(dir, "network")), NixString(filepath.Join(dir, "site", "forward-zone.conf")))
+	  }`, NixString(filepath.Join(dir, "network")), NixString(filepath.Join(dir, "site", "forward-zone.conf"))))
 	var e dnsEval
-	if err := EvalJSON(context.Background(), here, expr, &e); err != nil {
+	if err := evalNixOS(t, ms, `{ settings = r.eval.config.services.unbound.settings; script = r.eval.config.systemd.services.unbound-site-zone.script; }`, &e); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -129,7 +123,7 @@ func resolver(t *testing.T, addr string, timeout time.Duration) func(name string
 
 // TestDNS01KeepsReachingGit: dns01 resolves for itself (resolveLocalQueries),
 // so its agent must still resolve git.lab.home.arpa through its own unbound.
-// The module's settings (real lib.evalModules), rendered as NixOS renders
+// The module's settings (modlib's evalModules against NixOS's option data), rendered as NixOS renders
 // them (a stand-in of the unbound module's rendering), pass the real
 // unbound-checkconf, and the real unbound answers a lab name, forwarding the
 // site zone to the site's DNS server (a second real unbound, authoritative
@@ -138,7 +132,6 @@ func resolver(t *testing.T, addr string, timeout time.Duration) func(name string
 // without domain-insecure the unsigned zone is not answered while the
 // internet (the root) is out of reach, as it is here.
 func TestDNS01KeepsReachingGit(t *testing.T) {
-	lib := nixpkgsLib(t)
 	testenv.LookPath(t, "unbound")
 	testenv.LookPath(t, "unbound-checkconf")
 	dir := t.TempDir()
@@ -153,7 +146,7 @@ func TestDNS01KeepsReachingGit(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "network", "10-cloud-init-eth0.network"), []byte(network), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e := evalDNS(t, lib, dir)
+	e := evalDNS(t, dir)
 
 	// unbound-site-zone.service's script: the claim's DNS server, not the
 	// machine itself.

@@ -45,7 +45,7 @@ func TestFlakeOutputs(t *testing.T) {
 	root := testenv.RepoRoot(t)
 	here, _ := os.Getwd()
 	var got flakeSummary
-	expr := fmt.Sprintf(`let r = import ./testdata/flakeeval.nix { flakeDir = /. + %s; lib = %s; }; in builtins.removeAttrs r [ "vmTestScript" "vmTestNode" ]`, NixString(root), LibExpr(nixpkgsLib(t)))
+	expr := fmt.Sprintf(`builtins.removeAttrs %s [ "vmTestScript" "vmTestNode" "machineModules" "modules" ]`, flakeExpr(t))
 	if err := EvalJSON(context.Background(), here, expr, &got); err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestFlakeOutputs(t *testing.T) {
 	if diff := cmp.Diff([]string{"aarch64-linux", "x86_64-linux"}, got.PackageSystems); diff != "" {
 		t.Errorf("packages' systems: -want, +got:\n%s", diff)
 	}
-	if src, err := SourcePath(context.Background(), root, nixpkgsLib(t), "nix-gitops"); err != nil || got.Agent.Src != src || got.Agent.Version != "0.1.0" {
+	if src, err := SourcePath(context.Background(), root, "nix-gitops"); err != nil || got.Agent.Src != src || got.Agent.Version != "0.1.0" {
 		t.Errorf("the agent package is built from %q at version %q; want its fileset %q (%v) and the fixed version", got.Agent.Src, got.Agent.Version, src, err)
 	}
 	if _, ok := got.Packages["proxmox-template"]; !ok {
@@ -121,10 +121,8 @@ func TestVMTestScriptIsPython(t *testing.T) {
 	testenv.Real(t)
 	testenv.LookPath(t, "nix")
 	py := testenv.LookPath(t, "python3")
-	root := testenv.RepoRoot(t)
 	here, _ := os.Getwd()
-	expr := fmt.Sprintf(`(import %s { flakeDir = /. + %s; lib = %s; }).vmTestScript`,
-		NixString(filepath.Join(here, "testdata/flakeeval.nix")), NixString(root), LibExpr(nixpkgsLib(t)))
+	expr := flakeExpr(t) + ".vmTestScript"
 	script, err := run(context.Background(), here, NixEnv(), "nix", "eval", "--impure", "--raw", "--expr", expr)
 	if err != nil {
 		t.Fatalf("cannot render the VM test's script: %v", err)

@@ -119,3 +119,11 @@ func contains(xs []string, x string) bool {
 	}
 	return false
 }
+
+// cmpEmpty treats nil and empty slices alike.
+var cmpEmpty = cmp.Transformer("nilToEmpty", func(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+})

@@ -1,7 +1,6 @@
 package nixcheck
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/homelab-infra/homelab-infra/internal/agent/config"
-	"github.com/homelab-infra/homelab-infra/internal/testenv"
 )
 
 // unitDef is what the module defines of one systemd unit (a drop-in over
@@ -34,27 +32,25 @@ type moduleEval struct {
 	FailedAssertions []string           `json:"failedAssertions"`
 }
 
-// evalModule evaluates nix/modules/nix-gitops.nix with nixpkgs' real
-// lib.evalModules (testdata/moduleeval.nix) and settings, a Nix module.
-func evalModule(t *testing.T, lib, settings string) moduleEval {
+// evalModule evaluates nix/modules/nix-gitops.nix with modlib's
+// evalModules against NixOS's option declarations (testdata/machine.nix),
+// with settings, a Nix module.
+func evalModule(t *testing.T, settings string) moduleEval {
 	t.Helper()
-	root := testenv.RepoRoot(t)
-	here, _ := os.Getwd()
-	expr := fmt.Sprintf(`let
-	  r = import ./testdata/moduleeval.nix { lib = %s; modules = [ (/. + %s) ({ lib, ... }: %s) ({ services.nix-gitops = {
-	    enable = true;
-	    package = { type = "derivation"; name = "nix-gitops"; outPath = "/nix/store/00000000000000000000000000000000-nix-gitops"; meta.mainProgram = "nix-gitops"; };
-	  }; }) ]; };
-	  text = r.config.environment.etc."nix-gitops/config.json".text;
+	body := `let
+	  cfg = r.eval.config;
+	  text = cfg.environment.etc."nix-gitops/config.json".text;
 	in {
-	  services = builtins.mapAttrs (_: u: removeAttrs u [ "script" ]) r.config.systemd.services;
-	  timers = r.config.systemd.timers;
+	  services = builtins.mapAttrs (_: u: { inherit (u) wantedBy overrideStrategy restartIfChanged stopIfChanged path environment serviceConfig unitConfig; }) cfg.systemd.services;
+	  timers = builtins.mapAttrs (_: u: { inherit (u) wantedBy overrideStrategy timerConfig; }) cfg.systemd.timers;
 	  configJSON = builtins.unsafeDiscardStringContext text;
 	  configInClosure = builtins.hasContext text;
 	  inherit (r) failedAssertions;
-	}`, LibExpr(lib), NixString(filepath.Join(root, "nix/modules/nix-gitops.nix")), settings)
+	}`
 	var m moduleEval
-	if err := EvalJSON(context.Background(), here, expr, &m); err != nil {
+	ms := mods(repoFile(t, "nix/modules/nix-gitops.nix"), "({ lib, ... }: "+settings+")",
+		"{ services.nix-gitops = { enable = true; package = "+fakeAgent+"; }; }")
+	if err := evalNixOS(t, ms, body, &m); err != nil {
 		t.Fatalf("cannot evaluate the module: %v", err)
 	}
 	return m
@@ -70,13 +66,13 @@ func names(paths []string) []string {
 }
 
 // TestModuleWiring: the nix-gitops NixOS module wires every mode, as NixOS
-// evaluates it (real lib.evalModules; NixOS's own options are stand-ins):
+// evaluates it (modlib's evalModules, NixOS's options declared from its
+// published option data):
 // the daemon with its stop timeout and kill mode, gpg in the path for gpg
 // signatures, the proxy settings, public files given as paths copied into
 // the closure, sshd in the gate only when it runs as a service, hardening
 // that leaves root's builds working, and config.json the agent accepts.
 func TestModuleWiring(t *testing.T) {
-	lib := nixpkgsLib(t)
 	keys := filepath.Join(t.TempDir(), "allowed_signers")
 	if err := os.WriteFile(keys, []byte("release@example.invalid ssh-ed25519 AAAA\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -197,7 +193,7 @@ func TestModuleWiring(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			m := evalModule(t, lib, tc.settings)
+			m := evalModule(t, tc.settings)
 			if len(m.FailedAssertions) > 0 {
 				t.Fatalf("%s: assertions failed: %v", tc.reason, m.FailedAssertions)
 			}
@@ -212,7 +208,7 @@ func TestModuleWiring(t *testing.T) {
 			tc.check(t, m, c)
 		})
 	}
-	m := evalModule(t, lib, `{ services.nix-gitops = { daemon.enable = true; timer.enable = true; }; }`)
+	m := evalModule(t, `{ services.nix-gitops = { daemon.enable = true; timer.enable = true; }; }`)
 	if len(m.FailedAssertions) != 1 || !strings.Contains(m.FailedAssertions[0], "choose one") {
 		t.Errorf("daemon and timer together: assertions %v, want the one naming both", m.FailedAssertions)
 	}

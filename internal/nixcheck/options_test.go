@@ -1,181 +1,157 @@
 package nixcheck
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
+	"github.com/homelab-infra/homelab-infra/internal/repo"
 	"github.com/homelab-infra/homelab-infra/internal/testenv"
 )
 
-// allowlist is the list of real NixOS option paths; its header says which
-// nixpkgs files (repository NixOS/nixpkgs, release 26.05) it was read from.
-const allowlist = "testdata/nixos-options-26.05.txt"
-
-type optionReport struct {
-	Declared []string `json:"declared"`
-	Set      []string `json:"set"`
-	Unknown  []string `json:"unknown"`
-}
-
-// checkOptions runs testdata/optioncheck.nix with real nix over modules.
-func checkOptions(t *testing.T, modules []string) optionReport {
+// machineModules is the module list the flake gives machine's nixosSystem
+// (flakeeval.nix's stub records it), as a Nix expression.
+func machineModules(t *testing.T, machine string) string {
 	t.Helper()
-	here, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var list []string
-	for _, m := range modules {
-		if strings.HasPrefix(m, "(") { // a Nix expression, not a file
-			list = append(list, m)
-			continue
-		}
-		list = append(list, fmt.Sprintf("(/. + %s)", NixString(m)))
-	}
-	expr := fmt.Sprintf(`let r = import ./testdata/optioncheck.nix { allowlist = ./%s; modules = [ %s ]; }; in { inherit (r) declared set unknown; }`,
-		allowlist, strings.Join(list, " "))
-	var rep optionReport
-	if err := EvalJSON(context.Background(), here, expr, &rep); err != nil {
-		t.Fatalf("cannot check option paths: %v", err)
-	}
-	return rep
+	return fmt.Sprintf("%s.machineModules.%s", flakeExpr(t), machine)
 }
 
-// machineModules are the files the flake composes into machines.
-func machineModules(t *testing.T, root string) []string {
+// machineNames is every nixosConfiguration of the flake.
+func machineNames(t *testing.T) []string {
 	t.Helper()
-	mods, err := filepath.Glob(filepath.Join(root, "nix/modules/*.nix"))
+	hosts, err := repo.Hosts(filepath.Join(testenv.RepoRoot(t), repo.HostsDir))
 	if err != nil {
 		t.Fatal(err)
 	}
-	hosts, err := filepath.Glob(filepath.Join(root, "nix/hosts/*/configuration.nix"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mods = append(mods, hosts...)
-	return append(mods, filepath.Join(root, "nix/template/configuration.nix"))
+	return append(hosts, "template")
 }
 
-func TestModulesSetOnlyRealOptions(t *testing.T) {
-	testenv.Real(t)
-	testenv.LookPath(t, "nix-instantiate")
-	root := testenv.RepoRoot(t)
-	// The VM test's node (nix/tests/agent.nix) is a module too.
-	node := fmt.Sprintf("((import ./testdata/flakeeval.nix { flakeDir = /. + %s; lib = %s; }).vmTestNode)", NixString(root), LibExpr(nixpkgsLib(t)))
-	rep := checkOptions(t, append(machineModules(t, root), node))
-	if len(rep.Unknown) > 0 {
-		t.Errorf("the modules set option paths that no NixOS 26.05 module declares (misspelt, or missing from %s after reading its declaration in nixpkgs):\n  %s",
-			allowlist, strings.Join(rep.Unknown, "\n  "))
-	}
-	// A check that saw nothing proves nothing: these must have been walked.
-	for _, want := range []string{
-		"services.openssh.settings.PasswordAuthentication",
-		"services.cloud-init.network.enable",
-		"services.unbound.settings",
-		"virtualisation.docker.daemon.settings",
-		"services.prometheus.exporters.node.extraFlags",
-		"systemd.services.nix-gitops-apply.restartIfChanged",
-		"homelab.dns.enable",
-		"proxmox.filenameSuffix",
-		"systemd.services.make-test-repo.requiredBy",
-		"services.nix-gitops.metricsTextfile",
-	} {
-		found := false
-		for _, s := range rep.Set {
-			found = found || s == want
-		}
-		if !found {
-			t.Errorf("option %s was not among the paths the modules set", want)
-		}
+// TestMachinesFitNixOSOptions evaluates every machine as the flake composes
+// it (its modules, our modules, nixpkgs' proxmox-image.nix as a stand-in)
+// with modlib against NixOS's published option declarations: every option
+// set exists (in the data, among ours, or in the short missing list), and
+// every value given fits its declared type where it is known without
+// nixpkgs. A check that saw nothing proves nothing: some values each
+// module sets must have been walked.
+func TestMachinesFitNixOSOptions(t *testing.T) {
+	for _, m := range machineNames(t) {
+		t.Run(m, func(t *testing.T) {
+			c, msgs, err := checkMachine(t, machineModules(t, m))
+			if err != nil {
+				t.Fatalf("nixosConfigurations.%s does not evaluate against NixOS's option data: %v", m, err)
+			}
+			for _, p := range c.Failed {
+				t.Errorf("nixosConfigurations.%s: %s: %s", m, p, msgs[p])
+			}
+			want := []string{
+				"services.openssh.settings.PasswordAuthentication",
+				"services.cloud-init.network.enable",
+				"systemd.services.nix-gitops-apply.restartIfChanged",
+				"services.prometheus.exporters.node.extraFlags",
+				"time.timeZone",
+				"nix.gc.options",
+			}
+			switch m {
+			case "dns01":
+				want = append(want, "services.unbound.settings.server.local-zone", "homelab.dns.enable")
+			case "docker01":
+				want = append(want, "virtualisation.docker.daemon.settings.live-restore", "users.groups.docker.members")
+			case "template":
+				want = append(want, "proxmox.filenameSuffix", "virtualisation.diskSize", "boot.loader.timeout")
+			}
+			for _, w := range want {
+				if !slices.Contains(c.Walked, w) {
+					t.Errorf("nixosConfigurations.%s: %s was not among the values checked (%d walked)", m, w, len(c.Walked))
+				}
+			}
+		})
 	}
 }
 
-func TestOptionCheckCatchesMisspellings(t *testing.T) {
-	testenv.Real(t)
-	testenv.LookPath(t, "nix-instantiate")
-	root := testenv.RepoRoot(t)
+// TestOptionCheckCatchesMistakes: the check fails on a misspelt NixOS or
+// own option (also inside a mkIf that is off), and on a value that does not
+// fit its NixOS type.
+func TestOptionCheckCatchesMistakes(t *testing.T) {
 	cases := map[string]struct {
-		reason  string
-		module  string
-		unknown []string
+		reason string
+		module string
+		want   string // in the evaluation error, or a failed path
 	}{
-		"RealOptions": {
-			reason: "declared NixOS options, an attrsOf-submodule name and freeform settings below a leaf are accepted",
+		"Fine": {
+			reason: "declared NixOS options, an attrsOf-submodule name and freeform settings are accepted",
 			module: `{ lib, ... }: { config = lib.mkIf true { services.openssh.enable = true; users.users.alice.isNormalUser = true; services.unbound.settings.server.anything = 1; }; }`,
 		},
-		"MisspeltService": {
-			reason:  "services.opensh is not a NixOS option",
-			module:  `{ services.opensh.enable = true; }`,
-			unknown: []string{"services.opensh"},
-		},
-		"MisspeltLeaf": {
-			reason:  "a wrong last component is caught too",
-			module:  `{ services.openssh.settings.PasswordAuth = false; }`,
-			unknown: []string{"services.openssh.settings.PasswordAuth"},
-		},
-		"MisspeltOwnOption": {
-			reason:  "our own homelab.* options are checked against their declarations",
-			module:  `{ homelab.dns.enabel = true; }`,
-			unknown: []string{"homelab.dns.enabel"},
-		},
-		"InsideMkMerge": {
-			reason:  "every branch of mkMerge/mkIf is walked, whatever its condition",
-			module:  `{ lib, ... }: { config = lib.mkMerge [ (lib.mkIf false { networking.firewal.enable = true; }) { time.timeZone = "UTC"; } ]; }`,
-			unknown: []string{"networking.firewal"},
-		},
-		"ValueWhereSetExpected": {
-			reason:  "a value given to a prefix of options is not an option",
-			module:  `{ services.openssh = true; }`,
-			unknown: []string{"services.openssh"},
-		},
+		"MisspeltService":  {reason: "services.opensh is not a NixOS option", module: `{ services.opensh.enable = true; }`, want: "The option `services.opensh' does not exist"},
+		"MisspeltLeaf":     {reason: "a wrong last component is caught too", module: `{ services.openssh.enable = true; services.openssh.PasswordAuth = false; }`, want: "The option `services.openssh.PasswordAuth' does not exist"},
+		"MisspeltOwn":      {reason: "our own homelab.* options are declared options too", module: `{ homelab.dns.enabel = true; }`, want: "The option `homelab.dns.enabel' does not exist"},
+		"InsideMkIfFalse":  {reason: "a definition under a mkIf that is off still names an option", module: `{ lib, ... }: { config = lib.mkIf false { networking.firewal.enable = true; }; }`, want: "The option `networking.firewal' does not exist"},
+		"InsideSubmodule":  {reason: "an unknown option of a submodule entry", module: `{ users.users.alice.isNormal = true; }`, want: "users.users.alice.isNormal' does not exist"},
+		"PortOutOfRange":   {reason: "a port above 65535 does not fit types.port", module: `{ networking.firewall.allowedTCPPorts = [ 70000 ]; }`, want: "networking.firewall.allowedTCPPorts"},
+		"TimeZoneSpace":    {reason: "time.timeZone refuses spaces (nixos/modules/config/locale.nix)", module: `{ time.timeZone = "Europe Berlin"; }`, want: "time.timeZone"},
+		"EnumValue":        {reason: "PermitRootLogin is an enum", module: `{ services.openssh.settings.PermitRootLogin = "sometimes"; }`, want: "services.openssh.settings.PermitRootLogin"},
+		"UnitNamePattern":  {reason: "wantedBy takes unit names", module: `{ systemd.services.x.wantedBy = [ "multi-user" ]; }`, want: "systemd.services.x.wantedBy"},
+		"StringForInteger": {reason: "virtualisation.diskSize is \"auto\" or a positive integer", module: `{ virtualisation.diskSize = "8192"; }`, want: "virtualisation.diskSize"},
 	}
+	root := testenv.RepoRoot(t)
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			f := filepath.Join(t.TempDir(), "case.nix")
 			if err := os.WriteFile(f, []byte(tc.module), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			mods := []string{filepath.Join(root, "nix/modules/dns-unbound.nix"), filepath.Join(root, "nix/modules/nix-gitops.nix"), f}
-			rep := checkOptions(t, mods)
-			sort.Strings(rep.Unknown)
-			if diff := cmp.Diff(tc.unknown, rep.Unknown, cmpEmpty); diff != "" {
-				t.Errorf("%s\nunknown option paths: -want, +got:\n%s", tc.reason, diff)
+			nixMods := mods(repoFile(t, "nix/modules/dns-unbound.nix"), repoFile(t, "nix/modules/base.nix"), fmt.Sprintf("(/. + %s)", NixString(f)))
+			_ = root
+			c, msgs, err := checkMachine(t, nixMods)
+			var got []string
+			if err != nil {
+				got = append(got, err.Error())
+			}
+			for _, p := range c.Failed {
+				got = append(got, p+": "+msgs[p])
+			}
+			all := strings.Join(got, "\n")
+			switch {
+			case tc.want == "" && all != "":
+				t.Errorf("%s: want no error, got:\n%s", tc.reason, all)
+			case tc.want != "" && !strings.Contains(all, tc.want):
+				t.Errorf("%s: want an error with %q, got:\n%s", tc.reason, tc.want, all)
 			}
 		})
 	}
 }
 
-// TestModulesWorkAlone: each nixosModules.* entry can be imported without
-// the others; the agent's health-gate additions appear only with its module.
+// TestModulesWorkAlone: each nixosModules.* entry of the flake can be
+// imported without the others (and without the flake's machine wiring).
 func TestModulesWorkAlone(t *testing.T) {
-	testenv.Real(t)
-	testenv.LookPath(t, "nix-instantiate")
-	root := testenv.RepoRoot(t)
-	mods, err := filepath.Glob(filepath.Join(root, "nix/modules/*.nix"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range mods {
-		t.Run(filepath.Base(m), func(t *testing.T) {
-			rep := checkOptions(t, []string{m})
-			if len(rep.Unknown) > 0 {
-				t.Errorf("imported alone, %s sets options nothing declares: %v", filepath.Base(m), rep.Unknown)
+	for _, m := range []string{"base", "networking-static", "docker-host", "dns-unbound", "monitoring-agent", "nix-gitops", "default"} {
+		t.Run(m, func(t *testing.T) {
+			c, msgs, err := checkMachine(t, mods(fmt.Sprintf("%s.modules.%s", flakeExpr(t), m)))
+			if err != nil {
+				t.Fatalf("imported alone, nixosModules.%s does not evaluate: %v", m, err)
+			}
+			for _, p := range c.Failed {
+				t.Errorf("imported alone, nixosModules.%s: %s: %s", m, p, msgs[p])
 			}
 		})
 	}
 }
 
-// cmpEmpty treats nil and empty slices alike.
-var cmpEmpty = cmp.Transformer("nilToEmpty", func(s []string) []string {
-	if s == nil {
-		return []string{}
+// TestVMTestNodeFitsNixOSOptions: the NixOS VM test's node (nix/tests/agent.nix)
+// is a module too, with options of qemu-vm.nix.
+func TestVMTestNodeFitsNixOSOptions(t *testing.T) {
+	c, msgs, err := checkMachine(t, mods("("+flakeExpr(t)+").vmTestNode"))
+	if err != nil {
+		t.Fatalf("the VM test's node does not evaluate: %v", err)
 	}
-	return s
-})
+	for _, p := range c.Failed {
+		t.Errorf("%s: %s", p, msgs[p])
+	}
+	for _, w := range []string{"virtualisation.memorySize", "systemd.services.make-test-repo.requiredBy", "services.nix-gitops.healthChecks.script"} {
+		if !slices.Contains(c.Walked, w) {
+			t.Errorf("%s was not among the values checked", w)
+		}
+	}
+}

@@ -1,16 +1,13 @@
 package nixcheck
 
 import (
-	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/homelab-infra/homelab-infra/internal/agent/secrets"
-	"github.com/homelab-infra/homelab-infra/internal/testenv"
 )
 
 type secretsModule struct {
@@ -26,18 +23,33 @@ type secretsModule struct {
 	VaultOptions  []string       `json:"vaultOptions"`
 }
 
-// evalSecretsModule evaluates nix/modules/nix-gitops-secrets.nix and
-// dns-unbound.nix with the real nixpkgs lib (testdata/secretsmodule.nix)
-// and the host settings in host (a Nix attribute set).
-func evalSecretsModule(t *testing.T, lib, host string) (secretsModule, error) {
+// evalSecretsModule evaluates nix/modules/nix-gitops.nix,
+// nix-gitops-secrets.nix and dns-unbound.nix with modlib against NixOS's
+// option declarations (testdata/machine.nix) and the host settings in host
+// (a Nix attribute set), and returns what the tests look at.
+func evalSecretsModule(t *testing.T, host string) (secretsModule, error) {
 	t.Helper()
-	here, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	expr := fmt.Sprintf(`import ./testdata/secretsmodule.nix { lib = import (/. + %s + "/lib"); modules = [ (%s) ]; }`, NixString(lib), host)
+	body := `let
+	  cfg = r.eval.config;
+	  # The leaf options below an option, as dotted paths ("<name>" for the
+	  # attribute of an attrsOf submodule), through nested submodules.
+	  leaves = opt:
+	    let sub = removeAttrs (opt.type.getSubOptions opt.loc) [ "_module" ]; in
+	    if sub == { } then [ (lib.concatStringsSep "." opt.loc) ]
+	    else lib.concatMap leaves (lib.collect lib.isOption sub);
+	in {
+	  secretsJSON = cfg.environment.etc."nix-gitops/secrets.json".text or null;
+	  inherit (r) failedAssertions;
+	  services = lib.mapAttrs (_: s: { inherit (s) after wants before; }) cfg.systemd.services;
+	  activation = lib.mapAttrs (_: a: { inherit (a) deps text; }) cfg.system.activationScripts;
+	  unbound = cfg.services.unbound.settings;
+	  secretOptions = leaves r.eval.options.services.nix-gitops.secrets;
+	  vaultOptions = lib.concatMap leaves (lib.collect lib.isOption r.eval.options.services.nix-gitops.vault);
+	}`
+	ms := mods(repoFile(t, "nix/modules/nix-gitops.nix"), repoFile(t, "nix/modules/nix-gitops-secrets.nix"), repoFile(t, "nix/modules/dns-unbound.nix"),
+		"{ services.nix-gitops.package = "+fakeAgent+"; }", "("+host+")")
 	var m secretsModule
-	err = EvalJSON(context.Background(), here, expr, &m)
+	err := evalNixOS(t, ms, body, &m)
 	return m, err
 }
 
@@ -48,9 +60,7 @@ const vaultHost = `services.nix-gitops.enable = true;
 // writes to /etc/nix-gitops/secrets.json to the agent's own strict parser,
 // and checks the units and the activation snippet around it.
 func TestSecretsModuleIsTheAgentsDeclarations(t *testing.T) {
-	testenv.LookPath(t, "nix-instantiate")
-	lib := testenv.NixpkgsLib(t)
-	m, err := evalSecretsModule(t, lib, `{
+	m, err := evalSecretsModule(t, `{
 	  `+vaultHost+`
 	  services.nix-gitops.secrets.tsig = { kv = { path = "secret/hosts/dns01/tsig"; field = "key"; }; owner = "knot"; group = "knot"; mode = "0440"; restartUnits = [ "knot.service" ]; };
 	  homelab.dns = { enable = true; tls = { enable = true; commonName = "dns01.lab.home.arpa"; pkiRole = "dns01"; }; };
@@ -106,9 +116,7 @@ func TestSecretsModuleIsTheAgentsDeclarations(t *testing.T) {
 // A new option fails this test until it is added here, after asking
 // whether a value could ride in it.
 func TestSecretsModuleTakesNoValue(t *testing.T) {
-	testenv.LookPath(t, "nix-instantiate")
-	lib := testenv.NixpkgsLib(t)
-	m, err := evalSecretsModule(t, lib, `{ }`)
+	m, err := evalSecretsModule(t, `{ }`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +132,7 @@ func TestSecretsModuleTakesNoValue(t *testing.T) {
 	}
 
 	// And an attempt to write a value is an evaluation error naming it.
-	_, err = evalSecretsModule(t, lib, `{ `+vaultHost+` services.nix-gitops.secrets.tsig = { kv = { path = "secret/x/y"; field = "k"; }; value = "hunter2"; }; }`)
+	_, err = evalSecretsModule(t, `{ `+vaultHost+` services.nix-gitops.secrets.tsig = { kv = { path = "secret/x/y"; field = "k"; }; value = "hunter2"; }; }`)
 	if err == nil || !strings.Contains(err.Error(), "services.nix-gitops.secrets.tsig.value' does not exist") {
 		t.Errorf("a value option: %v, want an error that services.nix-gitops.secrets.tsig.value does not exist", err)
 	}
@@ -133,8 +141,6 @@ func TestSecretsModuleTakesNoValue(t *testing.T) {
 // TestSecretsModuleAssertions: declarations that would leak or could not
 // work are refused at evaluation, naming the option.
 func TestSecretsModuleAssertions(t *testing.T) {
-	testenv.LookPath(t, "nix-instantiate")
-	lib := testenv.NixpkgsLib(t)
 	cases := map[string]struct {
 		reason, host, want string
 	}{
@@ -166,7 +172,7 @@ func TestSecretsModuleAssertions(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			m, err := evalSecretsModule(t, lib, tc.host)
+			m, err := evalSecretsModule(t, tc.host)
 			if err != nil {
 				t.Fatalf("%s: %v", tc.reason, err)
 			}

@@ -12,18 +12,6 @@ import (
 	"github.com/homelab-infra/homelab-infra/internal/testenv"
 )
 
-// nixpkgsLib unpacks nixpkgs' real lib for one test.
-func nixpkgsLib(t *testing.T) string {
-	t.Helper()
-	testenv.Real(t)
-	testenv.LookPath(t, "nix-instantiate")
-	dir, err := UnpackNixpkgsLib(testenv.RepoRoot(t), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // trackedCopy copies the repo's git-tracked files into a fresh folder: what a
 // commit of the repo holds.
 func trackedCopy(t *testing.T, root string) string {
@@ -39,20 +27,22 @@ func trackedCopy(t *testing.T, root string) string {
 	return dst
 }
 
-// TestAgentSourceIgnoresOtherFiles: nix-gitops is built from a lib.fileset
-// of its own Go sources (nix/pkgs/sources.nix, real nixpkgs lib), so a commit
+// TestAgentSourceIgnoresOtherFiles: nix-gitops is built from a filtered
+// copy of its own Go sources (nix/pkgs/sources.nix, builtins.path, real
+// nix), so a commit
 // that changes only other files (the README, a claim, another program) gives
 // the same source path, and with the fixed version the same package and the
 // same host toplevels: such a commit switches nothing. A change of the
 // agent's own code does change it.
 func TestAgentSourceIgnoresOtherFiles(t *testing.T) {
-	lib := nixpkgsLib(t)
+	testenv.Real(t)
+	testenv.LookPath(t, "nix-instantiate")
 	root := testenv.RepoRoot(t)
 	ctx := context.Background()
 	base := trackedCopy(t, root)
 	path := func(dir string) string {
 		t.Helper()
-		p, err := SourcePath(ctx, dir, lib, "nix-gitops")
+		p, err := SourcePath(ctx, dir, "nix-gitops")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,9 +118,10 @@ func mustTracked(t *testing.T, root string) []string {
 // buildGoModule, which runs those tests, finds them; a new import outside
 // the fileset fails here, not on a user's machine.
 func TestAgentSourceCoversItsPackages(t *testing.T) {
-	lib := nixpkgsLib(t)
+	testenv.Real(t)
+	testenv.LookPath(t, "nix-instantiate")
 	root := testenv.RepoRoot(t)
-	files, err := FilesetFiles(context.Background(), root, lib, "nix-gitops")
+	files, err := SourceFiles(context.Background(), root, "nix-gitops")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,13 +141,13 @@ func TestAgentSourceCoversItsPackages(t *testing.T) {
 				continue
 			}
 			if !slices.Contains(files, r) {
-				t.Errorf("package %s is imported by nix-gitops (or its tests), but %s is not in nix/pkgs/sources.nix's nix-gitops fileset", rel, r)
+				t.Errorf("package %s is imported by nix-gitops (or its tests), but %s is not in nix/pkgs/sources.nix's nix-gitops source", rel, r)
 			}
 		}
 	}
 	for _, f := range []string{"go.mod", "go.sum"} {
 		if !slices.Contains(files, f) {
-			t.Errorf("%s is not in the nix-gitops fileset", f)
+			t.Errorf("%s is not in the nix-gitops source", f)
 		}
 	}
 }

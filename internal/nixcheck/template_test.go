@@ -2,9 +2,9 @@ package nixcheck
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/homelab-infra/homelab-infra/internal/repo"
@@ -66,13 +66,66 @@ func TestTemplateMatchesComposition(t *testing.T) {
 	if want := "order=" + facts.DiskInterface; facts.Boot != want {
 		t.Errorf("nix/template/template.json: boot is %q; want %q, so the template (and a clone without a boot order) boots its own disk", facts.Boot, want)
 	}
-	nix, err := os.ReadFile(filepath.Join(root, "nix/template/configuration.nix"))
+}
+
+// TestTemplateEvaluates evaluates the template as the flake composes it,
+// against NixOS's option data and nixpkgs' proxmox-image.nix as it is on
+// the 26.05 line (testdata/proxmox-image.nix: that module's stand-in, read
+// at Swarsel/nixpkgs 4aa6836a648ca76c68866decf0c8965e36ec2a3b, file
+// nixos/modules/virtualisation/proxmox-image.nix): since 24.11 the disk size
+// is virtualisation.diskSize, "auto" or a positive integer of MiB
+// (mkRenamedOptionModuleWith from proxmox.qemuConf.diskSize, so a string
+// there fails the evaluation), and the VMA carries the VM's boot order,
+// disk, name and file name that template.json states.
+func TestTemplateEvaluates(t *testing.T) {
+	root := testenv.RepoRoot(t)
+	b, err := os.ReadFile(filepath.Join(root, "nix/template/template.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"boot = facts.boot;", "diskSize = toString (facts.diskGiB * 1024);"} {
-		if !strings.Contains(string(nix), want) {
-			t.Errorf("nix/template/configuration.nix does not set %q: the VMA would not have the boot order or disk size template.json states", want)
-		}
+	var facts templateFacts
+	if err := json.Unmarshal(b, &facts); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		DiskSize       any      `json:"diskSize"`
+		Boot           string   `json:"boot"`
+		Virtio0        string   `json:"virtio0"`
+		Name           string   `json:"name"`
+		FilenameSuffix string   `json:"filenameSuffix"`
+		Storage        string   `json:"storage"`
+		Timeout        *int     `json:"timeout"`
+		Warnings       []string `json:"warnings"`
+	}
+	body := `let c = r.eval.config; in {
+	  diskSize = c.virtualisation.diskSize;
+	  inherit (c.proxmox.qemuConf) boot virtio0 name;
+	  inherit (c.proxmox) filenameSuffix;
+	  storage = c.proxmox.cloudInit.defaultStorage;
+	  timeout = c.boot.loader.timeout;
+	  warnings = c.warnings;
+	}`
+	if err := evalNixOS(t, machineModules(t, "template"), body, &got); err != nil {
+		t.Fatalf("the template does not evaluate against nixpkgs' proxmox-image.nix and NixOS's option data: %v", err)
+	}
+	if want := float64(facts.DiskGiB * 1024); got.DiskSize != want {
+		t.Errorf("virtualisation.diskSize = %#v, want %v (MiB, an integer: template.json's diskGiB)", got.DiskSize, want)
+	}
+	if len(got.Warnings) > 0 {
+		t.Errorf("evaluating the template warns: %q", got.Warnings)
+	}
+	if got.Boot != facts.Boot || got.Virtio0 != fmt.Sprintf("%s:vm-%d-disk-0", facts.Storage, facts.TemplateVMID) || got.Storage != facts.Storage {
+		t.Errorf("proxmox.qemuConf boot %q, virtio0 %q, cloud-init storage %q: want template.json's %q and %s's disk", got.Boot, got.Virtio0, got.Storage, facts.Boot, facts.Storage)
+	}
+	// proxmox-image.nix names the VMA vzdump-qemu-<filenameSuffix>.vma.zst
+	// (image.baseName), which qmrestore reads the VM id from.
+	if want := fmt.Sprintf("%d-%s", facts.TemplateVMID, facts.Image); got.FilenameSuffix != want || got.Name != facts.Image+"-template" {
+		t.Errorf("filenameSuffix %q and name %q, want %q and %q", got.FilenameSuffix, got.Name, want, facts.Image+"-template")
+	}
+	// proxmox-image.nix sets boot.loader.timeout = 0: no GRUB menu, so no
+	// older generation to boot by hand. The boot menu is the seed's safety
+	// net; every machine must keep it.
+	if got.Timeout == nil || *got.Timeout <= 0 {
+		t.Errorf("boot.loader.timeout = %v: the GRUB menu is not reachable; older generations cannot be chosen at boot", got.Timeout)
 	}
 }

@@ -14,7 +14,7 @@ import (
 // goModules are the sources the flake builds with buildGoModule, by the key
 // nix/pkgs/vendor-hashes.json uses: "main" is the repo's own module as the
 // flake holds it (function-machine; src = git-tracked files); "nix-gitops"
-// is the same module as nix/pkgs/sources.nix's fileset selects it (go mod
+// is the same module as nix/pkgs/sources.nix selects it (go mod
 // vendor of fewer packages vendors fewer dependencies, so its hash is its
 // own); the others are folders (the crossplane CLI's tools module; src =
 // the folder as it is).
@@ -36,7 +36,7 @@ func moduleSource(t *testing.T, root, dir string, tracked bool, fileset string) 
 	var files []string
 	if fileset != "" {
 		var err error
-		if files, err = FilesetFiles(context.Background(), root, nixpkgsLib(t), fileset); err != nil {
+		if files, err = SourceFiles(context.Background(), root, fileset); err != nil {
 			t.Fatal(err)
 		}
 	} else if tracked {

@@ -87,28 +87,12 @@ func ExitCode(t testing.TB, err error) int {
 	return 0
 }
 
-// NixpkgsLib returns a folder holding nixpkgs' lib/ (import <folder>/lib):
-// the tarball in NIXPKGS_LIB_DIR, or ../shared/nixpkgs-lib beside the
-// checkout, unpacked into a temporary folder. It is read from there and
-// never copied into the repo (../shared/nixpkgs-lib/README.md).
-func NixpkgsLib(t testing.TB) string {
+// ModLib returns the folder holding modlib's lib/ (import <folder>/lib):
+// this repo's own stand-in of nixpkgs' lib (internal/nixcheck/modlib), the
+// module system the tests evaluate nix/modules and nix/lib with, since
+// nixpkgs cannot be fetched here.
+func ModLib(t testing.TB) string {
 	t.Helper()
 	Real(t)
-	dir := os.Getenv("NIXPKGS_LIB_DIR")
-	if dir == "" {
-		dir = filepath.Join(RepoRoot(t), "..", "shared", "nixpkgs-lib")
-	}
-	tarballs, _ := filepath.Glob(filepath.Join(dir, "nixpkgs-lib-*.tar.gz"))
-	if len(tarballs) != 1 {
-		t.Fatalf("cannot find nixpkgs' lib: want one nixpkgs-lib-*.tar.gz in %s, found %d (set NIXPKGS_LIB_DIR)", dir, len(tarballs))
-	}
-	out := t.TempDir()
-	if b, err := exec.Command("tar", "-xzf", tarballs[0], "-C", out).CombinedOutput(); err != nil {
-		t.Fatalf("cannot unpack %s: %v\n%s", tarballs[0], err, b)
-	}
-	lib, _ := filepath.Glob(filepath.Join(out, "*", "lib", "default.nix"))
-	if len(lib) != 1 {
-		t.Fatalf("%s holds no */lib/default.nix", tarballs[0])
-	}
-	return filepath.Dir(filepath.Dir(lib[0]))
+	return filepath.Join(RepoRoot(t), "internal", "nixcheck", "modlib")
 }

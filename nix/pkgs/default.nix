@@ -13,7 +13,7 @@
 
 let
   hashes = builtins.fromJSON (builtins.readFile ./vendor-hashes.json);
-  sources = import ./sources.nix { inherit (pkgs) lib; };
+  sources = import ./sources.nix { };
   version = "0.1.0";
   # go.mod asks for Go >= 1.25.11 (the tools module for 1.26), newer than
   # some 26.05 go_1_25 points may be: build with Go 1.26 when nixpkgs has it.

@@ -26,11 +26,6 @@ in
       # sata), and any scsi or sata disk added to a clone would come first.
       virtio0 = "${facts.storage}:vm-${toString facts.templateVmId}-disk-0";
       boot = facts.boot;
-      # A fixed size (MiB), so the Composition knows the smallest disk a
-      # class may have; it leaves room for the first switch's build before
-      # the clone's disk is grown (growpart and autoResize fill the class's
-      # size on boot).
-      diskSize = toString (facts.diskGiB * 1024);
     };
     # vzdump-qemu-<id>-<image>.vma.zst: qmrestore names the VM after it.
     filenameSuffix = "${toString facts.templateVmId}-${facts.image}";
@@ -39,6 +34,15 @@ in
       defaultStorage = facts.storage;
     };
   };
+
+  # The image's disk, in MiB: "auto" or a positive integer since NixOS
+  # 24.11, which moved it from proxmox.qemuConf.diskSize (nixpkgs'
+  # proxmox-image.nix renames the old option, and a string there fails the
+  # evaluation). A fixed size, so the Composition knows the smallest disk a
+  # class may have; it leaves room for the first switch's build before the
+  # clone's disk is grown (growpart and autoResize fill the class's size on
+  # boot).
+  virtualisation.diskSize = facts.diskGiB * 1024;
 
   homelab.role = "template";
   services.nix-gitops.enable = true;

@@ -2,8 +2,10 @@
 # (nixpkgs cannot be fetched here). nixosSystem and the builders return their
 # arguments, so the result shows what the flake wires together: which
 # machines with which modules, which packages with which vendorHash, which
-# checks. It cannot show that NixOS evaluates; `nix flake check` does that.
-# lib is nixpkgs' real lib (testdata/lib.nix) with only nixosSystem stubbed.
+# checks. machine.nix then evaluates a machine's modules against NixOS's
+# option data; `nix flake check` evaluates them against NixOS itself.
+# lib is modlib (../modlib, our stand-in of nixpkgs' lib) with nixosSystem
+# stubbed.
 { flakeDir, lib }:
 
 let
@@ -42,6 +44,10 @@ in
     (_: m: map (x: if builtins.isPath x then toString x else if builtins.isString x then x else "<inline>") m.args.modules)
     outputs.nixosConfigurations;
   nixosModules = names outputs.nixosModules;
+  # Each machine's modules as nixosSystem gets them (for machine.nix; not JSON).
+  machineModules = builtins.mapAttrs (_: m: m.args.modules) outputs.nixosConfigurations;
+  # The modules, for tests that import one alone (not JSON).
+  modules = outputs.nixosModules;
   packages = builtins.mapAttrs
     (_: p: if builtins.isAttrs p && p ? args then { inherit (p.args) pname; vendorHash = p.args.vendorHash; } else { pname = "<${p}>"; vendorHash = ""; })
     outputs.packages.x86_64-linux;
