@@ -16,6 +16,7 @@
 
 let
   cfg = config.homelab;
+  types' = import ../lib/types.nix lib;
 in
 {
   options.homelab = {
@@ -31,7 +32,7 @@ in
 
     admin = {
       name = lib.mkOption {
-        type = lib.types.strMatching "[a-z_][a-z0-9_-]*";
+        type = types'.userName;
         default = "ops";
         description = ''
           The admin account, as in the claim's `spec.bootstrap.adminUser`.
@@ -53,7 +54,7 @@ in
     };
 
     timeZone = lib.mkOption {
-      type = lib.types.str;
+      type = types'.timeZone;
       default = "UTC";
       example = "Europe/Berlin";
       description = "The machine's time zone (tz database name).";
@@ -75,11 +76,13 @@ in
 
     nix = {
       gcOlderThan = lib.mkOption {
-        type = lib.types.str;
+        # nix-collect-garbage --delete-older-than takes a number of days.
+        type = lib.types.strMatching "[0-9]+d";
         default = "14d";
         description = ''
-          The weekly garbage collection deletes generations older than this.
-          Keep it longer than the time you may want to roll back over.
+          The weekly garbage collection deletes generations older than this
+          many days ("14d"). Keep it longer than the time you may want to
+          roll back over.
         '';
       };
 

@@ -3,6 +3,7 @@
 
 let
   cfg = config.homelab.docker;
+  types' = import ../lib/types.nix lib;
 in
 {
   options.homelab.docker = {
@@ -34,7 +35,7 @@ in
     };
 
     users = lib.mkOption {
-      type = lib.types.listOf lib.types.str;
+      type = lib.types.listOf types'.userName;
       default = [ ];
       example = [ "ops" ];
       description = ''

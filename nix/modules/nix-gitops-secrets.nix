@@ -20,6 +20,7 @@
 
 let
   inherit (lib) mkOption types;
+  types' = import ../lib/types.nix lib;
   top = config.services.nix-gitops;
   cfg = top.secrets;
   vcfg = top.vault;
@@ -124,7 +125,7 @@ let
         description = "Permission bits (octal). Other users may get none.";
       };
       restartUnits = mkOption {
-        type = types.listOf types.str;
+        type = types.listOf types'.unitName;
         default = [ ];
         example = [ "unbound.service" ];
         description = ''
