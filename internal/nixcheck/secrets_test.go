@@ -2,6 +2,7 @@ package nixcheck
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -180,5 +181,40 @@ func TestSecretsModuleAssertions(t *testing.T) {
 				t.Errorf("%s: failed assertions %q, want one saying %q", tc.reason, m.FailedAssertions, tc.want)
 			}
 		})
+	}
+}
+
+// TestSecretsUnitNeverWaitsForTheLock: nix-gitops-secrets.service runs at
+// boot and whenever multi-user.target is started, which every switch does
+// (switch-to-configuration starts every active target and waits for the
+// jobs). A switch runs inside an agent run that holds the lock, so the unit
+// must not wait for it (secrets --no-wait), and "another run holds the lock"
+// (exit 75) must be success, or the switch waits on the target, the target
+// on the unit and the unit on the run: a deadlock. The daemon, which takes
+// the lock at once, starts after the boot-time fetch.
+func TestSecretsUnitNeverWaitsForTheLock(t *testing.T) {
+	ms := mods(repoFile(t, "nix/modules/nix-gitops.nix"), repoFile(t, "nix/modules/nix-gitops-secrets.nix"),
+		"{ services.nix-gitops.package = "+fakeAgent+"; }",
+		"{ "+vaultHost+" services.nix-gitops.daemon.enable = true; services.nix-gitops.secrets.t.kv = { path = \"secret/x/y\"; field = \"k\"; }; }")
+	var got struct {
+		ExecStart         string   `json:"execStart"`
+		SuccessExitStatus string   `json:"successExitStatus"`
+		WantedBy          []string `json:"wantedBy"`
+		DaemonAfter       []string `json:"daemonAfter"`
+	}
+	body := `let s = r.eval.config.systemd.services; in {
+	  execStart = s.nix-gitops-secrets.serviceConfig.ExecStart;
+	  successExitStatus = s.nix-gitops-secrets.serviceConfig.SuccessExitStatus or "";
+	  inherit (s.nix-gitops-secrets) wantedBy;
+	  daemonAfter = s.nix-gitops.after;
+	}`
+	if err := evalNixOS(t, ms, body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(got.ExecStart, "/bin/nix-gitops secrets --no-wait") || !slices.Contains(strings.Fields(got.SuccessExitStatus), "75") {
+		t.Errorf("nix-gitops-secrets.service runs %q with SuccessExitStatus %q: started by a switch's multi-user.target, it would wait for the lock of the run that switches", got.ExecStart, got.SuccessExitStatus)
+	}
+	if !slices.Contains(got.WantedBy, "multi-user.target") || !slices.Contains(got.DaemonAfter, "nix-gitops-secrets.service") {
+		t.Errorf("wantedBy %v, the daemon's after %v", got.WantedBy, got.DaemonAfter)
 	}
 }

@@ -246,13 +246,26 @@ in
           serviceConfig = {
             Type = "oneshot";
             RemainAfterExit = true;
-            ExecStart = "${exe} secrets";
+            # Never wait for the agent's lock: a run of the agent holds it
+            # while it switches, the switch starts multi-user.target and
+            # waits for it, and multi-user.target waits for this unit (a
+            # switch that adds it, or one after it failed at boot). Waiting
+            # here would deadlock the switch; the run writes the secrets
+            # itself before every switch, so "another run holds the lock"
+            # (75) is success.
+            ExecStart = "${exe} secrets --no-wait";
+            SuccessExitStatus = "75";
             UMask = "0077";
           };
         };
         # The boot-time apply converges only after the secrets are there.
         nix-gitops-apply.after = [ "nix-gitops-secrets.service" ];
       }
+      # So does the daemon: it takes the lock at once, and the boot-time
+      # fetch would then leave the secrets to the daemon's first tick.
+      (lib.mkIf top.daemon.enable {
+        nix-gitops.after = [ "nix-gitops-secrets.service" ];
+      })
       (lib.genAttrs services (_: {
         wants = [ "nix-gitops-secrets.service" ];
         after = [ "nix-gitops-secrets.service" ];
