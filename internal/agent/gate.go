@@ -3,8 +3,6 @@
 package agent
 
 import (
-	"context"
-
 	"github.com/homelab-infra/homelab-infra/internal/agent/health"
 )
 
@@ -13,7 +11,7 @@ func (a *Agent) gate() *health.Gate {
 	g := &health.Gate{Systemd: a.Systemd, OwnUnit: health.OwnUnit(), CheckSystemd: *h.Systemd, RequiredUnits: h.RequiredUnits, TCP: h.TCP, HTTP: h.HTTP,
 		Script: h.Script, Settle: h.Settle.D(), Probes: a.Probes}
 	if *h.GitReachable {
-		g.GitReachable = func(ctx context.Context) error { _, err := a.Git.Head(ctx); return err }
+		g.GitReachable = a.Git.Reachable
 	}
 	return g
 }

@@ -134,6 +134,19 @@ func (s *Source) Init(ctx context.Context) error {
 	return nil
 }
 
+// Reachable looks the tracked ref up over a new connection: the health
+// gate's "git still reachable" must see what a switch did to name
+// resolution, routes or the firewall, and a kept-alive connection from the
+// poll before the switch would hide all three (dns01 resolves the git
+// server's name itself).
+func (s *Source) Reachable(ctx context.Context) error {
+	if s.poller != nil {
+		s.poller.client.CloseIdleConnections()
+	}
+	_, err := s.Head(ctx)
+	return err
+}
+
 // Head looks up the commit the remote's tracked ref points to: the no-op
 // poll. Over http(s) with method auto it is one in-process protocol-v2
 // ls-refs request (no process started); otherwise `git ls-remote`.

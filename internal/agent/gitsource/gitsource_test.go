@@ -5,10 +5,12 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,6 +106,39 @@ func TestHead(t *testing.T) {
 				t.Errorf("%s: %d processes started, want %d", tc.reason, n, tc.procs)
 			}
 		})
+	}
+}
+
+// TestReachableOpensANewConnection: the poll keeps its connection alive
+// between ticks, but the health gate's check after a switch must not reuse
+// it: a switch that breaks name resolution (dns01 resolves the git server's
+// name itself) or routes would pass a check on a connection opened before.
+func TestReachableOpensANewConnection(t *testing.T) {
+	dir, _, commit := newRepo(t)
+	commit("1")
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(&testflake.Server{Root: dir})
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	s := source(t, "git+"+srv.URL+"/remote.git?ref=main#h1", "auto")
+	for i := 0; i < 2; i++ {
+		if _, err := s.Head(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("two polls opened %d connections, want 1 (kept alive)", n)
+	}
+	if err := s.Reachable(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("the gate's reachability check opened no new connection (%d in all): it would not see a broken resolver", n)
 	}
 }
 
