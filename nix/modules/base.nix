@@ -17,6 +17,12 @@
 let
   cfg = config.homelab;
   types' = import ../lib/types.nix lib;
+  journaldDropIn = ''
+    [Journal]
+    Storage=persistent
+    SystemMaxUse=${cfg.journal.systemMaxUse}
+    MaxRetentionSec=${cfg.journal.maxRetention}
+  '';
 in
 {
   options.homelab = {
@@ -132,12 +138,13 @@ in
 
     # journald limits as a drop-in: the journald option names changed between
     # releases (extraConfig became settings), a drop-in reads the same on all.
-    environment.etc."systemd/journald.conf.d/50-homelab.conf".text = ''
-      [Journal]
-      Storage=persistent
-      SystemMaxUse=${cfg.journal.systemMaxUse}
-      MaxRetentionSec=${cfg.journal.maxRetention}
-    '';
+    environment.etc."systemd/journald.conf.d/50-homelab.conf".text = journaldDropIn;
+    # NixOS restarts journald when journald.conf changes (its restartTriggers
+    # in nixos/modules/system/boot/systemd/journald.nix), not when a drop-in
+    # does: name ours too, so a switch that changes the limits restarts
+    # journald (X-Restart-Triggers changes its unit) instead of leaving the
+    # old limits until the next boot.
+    systemd.services.systemd-journald.restartTriggers = [ journaldDropIn ];
 
     environment.etc."homelab-role" = lib.mkIf (cfg.role != null) {
       text = cfg.role + "\n";
