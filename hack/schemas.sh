@@ -7,12 +7,14 @@
 #   crds/crossplane/  Crossplane core's own (cluster/crds)
 #   argocd-health/    Argo CD's built-in Lua health checks (resource_customizations),
 #                     which internal/argocdhealth runs beside ours
+#   argo-workflows/   Argo Workflows' full CRDs, which workflows/ is checked against
+#                     (internal/rollout); outside crds/, as labctl validate needs none
 # The provider's CRDs are not here: they come from PROVIDER_CRDS_DIR.
 # Prints the folder; keyed by the modules' go.mod/go.sum and this script.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 tools="$here/tools"
-mods=(flux-source flux-kustomize gitops-crds crossplane)
+mods=(flux-source flux-kustomize gitops-crds crossplane argo)
 key=$( { for m in "${mods[@]}"; do cat "$tools/$m/go.mod" "$tools/$m/go.sum"; done; cat "$0"; } | sha256sum | cut -c1-16)
 cache=${HOMELAB_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/homelab-infra/tools}
 out="$cache/schemas-$key"
@@ -35,6 +37,8 @@ argocd=$(moddir gitops-crds github.com/argoproj/argo-cd/v3)
 cp "$argocd"/manifests/crds/*-crd.yaml "$out.tmp/crds/argocd/"
 cp -r "$argocd/resource_customizations" "$out.tmp/argocd-health"
 cp "$(moddir crossplane github.com/crossplane/crossplane/v2)"/cluster/crds/*.yaml "$out.tmp/crds/crossplane/"
+mkdir -p "$out.tmp/argo-workflows"
+cp "$(moddir argo github.com/argoproj/argo-workflows/v4)"/manifests/base/crds/full/argoproj.io_*.yaml "$out.tmp/argo-workflows/"
 chmod -R u+w "$out.tmp"
 
 touch "$out.tmp/ok"

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,14 @@ type rolloutCmd struct {
 	Plan rolloutPlanCmd `cmd:"" help:"Print a rollout's waves and gates, read from Git alone (the claims and workflows/rollout-policy.yaml at the target, the machines' deploy refs): what run does."`
 	Run  rolloutRunCmd  `cmd:"" help:"Carry out a rollout: move each machine's deploy/<host> to the target in waves, reading verdicts from Prometheus; stop at the first failure, a stale machine, a firing canary alert or a gate not approved. Exit 0 completed, 1 halted, 3 stopped at a gate."`
 	Host rolloutHostCmd `cmd:"" help:"Move one machine's deploy/<host> to the target and wait for its verdict (a workflow step). Exit 0 converged or pending its reboot, 1 otherwise."`
+
+	// The steps of the Argo WorkflowTemplate (workflows/rollout.yaml).
+	Check   rolloutCheckCmd   `cmd:"" help:"Check that the selected machines (--host) have fresh verdicts before a wave moves (a workflow step). Exit 1 naming a machine with none."`
+	Soak    rolloutSoakCmd    `cmd:"" help:"Let the canary (--host) run for the policy's soak, then fail on any alert firing for it (a workflow step)."`
+	Gate    rolloutGateCmd    `cmd:"" help:"Record a person's decision at a gate (a workflow step): exit 0 approved, 1 rejected."`
+	Reboots rolloutRebootsCmd `cmd:"" help:"List the machines that wait for a reboot into the target, as JSON (a workflow step)."`
+	Reboot  rolloutRebootCmd  `cmd:"" help:"Approve one machine's reboot into the target (reboot/<host>) and wait for it to come back converged (a workflow step)."`
+	Report  rolloutReportCmd  `cmd:"" help:"Report where the rollout's machines are: advanced, pending, waiting for a reboot (the workflow's exit handler)."`
 }
 
 // rolloutFlags select a rollout; plan, run and host share them.
@@ -56,6 +65,8 @@ func (f *rolloutFlags) print(g *globals, v any, text func(io.Writer) error) erro
 
 type rolloutPlanCmd struct {
 	rolloutFlags
+	WavesFile  string `type:"path" placeholder:"PATH" help:"Also write the waves as a JSON list, for a workflow's withParam."`
+	TargetFile string `type:"path" placeholder:"PATH" help:"Also write the target's commit id, so every later step runs what was planned."`
 }
 
 func (c *rolloutPlanCmd) Run(g *globals) error {
@@ -63,7 +74,28 @@ func (c *rolloutPlanCmd) Run(g *globals) error {
 	if err != nil {
 		return err
 	}
+	if c.WavesFile != "" {
+		if err := writeJSON(c.WavesFile, rollout.WorkflowWaves(p)); err != nil {
+			return err
+		}
+	}
+	if c.TargetFile != "" {
+		if err := os.WriteFile(c.TargetFile, []byte(p.Target), 0o644); err != nil {
+			return fmt.Errorf("cannot write the target: %w", err)
+		}
+	}
 	return c.print(g, p, func(w io.Writer) error { return rollout.PrintPlan(w, p) })
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	return nil
 }
 
 // driverFlags say where verdicts come from.
@@ -119,33 +151,161 @@ func (c *rolloutRunCmd) Run(g *globals) error {
 }
 
 type rolloutHostCmd struct {
-	rolloutFlags
-	driverFlags
-	Name string `arg:"" help:"The machine's host name (its deploy/<host> ref)."`
+	stepCmd
+	Name string `arg:"" name:"host" help:"The machine's host name (its deploy/<host> ref)."`
 }
 
 func (c *rolloutHostCmd) Run(g *globals) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	c.Hosts = []string{c.Name}
-	git, p, err := c.plan(ctx, g)
-	if err != nil {
-		return err
-	}
-	d, err := c.driver(g, git, nil)
+	ctx, stop, d, p, err := c.setup(g)
+	defer stop()
 	if err != nil {
 		return err
 	}
 	v, f := d.Host(ctx, p, c.Name)
-	err = c.print(g, v, func(w io.Writer) error {
-		_, err := fmt.Fprintf(w, "%s\t%s %s\n", c.Name, v.State, v.Commit)
+	if err := c.printVerdict(g, v); err != nil {
+		return err
+	}
+	return failed(f)
+}
+
+// stepCmd is what every workflow step shares: the rollout, and Prometheus.
+type stepCmd struct {
+	rolloutFlags
+	driverFlags
+}
+
+// setup plans the rollout (pinned to --target) and makes its driver.
+func (c *stepCmd) setup(g *globals) (context.Context, func(), *rollout.Driver, rollout.Plan, error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	git, p, err := c.plan(ctx, g)
+	if err != nil {
+		return ctx, stop, nil, p, err
+	}
+	d, err := c.driver(g, git, nil)
+	return ctx, stop, d, p, err
+}
+
+func (c *stepCmd) printVerdict(g *globals, v rollout.Verdict) error {
+	return c.print(g, v, func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "%s\t%s %s\n", v.Host, v.State, v.Commit)
 		return err
 	})
+}
+
+func failed(f *rollout.Failure) error {
+	if f == nil {
+		return nil
+	}
+	if f.Host == "" {
+		return errors.New(f.Reason)
+	}
+	return fmt.Errorf("%s: %s", f.Host, f.Reason)
+}
+
+type rolloutCheckCmd struct {
+	stepCmd
+}
+
+func (c *rolloutCheckCmd) Run(g *globals) error {
+	ctx, stop, d, p, err := c.setup(g)
+	defer stop()
 	if err != nil {
 		return err
 	}
-	if f != nil {
-		return fmt.Errorf("%s: %s", f.Host, f.Reason)
+	return failed(d.Preflight(ctx, p, p.Hosts()))
+}
+
+type rolloutSoakCmd struct {
+	stepCmd
+}
+
+func (c *rolloutSoakCmd) Run(g *globals) error {
+	ctx, stop, d, p, err := c.setup(g)
+	defer stop()
+	if err != nil {
+		return err
 	}
-	return nil
+	return failed(d.Soak(ctx, p, p.Hosts()))
+}
+
+type rolloutRebootsCmd struct {
+	stepCmd
+	File string `type:"path" placeholder:"PATH" help:"Also write the list to this file, for a workflow's withParam."`
+}
+
+func (c *rolloutRebootsCmd) Run(g *globals) error {
+	ctx, stop, d, p, err := c.setup(g)
+	defer stop()
+	if err != nil {
+		return err
+	}
+	hosts, err := d.PendingReboots(ctx, p)
+	if err != nil {
+		return err
+	}
+	if hosts == nil {
+		hosts = []string{}
+	}
+	if c.File != "" {
+		if err := writeJSON(c.File, hosts); err != nil {
+			return err
+		}
+	}
+	return printData(g.Stdout, "json", hosts)
+}
+
+type rolloutRebootCmd struct {
+	stepCmd
+	Name string `arg:"" name:"host" help:"The machine to reboot."`
+}
+
+func (c *rolloutRebootCmd) Run(g *globals) error {
+	c.Hosts = []string{c.Name}
+	ctx, stop, d, p, err := c.setup(g)
+	defer stop()
+	if err != nil {
+		return err
+	}
+	v, f := d.Reboot(ctx, p, c.Name)
+	if err := c.print(g, v, func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "%s\t%s %s\n", c.Name, v.State, v.Commit)
+		return err
+	}); err != nil {
+		return err
+	}
+	return failed(f)
+}
+
+type rolloutReportCmd struct {
+	stepCmd
+	Status string `help:"The workflow's status ({{workflow.status}}), printed with the report."`
+}
+
+func (c *rolloutReportCmd) Run(g *globals) error {
+	ctx, stop, d, p, err := c.setup(g)
+	defer stop()
+	if err != nil {
+		return err
+	}
+	r, err := d.Status(ctx, p)
+	if err != nil {
+		return err
+	}
+	r.Outcome = c.Status
+	return c.print(g, r, func(w io.Writer) error { return rollout.PrintReport(w, r) })
+}
+
+type rolloutGateCmd struct {
+	Name     string `arg:"" name:"gate" enum:"dns,reboot" help:"The gate: dns or reboot."`
+	Decision string `required:"" enum:"approve,reject" help:"approve or reject."`
+	Approver string `required:"" help:"Who decided (Argo records no approver)."`
+}
+
+func (c *rolloutGateCmd) Run(g *globals) error {
+	if c.Decision != "approve" {
+		return fmt.Errorf("gate %s rejected by %s: the rollout stops here; machines not advanced keep their refs", c.Name, c.Approver)
+	}
+	_, err := fmt.Fprintf(g.Stdout, "gate %s approved by %s\n", c.Name, c.Approver)
+	return err
 }

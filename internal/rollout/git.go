@@ -73,8 +73,14 @@ func (e *gitError) exit() int {
 }
 
 // Fetch mirrors the remote's branch, deploy/* and reboot/* refs, pruning
-// mirrors of refs the remote no longer has.
+// mirrors of refs the remote no longer has. An empty folder (a workflow
+// step's) becomes a bare repository first.
 func (g *Git) Fetch(ctx context.Context) error {
+	if _, err := g.git(ctx, "rev-parse", "--git-dir"); err != nil {
+		if _, err := g.git(ctx, "init", "--quiet", "--bare"); err != nil {
+			return fmt.Errorf("cannot make a repository in %s: %w", g.Dir, err)
+		}
+	}
 	_, err := g.git(ctx, "fetch", "--quiet", "--prune", "--no-tags", g.Remote,
 		"+refs/heads/"+g.branch()+":"+mirror+"branch",
 		"+"+DeployPrefix+"*:"+mirror+"deploy/*",

@@ -233,3 +233,29 @@ func (s Selector) String() string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// WorkflowWave is one wave as the WorkflowTemplate iterates over it.
+type WorkflowWave struct {
+	Name   string   `json:"name"`
+	Canary bool     `json:"canary"`
+	Gate   string   `json:"gate"`
+	Why    string   `json:"why"`
+	Hosts  []string `json:"hosts"`
+	// List is Hosts joined by commas, for a flag (--host=a,b).
+	List string `json:"list"`
+}
+
+// WorkflowWaves are the plan's waves for withParam: names only, every
+// field present (a workflow's when expressions read them all).
+func WorkflowWaves(p Plan) []WorkflowWave {
+	out := []WorkflowWave{}
+	for _, w := range p.Waves {
+		ww := WorkflowWave{Name: w.Name, Canary: w.Canary, Gate: w.Gate, Why: w.GateReason, Hosts: []string{}}
+		for _, m := range w.Hosts {
+			ww.Hosts = append(ww.Hosts, m.Host)
+		}
+		ww.List = strings.Join(ww.Hosts, ",")
+		out = append(out, ww)
+	}
+	return out
+}

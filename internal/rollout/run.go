@@ -82,7 +82,7 @@ func (d *Driver) Run(ctx context.Context, p Plan) Report {
 		for _, m := range w.Hosts {
 			hosts = append(hosts, m.Host)
 		}
-		if f := d.preflight(ctx, p, hosts); f != nil {
+		if f := d.Preflight(ctx, p, hosts); f != nil {
 			r.Outcome, r.Failed, r.Pending = Halted, f, rest()
 			return r
 		}
@@ -99,43 +99,18 @@ func (d *Driver) Run(ctx context.Context, p Plan) Report {
 			return r
 		}
 		if w.Canary && p.Policy.Soak > 0 && i < len(p.Waves)-1 {
-			d.log().Info("soaking the canary", "hosts", hosts, "for", p.Policy.Soak.D())
-			if err := sleep(ctx, p.Policy.Soak.D()); err != nil {
-				r.Outcome, r.Failed, r.Pending = Halted, &Failure{Reason: "stopped during the soak: " + err.Error()}, Plan{Waves: p.Waves[i+1:]}.Hosts()
-				return r
-			}
-			firing, err := d.Verdicts.Firing(ctx, hosts)
-			if err != nil || len(firing) > 0 {
-				why := "alerts firing on the canary after its soak: " + strings.Join(firing, ", ")
-				if err != nil {
-					why = "cannot read the canary's alerts: " + err.Error()
-				}
-				r.Outcome, r.Failed, r.Pending = Halted, &Failure{Host: hosts[0], Reason: why}, Plan{Waves: p.Waves[i+1:]}.Hosts()
+			if f := d.Soak(ctx, p, hosts); f != nil {
+				r.Outcome, r.Failed, r.Pending = Halted, f, Plan{Waves: p.Waves[i+1:]}.Hosts()
 				return r
 			}
 		}
 	}
-	// Machines waiting for a reboot into the target: advanced now, or by an
-	// earlier run that stopped at the reboot gate.
-	cands := p.Hosts()
-	for _, s := range p.Skipped {
-		if s.Reason == reasonAtTarget {
-			cands = append(cands, s.Host)
-		}
-	}
-	if len(cands) == 0 {
-		return r
-	}
-	vs, err := d.Verdicts.Verdicts(ctx, cands)
+	pending, err := d.PendingReboots(ctx, p)
 	if err != nil {
 		r.Outcome, r.Failed = Halted, &Failure{Reason: err.Error()}
 		return r
 	}
-	for _, h := range cands {
-		if v := vs[h]; v.Commit == p.Target && v.State == "pending-reboot" {
-			r.RebootPending = append(r.RebootPending, h)
-		}
-	}
+	r.RebootPending = pending
 	if len(r.RebootPending) == 0 {
 		return r
 	}
@@ -163,9 +138,87 @@ func (d *Driver) Run(ctx context.Context, p Plan) Report {
 	return r
 }
 
-// preflight: every machine of a wave has a fresh verdict before any of them
+// Status reports where a plan's machines are, for a workflow's exit handler:
+// advanced (their deploy ref at the target, with their verdicts), pending
+// (not), and those waiting for their reboot.
+func (d *Driver) Status(ctx context.Context, p Plan) (Report, error) {
+	r := Report{Target: p.Target}
+	refs, err := d.Git.Refs(ctx, "deploy")
+	if err != nil {
+		return r, err
+	}
+	hosts := p.Hosts()
+	for _, s := range p.Skipped {
+		if s.Reason == reasonAtTarget {
+			hosts = append(hosts, s.Host)
+		}
+	}
+	slices.Sort(hosts)
+	vs, err := d.Verdicts.Verdicts(ctx, hosts)
+	if err != nil {
+		return r, err
+	}
+	for _, h := range hosts {
+		switch v := vs[h]; {
+		case refs[h] != p.Target:
+			r.Pending = append(r.Pending, h)
+		case v.Host == "":
+			r.Advanced = append(r.Advanced, Verdict{Host: h, State: "unknown"})
+		default:
+			r.Advanced = append(r.Advanced, v)
+			if v.Commit == p.Target && v.State == "pending-reboot" {
+				r.RebootPending = append(r.RebootPending, h)
+			}
+		}
+	}
+	return r, nil
+}
+
+// Soak lets the canary run for the policy's soak, then halts on any alert
+// firing for it.
+func (d *Driver) Soak(ctx context.Context, p Plan, hosts []string) *Failure {
+	d.log().Info("soaking the canary", "hosts", hosts, "for", p.Policy.Soak.D())
+	if err := sleep(ctx, p.Policy.Soak.D()); err != nil {
+		return &Failure{Reason: "stopped during the soak: " + err.Error()}
+	}
+	firing, err := d.Verdicts.Firing(ctx, hosts)
+	switch {
+	case err != nil:
+		return &Failure{Host: hosts[0], Reason: "cannot read the canary's alerts: " + err.Error()}
+	case len(firing) > 0:
+		return &Failure{Host: hosts[0], Reason: "alerts firing on the canary after its soak: " + strings.Join(firing, ", ")}
+	}
+	return nil
+}
+
+// PendingReboots lists the plan's machines that wait for a reboot into the
+// target: advanced now, or by an earlier run that stopped at the reboot gate.
+func (d *Driver) PendingReboots(ctx context.Context, p Plan) ([]string, error) {
+	cands := p.Hosts()
+	for _, s := range p.Skipped {
+		if s.Reason == reasonAtTarget {
+			cands = append(cands, s.Host)
+		}
+	}
+	if len(cands) == 0 {
+		return nil, nil
+	}
+	vs, err := d.Verdicts.Verdicts(ctx, cands)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, h := range cands {
+		if v := vs[h]; v.Commit == p.Target && v.State == "pending-reboot" {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+// Preflight: every machine of a wave has a fresh verdict before any of them
 // moves. Unknown is not healthy.
-func (d *Driver) preflight(ctx context.Context, p Plan, hosts []string) *Failure {
+func (d *Driver) Preflight(ctx context.Context, p Plan, hosts []string) *Failure {
 	vs, err := d.Verdicts.Verdicts(ctx, hosts)
 	if err != nil {
 		return &Failure{Reason: err.Error()}

@@ -3,6 +3,7 @@
 package rollout
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -147,5 +148,21 @@ func TestRollout(t *testing.T) {
 			t.Errorf("reboot refs when w2 rebooted (-want, +got):\n%s", diff)
 		}
 		f.waitVerdicts(converged(c5, "w1", "w2", "w3"))
+
+		// What the workflow's exit handler reports.
+		d, _ := f.driver()
+		st, err := d.Status(context.Background(), f.plan(d, c5, all))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var advanced []string
+		for _, v := range st.Advanced {
+			if v.Commit == c5 && v.State == "converged" {
+				advanced = append(advanced, v.Host)
+			}
+		}
+		if !cmp.Equal(advanced, []string{"w1", "w2", "w3"}) || !cmp.Equal(st.Pending, []string{"d1"}) || len(st.RebootPending) != 0 {
+			t.Errorf("status: %+v; want w1, w2, w3 converged on the target and d1 pending", st)
+		}
 	})
 }
