@@ -59,7 +59,7 @@ waveSize: %d
 parallelism: %d
 maxInFlight: 4
 soak: %s
-hostBudget: 3m
+hostBudget: 5m
 staleAfter: 30s
 gates:
   dns: {roles: [dns], paths: [nix/modules/dns-unbound.nix]}
@@ -315,7 +315,7 @@ func (f *fleet) run(target string, sel rollout.Selector, approve ...string) roll
 func (f *fleet) waitVerdicts(want map[string]rollout.Verdict) {
 	f.t.Helper()
 	_, prom := f.driver()
-	deadline := time.Now().Add(3 * time.Minute)
+	deadline := time.Now().Add(5 * time.Minute)
 	var hosts []string
 	for h := range want {
 		hosts = append(hosts, h)
