@@ -27,6 +27,7 @@ type rolloutCmd struct {
 	Reboots rolloutRebootsCmd `cmd:"" help:"List the machines that wait for a reboot into the target, as JSON (a workflow step)."`
 	Reboot  rolloutRebootCmd  `cmd:"" help:"Approve one machine's reboot into the target (reboot/<host>) and wait for it to come back converged (a workflow step)."`
 	Report  rolloutReportCmd  `cmd:"" help:"Report where the rollout's machines are: advanced, pending, waiting for a reboot (the workflow's exit handler)."`
+	Status  rolloutStatusCmd  `cmd:"" help:"Each selected machine's desired commit (its deploy ref) against the one it runs, its verdict, a pending reboot, its last failure: which machines lag, and why."`
 }
 
 // rolloutFlags select a rollout; plan, run and host share them.
@@ -308,4 +309,21 @@ func (c *rolloutGateCmd) Run(g *globals) error {
 	}
 	_, err := fmt.Fprintf(g.Stdout, "gate %s approved by %s\n", c.Name, c.Approver)
 	return err
+}
+
+type rolloutStatusCmd struct {
+	stepCmd
+}
+
+func (c *rolloutStatusCmd) Run(g *globals) error {
+	ctx, stop, d, p, err := c.setup(g)
+	defer stop()
+	if err != nil {
+		return err
+	}
+	ss, err := d.States(ctx, p, p.Selected())
+	if err != nil {
+		return err
+	}
+	return c.print(g, ss, func(w io.Writer) error { return rollout.PrintStates(w, ss) })
 }

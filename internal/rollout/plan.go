@@ -89,6 +89,16 @@ func (p Plan) Hosts() []string {
 	return hs
 }
 
+// Selected lists every machine the selector picked, the skipped ones too.
+func (p Plan) Selected() []string {
+	hs := p.Hosts()
+	for _, s := range p.Skipped {
+		hs = append(hs, s.Host)
+	}
+	slices.Sort(hs)
+	return hs
+}
+
 // MakePlan plans a rollout: the selected machines whose deploy ref is not
 // already at (or past) the target, those behind the DNS gate last; the
 // canary first, alone; then waves of WaveSize, never mixing gated and

@@ -62,3 +62,24 @@ func PrintReport(w io.Writer, r Report) error {
 	}
 	return tw.Flush()
 }
+
+// PrintStates writes machines' states as a table, lagging ones marked.
+func PrintStates(w io.Writer, ss []MachineState) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tDESIRED\tRUNNING\tVERDICT\tREBOOT\tLAST FAILURE\tCONVERGED")
+	for _, s := range ss {
+		verdict := s.Verdict
+		switch {
+		case verdict == "":
+			verdict = "(none)"
+		case s.Stale:
+			verdict += " (stale)"
+		}
+		reboot := ""
+		if s.PendingReboot {
+			reboot = "pending"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\n", s.Host, short(s.Desired), short(s.Running), verdict, reboot, s.LastFailure, s.Converged)
+	}
+	return tw.Flush()
+}

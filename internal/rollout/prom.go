@@ -73,6 +73,44 @@ func (p *Prometheus) Verdicts(ctx context.Context, hosts []string) (map[string]V
 	return out, nil
 }
 
+// Run is what a machine runs, and how its last run ended.
+type Run struct {
+	Commit string
+	// FailedStage is the stage its last run failed at ("" when it did not).
+	FailedStage string
+}
+
+// Running reads the hosts' applied commits and last outcomes, labelled with
+// their host through the verdict series of the same target.
+func (p *Prometheus) Running(ctx context.Context, hosts []string) (map[string]Run, error) {
+	join := ` * on(instance, job) group_left(host) nix_gitops_target_info{` + hostMatcher(hosts) + `}`
+	applied, err := p.query(ctx, `nix_gitops_applied_info`+join)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]Run{}
+	for _, s := range applied {
+		out[string(s.Metric["host"])] = Run{Commit: string(s.Metric["commit"])}
+	}
+	last, err := p.query(ctx, `nix_gitops_last_outcome`+join)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range last {
+		h, r := string(s.Metric["host"]), out[string(s.Metric["host"])]
+		switch string(s.Metric["outcome"]) {
+		case "applied", "pending-reboot", "up-to-date", "waiting-for-ref":
+		default:
+			r.FailedStage = string(s.Metric["stage"])
+			if r.FailedStage == "" {
+				r.FailedStage = string(s.Metric["outcome"])
+			}
+		}
+		out[h] = r
+	}
+	return out, nil
+}
+
 // Firing lists the alerts firing for the hosts (alert rules keep the
 // machine's host label, see the README).
 func (p *Prometheus) Firing(ctx context.Context, hosts []string) ([]string, error) {

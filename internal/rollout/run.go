@@ -19,6 +19,7 @@ import (
 // VerdictSource is where verdicts come from (Prometheus).
 type VerdictSource interface {
 	Verdicts(ctx context.Context, hosts []string) (map[string]Verdict, error)
+	Running(ctx context.Context, hosts []string) (map[string]Run, error)
 	Firing(ctx context.Context, hosts []string) ([]string, error)
 }
 

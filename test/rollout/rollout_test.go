@@ -101,6 +101,21 @@ func TestRollout(t *testing.T) {
 		if f.running("w2") != "v2" || f.running("w1") != "v3" {
 			t.Errorf("w2 must run its previous generation (v2), runs %q; the canary w1 v3, runs %q", f.running("w2"), f.running("w1"))
 		}
+
+		// Which machines lag, and why: desired against running.
+		d, _ := f.driver()
+		ss, err := d.States(context.Background(), f.plan(d, c2, web), []string{"w1", "w2", "w3"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []rollout.MachineState{
+			{Host: "w1", Desired: c2, Running: c2, Verdict: "converged", Converged: true},
+			{Host: "w2", Desired: c2, Running: c1, Verdict: "rolled-back", LastFailure: "health"},
+			{Host: "w3", Desired: c1, Running: c1, Verdict: "converged", Converged: true},
+		}
+		if diff := cmp.Diff(want, ss); diff != "" {
+			t.Errorf("machine states (-want, +got):\n%s", diff)
+		}
 	})
 
 	t.Run("StaleMachineHalts", func(t *testing.T) {
