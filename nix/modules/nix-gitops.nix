@@ -20,9 +20,15 @@
 let
   cfg = config.services.nix-gitops;
   exe = lib.getExe cfg.package;
-  units = pkgs.runCommand "nix-gitops-units" { } ''
+  units = pkgs.runCommand "nix-gitops-units" { } (''
     ${exe} units --bin ${exe} --dir $out/lib/systemd/system --flake-file ${cfg.flakeTargetFile}
-  '';
+  '' + lib.optionalString (!cfg.timer.enable) ''
+    # Off, the timer is not in the system: the switch that turns it off
+    # stops it (switch-to-configuration stops an active unit the new system
+    # lacks unless it says X-StopOnRemoval=false, which the timer does not);
+    # with its file kept, the changed timer would be restarted instead.
+    rm $out/lib/systemd/system/nix-gitops-apply.timer
+  '');
   settings = import ../lib/agent-config.nix cfg;
   isStorePath = p: p != null && lib.hasPrefix builtins.storeDir (toString p);
   # sshd must answer after a switch, when it runs as a service; socket

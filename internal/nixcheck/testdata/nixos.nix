@@ -30,7 +30,8 @@ let
     coreutils = fakePkg "coreutils";
     nix = fakePkg "nix";
     systemd = fakePkg "systemd";
-    runCommand = name: env: script: fakePkg name;
+    # The script is kept, so a test can read what a package is built from.
+    runCommand = name: env: script: fakePkg name // { inherit script; };
     writeShellScript = name: text: fakePkg name;
     buildGoModule = args: fakePkg args.pname // { inherit args; };
   };
