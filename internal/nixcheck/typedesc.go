@@ -105,7 +105,7 @@ func parseDesc(d string) *Type {
 	if p, ok := strings.CutPrefix(d, "string matching the pattern "); ok {
 		return &Type{Kind: "strMatching", Pattern: p, Desc: d}
 	}
-	// types.nix:1425: a submodule's freeform type is in parentheses unless
+	// types.nix:1437: a submodule's freeform type is in parentheses unless
 	// it is a noun or composite, so "open submodule of" spans to the end.
 	if rest, ok := strings.CutPrefix(d, "open submodule of "); ok {
 		return &Type{Kind: "submodule", Freeform: parseDesc(rest), Desc: d}

@@ -36,8 +36,8 @@ in
 rec {
   # modules.nix:92 evalModules. Kept: modules, prefix, specialArgs; the
   # internal module's _module.args, _module.check, _module.freeformType
-  # (:243-:286); collecting imports (:383, :414); merging (:773); the
-  # freeform config (:313-:330); the unmatched-definition error (:332-:392).
+  # (:146-:235); collecting imports (:259, :414); merging (:275); the
+  # freeform config (:281-:302); the unmatched-definition error (:304-:382).
   evalModules =
     { modules, prefix ? [ ], specialArgs ? { } }:
     let
@@ -50,10 +50,10 @@ rec {
           freeformType = mkOption { type = types.nullOr types.raw; default = null; };
         };
       };
-      # modules.nix:383: what every module is called with.
+      # modules.nix:259-:273 doCollect: what every module is called with.
       args = { inherit lib options config specialArgs; } // specialArgs;
       collected = collectModules (modules ++ [ internalModule ]) args;
-      # modules.nix:394: merged in reverse order of collection.
+      # modules.nix:275: merged in reverse order of collection.
       merged = mergeModules prefix (reverseList collected);
       options = merged.matchedOptions;
       declaredConfig = lib.mapAttrsRecursiveCond (v: !isOption v) (_: v: v.value) options;
@@ -100,7 +100,7 @@ rec {
             f = import m;
           in
           unifyModuleSyntax (toString m) (toString m) (if isFunction f then applyModuleArgs (toString m) f args else f);
-      # modules.nix:484 collectStructuredModules.
+      # modules.nix:524 collectStructuredModules.
       structured =
         parentFile: parentKey: ms:
         imap1 (n: x:
@@ -113,7 +113,7 @@ rec {
             modules = structured module._file module.key module.imports;
           }) ms;
     in
-    # modules.nix:532 filterModules.
+    # modules.nix:564 filterModules.
     map (s: s.module) (builtins.genericClosure {
       startSet = structured "<unknown-file>" "" initialModules;
       operator = s: s.modules;
@@ -175,7 +175,7 @@ rec {
         if !(isAttrs module.options) then
           throw "An option declaration for `${builtins.concatStringsSep "." prefix}' has type `${builtins.typeOf module.options}' rather than an attribute set."
         else mapAttrs (n: option: { inherit (module) _file; options = option; }) module.options) modules);
-      # modules.nix:812: the root of a definition must be an attribute set.
+      # modules.nix:811: the root of a definition must be an attribute set.
       checkedConfigs = map (c:
         if isAttrs c.config then c
         else throw "In module `${c.file}', you're trying to define a value of type `${builtins.typeOf c.config}' rather than an attribute set for the option `${builtins.concatStringsSep "." prefix}'!") configs;
@@ -196,7 +196,7 @@ rec {
             unmatchedDefns = [ ];
           }
         else if optionDecls != [ ] then
-          # modules.nix:905: kept only as the error (no submodule options
+          # modules.nix:918: kept only as the error (no submodule options
           # declared beside their parent here).
           throw "The option `${showOption loc}' in module `${(head optionDecls)._file}' would be a parent of options declared elsewhere, but its type `${(head optionDecls).options.type.description or "<no description>"}' does not support nested options."
         else mergeModules' loc decls defns) declsByName;
@@ -338,7 +338,7 @@ rec {
   defaultOrderPriority = 1000;
   mkAfter = mkOrder 1500;
 
-  # modules.nix:1627 mkAliasAndWrapDefinitions, and the definitions with
+  # modules.nix:1626 mkAliasDefinitions, and the definitions with
   # their priority (:1633), which doRename (:1959) forwards a renamed
   # option's definitions with.
   mkAliasDefinitions = option: mkIf option.isDefined (mkMerge option.definitions);

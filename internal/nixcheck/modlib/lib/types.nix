@@ -2,7 +2,7 @@
 # named in default.nix). A type's check looks at the value's head only;
 # what is below it (list elements, attribute values, submodule options) is
 # checked by its merge, through mergeDefinitions, as upstream does
-# (types.nix:230-:240, the comment on `check`).
+# (types.nix:205-:218, the comment on `check`).
 lib:
 let
   inherit (lib)
@@ -259,8 +259,8 @@ rec {
 
   # types.nix:1275 submodule, :1366 submoduleWith: a nested evalModules of
   # the type's modules and one module per definition, with `name` the last
-  # component of loc (:1455), at prefix loc. A freeform type of the modules
-  # ("open submodule of ...", :1425) is in the description.
+  # component of loc (:1453), at prefix loc. A freeform type of the modules
+  # ("open submodule of ...", :1437) is in the description.
   submodule = modules: submoduleWith { shorthandOnlyDefinesConfig = true; modules = lib.toList modules; };
   submoduleWith =
     { modules, specialArgs ? { }, shorthandOnlyDefinesConfig ? false, description ? null }:
