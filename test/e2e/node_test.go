@@ -15,11 +15,13 @@ import (
 )
 
 // node is the Proxmox side of a stack: the API simulator (the suite's only
-// fake) and the node's real sshd the provider uploads snippets through.
+// fake), a cluster of two nodes played as PVE 9.1, and each node's real
+// sshd the provider uploads snippets through.
 type node struct {
-	Sim  *proxmoxsim.Sim
-	SSHD *proxmoxsim.SSHD
-	// token is the API token the simulator accepts.
+	Sim *proxmoxsim.Sim
+	// SSHDs are the nodes' sshds, by node name.
+	SSHDs map[string]*proxmoxsim.SSHD
+	// token is the API token the simulator accepts ("id=secret").
 	token string
 }
 
@@ -56,25 +58,25 @@ var labDHCP = map[string]string{
 // config names no nameserver.
 var hostDNS = []string{"192.0.2.53"}
 
-// startNode starts a simulated pve1 with the repo's template, and its sshd;
-// tune, if set, changes the simulator's options.
+// clusterNodes are the simulated cluster's nodes; the template is on the
+// first, where the Composition places machines by default.
+var clusterNodes = []string{"pve1", "pve2"}
+
+// startNode starts a simulated cluster with the repo's template and each
+// node's sshd, set up as the README documents it: the API token with the
+// users, roles and ACLs of deploy/proxmox/token.sh, each node's snippets
+// user as deploy/proxmox/node.sh makes it. tune, if set, changes the
+// simulator's options.
 func startNode(root, dir string, tune func(*proxmoxsim.Options)) (*node, error) {
 	facts, err := readTemplateFacts(root)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read nix/template/template.json: %w", err)
 	}
-	sshd, err := proxmoxsim.StartSSHD(filepath.Join(dir, "sshd"))
-	if err != nil {
-		return nil, err
-	}
-	n := &node{SSHD: sshd, token: "crossplane@pve!provider=" + randomHex(16)}
 	o := proxmoxsim.Options{
-		Node:        "pve1",
-		Dir:         filepath.Join(dir, "pve"),
-		Token:       n.token,
-		NodeAddress: sshd.Addr,
+		Dir: filepath.Join(dir, "pve"),
+		PVE: 9,
 		Templates: []proxmoxsim.Template{{
-			VMID: facts.TemplateVMID, Name: facts.Image + "-template",
+			VMID: facts.TemplateVMID, Name: facts.Image + "-template", Node: clusterNodes[0],
 			DiskInterface: facts.DiskInterface, DiskGiB: facts.DiskGiB, Boot: facts.Boot,
 		}},
 		DHCP:     labDHCP,
@@ -82,13 +84,44 @@ func startNode(root, dir string, tune func(*proxmoxsim.Options)) (*node, error) 
 		TaskTime: 300 * time.Millisecond,
 		BootTime: time.Second,
 	}
+	for _, name := range clusterNodes {
+		o.Nodes = append(o.Nodes, proxmoxsim.Node{Name: name})
+	}
 	if tune != nil {
 		tune(&o)
 	}
+	api, err := proxmoxsim.LoadAPI(o.PVE)
+	if err != nil {
+		return nil, err
+	}
+	if o.Access == nil {
+		o.Access, err = proxmoxsim.RunPveumScript(api, filepath.Join(root, "deploy", "proxmox", "token.sh"))
+		if err != nil {
+			return nil, fmt.Errorf("cannot run the README's token set-up: %w", err)
+		}
+	}
+	toks := o.Access.Tokens()
+	if len(toks) != 1 {
+		return nil, fmt.Errorf("the token set-up makes %d API tokens, want 1: %v", len(toks), toks)
+	}
+	secret := randomHex(16)
+	if err := o.Access.SetTokenSecret(toks[0], secret); err != nil {
+		return nil, err
+	}
+	n := &node{SSHDs: map[string]*proxmoxsim.SSHD{}, token: toks[0] + "=" + secret}
 	n.Sim, err = proxmoxsim.Start(o)
 	if err != nil {
-		sshd.Stop()
 		return nil, err
+	}
+	key := ""
+	for _, name := range clusterNodes {
+		d, err := n.Sim.NodeSSHD(filepath.Join(dir, "sshd-"+name), name, filepath.Join(root, "deploy", "proxmox", "node.sh"), key)
+		if err != nil {
+			n.Stop()
+			return nil, err
+		}
+		n.SSHDs[name] = d
+		key = d.KeyFile()
 	}
 	return n, nil
 }
@@ -100,24 +133,38 @@ func (n *node) Credentials() []byte {
 		"endpoint":        n.Sim.URL,
 		"api_token":       n.token,
 		"insecure":        "true",
-		"ssh_username":    n.SSHD.User,
-		"ssh_private_key": n.SSHD.PrivateKey,
+		"ssh_username":    n.SSHDs[clusterNodes[0]].User,
+		"ssh_private_key": n.SSHDs[clusterNodes[0]].PrivateKey,
 	})
 	return b
 }
 
 func (n *node) Stop() {
 	n.Sim.Close()
-	n.SSHD.Stop()
+	for _, d := range n.SSHDs {
+		d.Stop()
+	}
 }
 
-// Tail is the simulator's last requests and sshd's log, for a failure.
+// Tail is the simulator's last requests and the sshds' logs, for a
+// failure.
 func (n *node) Tail(lines int) string {
-	log := n.SSHD.Log()
-	if parts := strings.Split(log, "\n"); len(parts) > lines {
-		log = strings.Join(parts[len(parts)-lines:], "\n")
+	out := fmt.Sprintf("----- proxmoxsim: last %d API requests -----\n%s", lines, n.Sim.RequestLog(lines))
+	if u := n.Sim.UncheckedFormats(); len(u) > 0 {
+		out += fmt.Sprintf("----- proxmoxsim: formats not checked: %v\n", u)
 	}
-	return fmt.Sprintf("----- proxmoxsim: last %d API requests -----\n%s----- node sshd -----\n%s\n", lines, n.Sim.RequestLog(lines), log)
+	for _, name := range clusterNodes {
+		d := n.SSHDs[name]
+		if d == nil {
+			continue
+		}
+		log := d.Log()
+		if parts := strings.Split(log, "\n"); len(parts) > lines {
+			log = strings.Join(parts[len(parts)-lines:], "\n")
+		}
+		out += fmt.Sprintf("----- %s sshd -----\n%s\n", name, log)
+	}
+	return out
 }
 
 func randomHex(n int) string {

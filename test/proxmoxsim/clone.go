@@ -1,33 +1,39 @@
 package proxmoxsim
 
 import (
-	"net/url"
 	"sort"
 	"strings"
 )
 
 func init() {
-	handle("POST", `/nodes/([^/]+)/qemu/(\d+)/clone`, (*Sim).clone)
+	handle("POST", "/nodes/{node}/qemu/{vmid}/clone", (*Sim).clone)
 }
 
-// clone follows qemu-server PVE::API2::Qemu clone_vm:
-//   - newid is a 'pve-vmid' (100 and up) and must not exist ("unable to
-//     create VM <id>: config file already exists");
-//   - the source must not be locked (check_lock);
-//   - a full clone copies every option but snapshot data, unused disks and
-//     'template'; each NIC gets a new MAC address ("always change MAC!
-//     address"); each disk and the cloud-init drive become new volumes of
-//     the new VM (clone_disk), the disk keeping its size and content;
-//   - the new VM is locked 'clone' until the worker ends;
-//   - name defaults to "Copy-of-VM-<name>", description is the request's.
-func (s *Sim) clone(m []string, f url.Values) (any, *apiError) {
-	src, aerr := s.getVM(m[2])
+// clone follows qemu-server's clone_vm (src/PVE/API2/Qemu.pm at
+// 010b1fe2c1494e82c0e658af79c4d854703f6f1b). Before the worker:
+//   - the source must exist on the node and not be locked, the target id
+//     must be free ("unable to create VM <id>: config file already exists");
+//   - a target node must be another cluster node, a linked clone of a
+//     non-template is refused;
+//   - the storages the copies go to need Datastore.AllocateSpace
+//     ($check_storage_access_clone: every disk that is not a CD-ROM, on
+//     the 'storage' parameter's storage or its own), and every NIC's
+//     bridge SDN.Use (check_bridge_access on the source's config);
+//   - a pool must exist, and the new VM is added to it.
+//
+// The worker copies every option but snapshot data, unused disks and
+// 'template'; each NIC gets a new MAC address; each disk and the
+// cloud-init drive become new volumes of the new VM (clone_disk), the
+// disk keeping its size and content; the new VM is locked 'clone' until
+// the worker ends; name defaults to "Copy-of-VM-<name>".
+func (s *Sim) clone(c *call) (any, *apiError) {
+	src, aerr := s.vmOn(c)
 	if aerr != nil {
 		return nil, aerr
 	}
-	newid, err := checkVMID(f.Get("newid"))
-	if err != nil {
-		return nil, paramError(map[string]string{"newid": err.Error()})
+	newid := 0
+	if n, err := parseVMID(c.get("newid")); err == nil {
+		newid = n
 	}
 	if aerr := src.checkLock(); aerr != nil {
 		return nil, aerr
@@ -41,21 +47,50 @@ func (s *Sim) clone(m []string, f url.Values) (any, *apiError) {
 	if s.vms[newid] != nil {
 		return nil, die("unable to create VM %d: config file already exists", newid)
 	}
-	full := f.Get("full") == "1" || !src.isTemplate()
+	target := c.get("target")
+	if target == "" {
+		target = src.node
+	} else if s.nodes[target] == nil {
+		return nil, die("no such cluster node '%s'", target)
+	}
+	full := c.get("full") == "1" || !src.isTemplate()
 	if !full {
-		// Linked clones need a snapshot-capable base; the suite only makes
-		// full clones, so refuse rather than pretend.
+		// Linked clones need a snapshot-capable base; the suite only
+		// makes full clones, so refuse rather than pretend.
 		return nil, die("proxmoxsim: linked clones are not simulated; clone with full=1")
 	}
-	storage := f.Get("storage")
-	if storage == "" {
-		storage = imageStorage
+	pool := c.get("pool")
+	if pool != "" && s.access.Pools[pool] == nil {
+		return nil, permError("pool '" + pool + "' does not exist")
 	}
-	if storage != imageStorage {
-		return nil, die("storage '%s' does not exist", storage)
+	storage := c.get("storage")
+	if storage != "" {
+		if st, ok := s.storages[storage]; !ok || !hasContent(st, "images") {
+			return nil, die("storage '%s' does not support vm images", storage)
+		}
+	}
+	for _, opt := range sortedKeys(src.conf) {
+		if !isDrive(opt) {
+			continue
+		}
+		p, _ := parseProps(opt, src.conf[opt])
+		if p.keys["media"] == "cdrom" || p.def == "" || p.def == "none" {
+			continue
+		}
+		sid, _, _ := strings.Cut(p.def, ":")
+		if storage != "" {
+			sid = storage
+		}
+		if err := s.access.check(c.who, "/storage/"+sid, "Datastore.AllocateSpace"); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.checkBridgeAccess(c.who, src.conf); err != nil {
+		return nil, err
 	}
 
-	nv := &vm{id: newid, conf: map[string]string{}, lock: "clone", clones: 1, writes: 1}
+	nv := newVM(newid, target)
+	nv.lock, nv.clones, nv.writes = "clone", 1, 1
 	var vols []*volume
 	disks := 0
 	opts := make([]string, 0, len(src.conf))
@@ -82,12 +117,16 @@ func (s *Sim) clone(m []string, f url.Values) (any, *apiError) {
 			if old == nil {
 				return nil, die("volume '%s' does not exist", p.def)
 			}
-			name := storage + ":vm-" + itoa(newid) + "-cloudinit"
+			st, _, _ := strings.Cut(p.def, ":")
+			if storage != "" {
+				st = storage
+			}
+			name := st + ":vm-" + itoa(newid) + "-cloudinit"
 			if !isCloudInit(p.def) {
-				name = storage + ":vm-" + itoa(newid) + "-disk-" + itoa(disks)
+				name = st + ":vm-" + itoa(newid) + "-disk-" + itoa(disks)
 				disks++
 			}
-			vols = append(vols, &volume{id: name, size: old.size, os: old.os, vmid: newid})
+			vols = append(vols, &volume{id: name, node: target, size: old.size, os: old.os, vmid: newid})
 			p.def = name
 			nv.conf[opt] = p.String(opt)
 		default:
@@ -99,13 +138,13 @@ func (s *Sim) clone(m []string, f url.Values) (any, *apiError) {
 		nv.conf["vmgenid"] = uuid()
 	}
 	nv.conf["name"] = "Copy-of-VM-" + src.conf["name"]
-	if n := f.Get("name"); n != "" {
+	if n := c.get("name"); n != "" {
 		nv.conf["name"] = n
 	}
-	if d := f.Get("description"); d != "" {
+	if d := c.get("description"); d != "" {
 		nv.conf["description"] = d
 	}
-	upid, aerr := s.startTask("qmclone", m[2], s.opts.TaskTime, func() error {
+	upid, aerr := s.startTask(src.node, "qmclone", itoa(src.id), c.who, s.opts.TaskTime, func(*task) error {
 		nv.lock = ""
 		return nil
 	})
@@ -116,6 +155,26 @@ func (s *Sim) clone(m []string, f url.Values) (any, *apiError) {
 		s.volumes[vol.id] = vol
 	}
 	s.vms[newid] = nv
-	s.opts.Logf("proxmoxsim: cloned %d to %d", src.id, newid)
+	if pool != "" {
+		s.access.Pools[pool].VMs[newid] = true
+	}
+	s.opts.Logf("proxmoxsim: cloned %d to %d on %s", src.id, newid, target)
 	return upid, nil
 }
+
+func parseVMID(s string) (int, error) {
+	n := 0
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return 0, errNotVMID
+		}
+		n = n*10 + int(r-'0')
+	}
+	return n, nil
+}
+
+type simErr string
+
+func (e simErr) Error() string { return string(e) }
+
+const errNotVMID = simErr("not a VM id")

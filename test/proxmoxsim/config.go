@@ -3,7 +3,6 @@ package proxmoxsim
 import (
 	"crypto/sha1"
 	"fmt"
-	"net/url"
 	"regexp"
 	"sort"
 	"strconv"
@@ -11,62 +10,34 @@ import (
 )
 
 func init() {
-	handle("GET", `/nodes/([^/]+)/qemu/(\d+)/config`, (*Sim).getConfig)
-	handle("PUT", `/nodes/([^/]+)/qemu/(\d+)/config`, func(s *Sim, m []string, f url.Values) (any, *apiError) {
-		_, err := s.updateConfig(m[2], f)
+	handle("GET", "/nodes/{node}/qemu/{vmid}/config", (*Sim).getConfig)
+	handle("GET", "/nodes/{node}/qemu/{vmid}/pending", (*Sim).getPending)
+	handle("PUT", "/nodes/{node}/qemu/{vmid}/config", func(s *Sim, c *call) (any, *apiError) {
+		_, err := s.updateConfig(c, true)
 		return nil, err
 	})
-	// The asynchronous variant answers a task that has already done the work.
-	handle("POST", `/nodes/([^/]+)/qemu/(\d+)/config`, func(s *Sim, m []string, f url.Values) (any, *apiError) {
-		if _, err := s.updateConfig(m[2], f); err != nil {
-			return nil, err
-		}
-		return s.startTask("qmconfig", m[2], 0, func() error { return nil })
+	// The asynchronous variant answers the UPID of its worker.
+	handle("POST", "/nodes/{node}/qemu/{vmid}/config", func(s *Sim, c *call) (any, *apiError) {
+		return s.updateConfig(c, false)
 	})
-	handle("PUT", `/nodes/([^/]+)/qemu/(\d+)/resize`, (*Sim).resize)
-	handle("PUT", `/nodes/([^/]+)/qemu/(\d+)/cloudinit`, func(s *Sim, m []string, _ url.Values) (any, *apiError) {
-		v, aerr := s.getVM(m[2])
-		if aerr != nil {
-			return nil, aerr
-		}
-		if aerr := v.checkLock(); aerr != nil {
-			return nil, aerr
-		}
-		// PVE::API2::Qemu cloudinit_update regenerates the drive now, which
-		// reads the cicustom snippets as a start does.
-		if _, err := s.cloudInit(v); err != nil {
-			return nil, die("%v", err)
-		}
-		v.writes++
-		return nil, nil
-	})
-	handle("DELETE", `/nodes/([^/]+)/qemu/(\d+)/?`, (*Sim).destroy)
-	handle("GET", `/nodes/([^/]+)/qemu`, func(s *Sim, _ []string, _ url.Values) (any, *apiError) {
-		var out []map[string]any
-		for _, v := range s.sortedVMs() {
-			out = append(out, map[string]any{"vmid": v.id, "name": v.conf["name"], "status": v.status(), "template": jsonValue("template", or(v.conf["template"], "0"))})
-		}
-		return out, nil
-	})
+	handle("PUT", "/nodes/{node}/qemu/{vmid}/cloudinit", (*Sim).regenerateCloudInit)
 }
 
-func (v *vm) status() string {
-	if v.running {
-		return "running"
-	}
-	return "stopped"
-}
-
-// getConfig answers the config with pending changes applied, as
-// GET .../config does by default ('current' unset), plus its digest.
-func (s *Sim) getConfig(m []string, _ url.Values) (any, *apiError) {
-	v, aerr := s.getVM(m[2])
+// getConfig answers the config with pending changes applied, as GET
+// .../config does by default, or the config in effect with current=1;
+// plus its digest.
+func (s *Sim) getConfig(c *call) (any, *apiError) {
+	v, aerr := s.vmOn(c)
 	if aerr != nil {
 		return nil, aerr
 	}
+	conf := v.effective()
+	if c.get("current") == "1" {
+		conf = v.conf
+	}
 	out := map[string]any{"digest": v.digest()}
-	for k, val := range v.conf {
-		out[k] = jsonValue(k, val)
+	for k, val := range conf {
+		out[k] = s.jsonValue(k, val)
 	}
 	if v.lock != "" {
 		out["lock"] = v.lock
@@ -74,284 +45,323 @@ func (s *Sim) getConfig(m []string, _ url.Values) (any, *apiError) {
 	return out, nil
 }
 
-func (v *vm) digest() string {
-	keys := make([]string, 0, len(v.conf))
-	for k := range v.conf {
-		keys = append(keys, k)
+// getPending is GET .../pending (PVE::GuestHelpers::config_with_pending_array):
+// every option with its value in effect, its pending value, or delete=1.
+func (s *Sim) getPending(c *call) (any, *apiError) {
+	v, aerr := s.vmOn(c)
+	if aerr != nil {
+		return nil, aerr
 	}
-	sort.Strings(keys)
+	var out []map[string]any
+	for _, k := range sortedKeys(v.conf) {
+		item := map[string]any{"key": k, "value": s.jsonValue(k, v.conf[k])}
+		if p, ok := v.pending[k]; ok {
+			item["pending"] = s.jsonValue(k, p)
+		}
+		if v.pendingDelete[k] {
+			item["delete"] = 1
+		}
+		out = append(out, item)
+	}
+	for _, k := range sortedKeys(v.pending) {
+		if _, ok := v.conf[k]; !ok {
+			out = append(out, map[string]any{"key": k, "pending": s.jsonValue(k, v.pending[k])})
+		}
+	}
+	return out, nil
+}
+
+func (v *vm) digest() string {
+	keys := sortedKeys(v.conf)
 	h := sha1.New()
 	for _, k := range keys {
 		fmt.Fprintf(h, "%s: %s\n", k, v.conf[k])
 	}
+	for _, k := range sortedKeys(v.pending) {
+		fmt.Fprintf(h, "[PENDING] %s: %s\n", k, v.pending[k])
+	}
 	return fmt.Sprintf("%x", h.Sum(nil))
 }
 
-// apiOnly are update_vm parameters that are not options.
-var apiOnly = map[string]bool{"node": true, "vmid": true, "delete": true, "digest": true, "skiplock": true, "revert": true, "force": true, "background_delay": true}
+// configParams are update_vm_api's parameters that are not options.
+var configParams = set("node", "vmid", "delete", "revert", "digest", "skiplock", "force", "background_delay", "import-working-storage", "skip_cloud_init")
 
 var newVolumeRE = regexp.MustCompile(`^(?:([^:\s]+):)?(\d+(?:\.\d+)?)$`)
 
-// updateConfig follows qemu-server PVE::API2::Qemu update_vm_api:
-//   - a locked VM is refused (check_lock);
-//   - every option is checked against the schema (schema.go);
-//   - 'delete' removes options; a removed disk becomes unusedN, a removed
-//     cloud-init drive is freed;
-//   - a drive whose volume is "<storage>:<GiB>" is allocated as a new, empty
-//     volume (create_disks); "<storage>:cloudinit" allocates the VM's
-//     cloud-init drive; an existing volume keeps its real size whatever the
-//     request says (create_disks reads volume_size_info);
-//   - a NIC without a MAC gets one; values are stored re-printed.
-func (s *Sim) updateConfig(id string, f url.Values) (*vm, *apiError) {
-	v, aerr := s.getVM(id)
+// updateConfig follows qemu-server's $update_vm_api (src/PVE/API2/Qemu.pm
+// at 010b1fe2c1494e82c0e658af79c4d854703f6f1b). Before it forks (so these
+// are the HTTP answer, for PUT and POST alike):
+//   - "no options specified"; skiplock only for root; a 'delete' or
+//     'revert' naming an unknown option or one the call also sets;
+//   - the option privileges ($check_vm_modify_config_perm, for the set and
+//     the deleted options), the storages' ($check_storage_access) and the
+//     bridges' (check_bridge_access) - qemuperms.go;
+//   - the VM's lock and the digest ($load_and_check_config).
+//
+// Then, in the worker (for POST a task whose failure is its exit status;
+// for PUT the answer): each drive's old and new value's privileges
+// ($check_drive_perms), the disks created (create_disks: a new volume for
+// "<storage>:<GiB>", the VM's cloud-init drive for "<storage>:cloudinit",
+// "cloud-init drive is already attached", a missing volume), a boot order
+// naming a device the VM will not have ("invalid bootorder: device '<d>'
+// does not exist'"). Deleting an option not set is a warning
+// ("cannot delete '<opt>' - not set in current configuration!"), so the
+// POST task ends "WARNINGS: n".
+//
+// Changes go to the pending section; a stopped VM applies them at once
+// (vmconfig_apply_pending), a running one only what hotplugs
+// (hotplug.go), the rest at its next cold start.
+func (s *Sim) updateConfig(c *call, sync bool) (any, *apiError) {
+	v, aerr := s.vmOn(c)
 	if aerr != nil {
 		return nil, aerr
 	}
-	if aerr := v.checkLock(); aerr != nil {
-		return nil, aerr
-	}
-	bad := map[string]string{}
 	set := map[string]string{}
-	for k, vals := range f {
-		if apiOnly[k] {
-			continue
+	for k, val := range c.params {
+		if !configParams[k] {
+			set[k] = val
 		}
-		val, err := checkValue(k, vals[len(vals)-1])
-		if err != nil {
-			bad[k] = err.Error()
-			continue
+	}
+	if c.get("skiplock") == "1" && c.who != "root@pam" {
+		return nil, paramError(map[string]string{"skiplock": "Only root may use this option."})
+	}
+	if c.get("delete") == "" && c.get("revert") == "" && len(set) == 0 {
+		return nil, die("no options specified")
+	}
+	if ide2, ok := set["cdrom"]; ok { // $resolve_cdrom_alias
+		if !strings.Contains(ide2, "media=") {
+			ide2 += ",media=cdrom"
 		}
-		set[k] = val
+		set["ide2"] = ide2
+		delete(set, "cdrom")
+	}
+	revert := map[string]bool{}
+	for _, opt := range splitList(c.get("revert")) {
+		if !s.isOption(opt) {
+			return nil, paramError(map[string]string{"revert": fmt.Sprintf("unknown option '%s'", opt)})
+		}
+		if _, both := set[opt]; both {
+			return nil, paramError(map[string]string{"delete": fmt.Sprintf("you can't use '-%s' and -revert %s' at the same time", opt, opt)})
+		}
+		revert[opt] = true
 	}
 	var dels []string
-	for _, d := range strings.FieldsFunc(f.Get("delete"), func(r rune) bool { return r == ',' || r == ';' || r == ' ' }) {
-		if _, ok := optionType(d); !ok {
-			bad["delete"] = fmt.Sprintf("invalid format - '%s' is not a valid option", d)
-			continue
+	for _, opt := range splitList(c.get("delete")) {
+		if opt == "cdrom" {
+			opt = "ide2"
 		}
-		if _, both := set[d]; both {
-			bad["delete"] = fmt.Sprintf("cannot set and delete '%s' at the same time", d)
-			continue
+		if _, both := set[opt]; both {
+			return nil, paramError(map[string]string{"delete": fmt.Sprintf("you can't use '-%s' and -delete %s' at the same time", opt, opt)})
 		}
-		dels = append(dels, d)
+		if revert[opt] {
+			return nil, paramError(map[string]string{"revert": fmt.Sprintf("you can't use '-delete %s' and -revert %s' at the same time", opt, opt)})
+		}
+		if !s.isOption(opt) {
+			return nil, paramError(map[string]string{"delete": fmt.Sprintf("unknown option '%s'", opt)})
+		}
+		dels = append(dels, opt)
 	}
-	if len(bad) > 0 {
-		return nil, paramError(bad)
+	if err := s.checkModifyConfigPerm(c.who, v.id, dels); err != nil {
+		return nil, err
 	}
+	if err := s.checkModifyConfigPerm(c.who, v.id, sortedKeys(set)); err != nil {
+		return nil, err
+	}
+	if err := s.checkStorageAccess(c.who, v.id, set); err != nil {
+		return nil, err
+	}
+	if err := s.checkBridgeAccess(c.who, set); err != nil {
+		return nil, err
+	}
+	if aerr := v.checkLock(); aerr != nil && c.get("skiplock") != "1" {
+		return nil, aerr
+	}
+	if d := c.get("digest"); d != "" && d != v.digest() {
+		return nil, die("checksum mismatch (file change by other user?)")
+	}
+	if sync {
+		_, err := s.applyUpdate(c, v, set, dels)
+		return nil, err
+	}
+	return s.startTask(v.node, "qmconfig", itoa(v.id), c.who, 0, func(t *task) error {
+		warnings, aerr := s.applyUpdate(c, v, set, dels)
+		for _, w := range warnings {
+			t.warn(w)
+		}
+		if aerr != nil {
+			return aerr
+		}
+		return nil
+	})
+}
 
-	for _, d := range dels {
-		val, ok := v.conf[d]
+// applyUpdate is update_vm_api's $updatefn: it writes the changes to the
+// pending section and applies them. It returns the warnings it printed.
+func (s *Sim) applyUpdate(c *call, v *vm, set map[string]string, dels []string) ([]string, *apiError) {
+	var warnings []string
+	eff := v.effective()
+	for _, opt := range dels {
+		val, ok := eff[opt]
 		if !ok {
-			continue // "cannot delete '<opt>' - not set in current configuration!" is a warning
+			warnings = append(warnings, fmt.Sprintf("cannot delete '%s' - not set in current configuration!", opt))
+			continue
 		}
-		delete(v.conf, d)
-		if isDrive(d) {
-			p, _ := parseProps(d, val)
-			switch {
-			case isCloudInit(p.def):
-				delete(s.volumes, p.def)
-			case s.volumes[p.def] != nil:
-				v.conf[s.freeUnused(v)] = p.def
+		if isDrive(opt) {
+			if err := s.checkDrivePerms(c.who, v.id, opt, val); err != nil {
+				return warnings, err
 			}
 		}
+		if opt == "tags" {
+			if err := s.access.checkVMPerm(c.who, v.id, false, "VM.Config.Options"); err != nil {
+				return warnings, err
+			}
+		}
+		delete(v.pending, opt)
+		v.pendingDelete[opt] = true
 	}
-	keys := make([]string, 0, len(set))
-	for k := range set {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		val := set[k]
+	for _, opt := range sortedKeys(set) {
+		val := set[opt]
 		switch {
-		case isDrive(k):
-			stored, aerr := s.setDrive(v, k, val)
-			if aerr != nil {
-				return nil, aerr
+		case isDrive(opt):
+			if old, ok := eff[opt]; ok {
+				if err := s.checkDrivePerms(c.who, v.id, opt, old); err != nil {
+					return warnings, err
+				}
+			}
+			if err := s.checkDrivePerms(c.who, v.id, opt, val); err != nil {
+				return warnings, err
+			}
+			stored, err := s.createDisk(v, opt, val)
+			if err != nil {
+				return warnings, err
 			}
 			val = stored
-		case isNet(k):
-			p, err := parseProps(k, val)
-			if err != nil {
-				return nil, paramError(map[string]string{k: err.Error()})
+		case opt == "tags":
+			// PVE::GuestHelpers assert_tag_permissions and
+			// get_unique_tags (pve-guest-common src/PVE/GuestHelpers.pm at
+			// 091598000c8dee1a348402c677d3892a1581f424): VM.Config.Options,
+			// then the tags stored sorted, lower-case, once each.
+			if err := s.access.checkVMPerm(c.who, v.id, false, "VM.Config.Options"); err != nil {
+				return warnings, err
 			}
-			if p.keys["model"] == "" {
-				return nil, paramError(map[string]string{k: "missing property - 'model'"})
-			}
+			val = uniqueTags(val)
+		case isNet(opt):
+			p, _ := parseProps(opt, val)
 			if p.keys["macaddr"] == "" {
 				p.keys["macaddr"] = randomMAC()
 			}
-			val = p.String(k)
-		case defaultKey(k) != "":
-			p, err := parseProps(k, val)
-			if err != nil {
-				return nil, paramError(map[string]string{k: err.Error()})
+			val = p.String(opt)
+		case opt == "boot":
+			p, _ := parseProps("boot", val)
+			for _, dev := range splitList(p.keys["order"]) {
+				_, exists := eff[dev]
+				_, setNow := set[dev]
+				deleted := false
+				for _, d := range dels {
+					deleted = deleted || d == dev
+				}
+				if (!exists && !setNow) || deleted {
+					return warnings, die("invalid bootorder: device '%s' does not exist'", dev)
+				}
 			}
-			val = p.String(k)
+		case defaultKey(opt) != "":
+			p, _ := parseProps(opt, val)
+			val = p.String(opt)
 		}
-		v.conf[k] = val
+		delete(v.pendingDelete, opt)
+		v.pending[opt] = val
 	}
 	v.writes++
-	return v, nil
+	if v.running {
+		s.hotplugPending(v)
+	} else {
+		s.applyPending(v)
+	}
+	return warnings, nil
 }
 
-// setDrive stores one drive option, allocating its volume when asked to.
-func (s *Sim) setDrive(v *vm, opt, val string) (string, *apiError) {
-	p, err := parseProps(opt, val)
-	if err != nil {
-		return "", paramError(map[string]string{opt: err.Error()})
-	}
+// createDisk is create_disks for one drive option: the value to store.
+func (s *Sim) createDisk(v *vm, opt, val string) (string, *apiError) {
+	p, _ := parseProps(opt, val)
 	file := p.def
-	if file == "" {
-		return "", paramError(map[string]string{opt: "missing property - 'file'"})
-	}
 	storage, rest, _ := strings.Cut(file, ":")
 	switch {
-	case file == "none" || p.keys["media"] == "cdrom" && !strings.HasSuffix(file, ":cloudinit") && !isCloudInit(file):
-		// an empty or ISO CD-ROM drive
+	case file == "none" || file == "cdrom":
+		delete(p.keys, "size")
 	case rest == "cloudinit":
-		if storage != imageStorage {
+		for k, cur := range v.effective() {
+			if k != opt && isDrive(k) {
+				cp, _ := parseProps(k, cur)
+				if isCloudInit(cp.def) {
+					return "", die("%s - cloud-init drive is already attached at '%s'", opt, k)
+				}
+			}
+		}
+		if _, ok := s.storages[storage]; !ok {
 			return "", die("storage '%s' does not exist", storage)
 		}
 		name := fmt.Sprintf("%s:vm-%d-cloudinit", storage, v.id)
 		if s.volumes[name] != nil {
-			return "", die("unable to create cloudinit disk: volume '%s' already exists", name)
+			// vdisk_alloc of the fixed name vm-<id>-cloudinit: on LVM-thin
+			// (pve-storage src/PVE/Storage/LvmThinPlugin.pm at
+			// f8a368c63c79626544cd01fbcd1028eae79b6128, alloc_image) lvcreate
+			// fails and run_command dies with its message.
+			lv := strings.TrimPrefix(name, storage+":")
+			return "", die("lvcreate 'pve/%s' error:   Logical Volume \"%s\" already exists in volume group \"pve\"", lv, lv)
 		}
-		s.volumes[name] = &volume{id: name, size: 4 << 20, vmid: v.id}
+		s.volumes[name] = &volume{id: name, node: v.node, size: 4 << 20, vmid: v.id}
 		p.def = name
 		p.keys["media"] = "cdrom"
 	case newVolumeRE.MatchString(file):
 		mm := newVolumeRE.FindStringSubmatch(file)
-		if mm[1] != imageStorage {
-			return "", die("storage '%s' does not exist", mm[1])
-		}
 		gib, _ := strconv.ParseFloat(mm[2], 64)
 		name := s.nextDiskName(mm[1], v.id)
-		vol := &volume{id: name, size: int64(gib * (1 << 30)), vmid: v.id}
+		vol := &volume{id: name, node: v.node, size: int64(gib * (1 << 30)), vmid: v.id}
 		s.volumes[name] = vol
 		p.def = name
-		p.keys["size"] = strconv.FormatInt(vol.size, 10)
+		p.keys["size"] = formatSize(vol.size)
 		s.opts.Logf("proxmoxsim: VM %d: %s is a new empty disk %s (%s)", v.id, opt, name, formatSize(vol.size))
 	default:
 		vol := s.volumes[file]
 		if vol == nil {
-			return "", die("volume '%s' does not exist", file)
+			return "", die("volume %s does not exist", file)
 		}
 		if !isCloudInit(file) {
-			p.keys["size"] = strconv.FormatInt(vol.size, 10)
-		}
-	}
-	if old, ok := v.conf[opt]; ok {
-		op, _ := parseProps(opt, old)
-		if op.def != p.def && s.volumes[op.def] != nil && !isCloudInit(op.def) {
-			v.conf[s.freeUnused(v)] = op.def
+			p.keys["size"] = formatSize(vol.size)
 		}
 	}
 	return p.String(opt), nil
 }
 
-func (s *Sim) freeUnused(v *vm) string {
-	for n := 0; ; n++ {
-		k := "unused" + strconv.Itoa(n)
-		if _, ok := v.conf[k]; !ok {
-			return k
+// uniqueTags is get_unique_tags with the datacenter defaults.
+func uniqueTags(s string) string {
+	seen := map[string]bool{}
+	var out []string
+	for _, t := range splitList(s) {
+		t = strings.ToLower(t)
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
 		}
 	}
+	sort.Strings(out)
+	return strings.Join(out, ";")
 }
 
-// resize follows PVE::API2::Qemu resize_vm: "+N" grows by N, "N" is the
-// new absolute size, and a smaller size is refused ("shrinking disks is not
-// supported"); a CD-ROM cannot be resized. PVE 8 runs it as a task.
-func (s *Sim) resize(m []string, f url.Values) (any, *apiError) {
-	v, aerr := s.getVM(m[2])
+// regenerateCloudInit is PUT .../cloudinit (cloudinit_update): under the
+// config lock it regenerates the drive now, which reads the cicustom
+// snippets as a start does.
+func (s *Sim) regenerateCloudInit(c *call) (any, *apiError) {
+	v, aerr := s.vmOn(c)
 	if aerr != nil {
 		return nil, aerr
 	}
 	if aerr := v.checkLock(); aerr != nil {
 		return nil, aerr
 	}
-	disk := f.Get("disk")
-	val, ok := v.conf[disk]
-	if !ok || !isDrive(disk) {
-		return nil, die("disk '%s' does not exist", disk)
-	}
-	p, _ := parseProps(disk, val)
-	if p.keys["media"] == "cdrom" {
-		return nil, die("you can't resize a cdrom")
-	}
-	vol := s.volumes[p.def]
-	if vol == nil {
-		return nil, die("disk '%s' has no associated volume", disk)
-	}
-	sizeStr := f.Get("size")
-	grow := strings.HasPrefix(sizeStr, "+")
-	n, err := parseSize(strings.TrimPrefix(sizeStr, "+"))
-	if err != nil {
-		return nil, paramError(map[string]string{"size": "value does not match the regex pattern"})
-	}
-	if grow {
-		n += vol.size
-	}
-	if n < vol.size {
-		return nil, die("shrinking disks is not supported")
+	if _, err := s.cloudInit(v); err != nil {
+		return nil, die("%v", err)
 	}
 	v.writes++
-	return s.startTask("resize", m[2], s.opts.TaskTime, func() error {
-		vol.size = n
-		if cur, ok := v.conf[disk]; ok {
-			cp, _ := parseProps(disk, cur)
-			cp.keys["size"] = strconv.FormatInt(n, 10)
-			v.conf[disk] = cp.String(disk)
-		}
-		return nil
-	})
-}
-
-// destroy follows PVE::API2::Qemu destroy_vm: a running VM is refused
-// ("VM <id> is running - destroy failed"), a locked one too; the worker
-// frees every volume the VM owns.
-func (s *Sim) destroy(m []string, _ url.Values) (any, *apiError) {
-	v, aerr := s.getVM(m[2])
-	if aerr != nil {
-		return nil, aerr
-	}
-	if aerr := v.checkLock(); aerr != nil {
-		return nil, aerr
-	}
-	if v.running {
-		return nil, die("VM %d is running - destroy failed", v.id)
-	}
-	if v.isTemplate() {
-		s.opts.Logf("proxmoxsim: destroying template %d", v.id)
-	}
-	v.lock = "destroyed"
-	v.writes++
-	return s.startTask("qmdestroy", m[2], s.opts.TaskTime, func() error {
-		for id, vol := range s.volumes {
-			if vol.vmid == v.id {
-				delete(s.volumes, id)
-			}
-		}
-		delete(s.vms, v.id)
-		return nil
-	})
-}
-
-func (s *Sim) sortedVMs() []*vm {
-	ids := make([]int, 0, len(s.vms))
-	for id := range s.vms {
-		ids = append(ids, id)
-	}
-	sort.Ints(ids)
-	out := make([]*vm, len(ids))
-	for i, id := range ids {
-		out[i] = s.vms[id]
-	}
-	return out
-}
-
-func or(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
+	return nil, nil
 }

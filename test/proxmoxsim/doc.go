@@ -1,40 +1,52 @@
 // Package proxmoxsim is the one fake in the control-plane suite: a simulator
-// of the Proxmox VE HTTP API (TLS on loopback), standing in for a Proxmox
-// node because none can run here. Everything in front of it is real:
-// provider-proxmox-bpg, bpg's Terraform provider and the terraform CLI talk
-// to it exactly as they would to pve1, and the snippet upload goes over real
-// SSH to a real OpenSSH sshd (sshd.go) that writes into the folder the
-// simulator reads snippets from.
+// of a Proxmox VE cluster's HTTP API (TLS on loopback), standing in for the
+// cluster because none can run here. Everything in front of it is real: the
+// provider and bpg's code talk to it exactly as they would to pve1, and the
+// snippet upload goes over real SSH to a real OpenSSH sshd per node
+// (sshd.go), logged in as the unprivileged user the documented node set-up
+// (deploy/proxmox/node.sh) makes.
 //
-// It implements the endpoints bpg v0.111.1 calls for a cloned VM and a
-// snippet file (create, read, update, delete), checks their parameters
-// against qemu-server's option schema where the rule is known, and models
-// the behaviour this project depends on. Each rule carries a comment naming
-// the Proxmox (qemu-server, pve-storage, pve-common) or bpg source it
-// follows:
+// What it enforces comes from Proxmox's own data first:
 //
-//   - a full clone copies the template's config: its disks (as new volumes of
-//     the same size and content), its cloud-init drive, serial0, its boot
-//     order; NICs get new MAC addresses (clone.go);
-//   - a disk named in a config update that the VM lacks is allocated as a new,
-//     empty disk; a known disk keeps its volume; resize grows and refuses to
-//     shrink (config.go, disks.go);
-//   - a cold start regenerates the cloud-init drive and reads cicustom
-//     snippets from the snippets folder at that moment; a missing snippet
-//     fails the start (guest.go);
-//   - the guest boots the first device of the boot order (or of Proxmox's
-//     default order) that holds an operating system; if none does, the VM
-//     runs but boots nothing, which the simulator reports as "no bootable
-//     disk" (guest.go);
-//   - VM ids below 100 or already in use are refused; a locked VM answers
-//     "VM is locked (<lock>)" (clone.go, config.go);
-//   - the guest agent answers only once the guest has booted, and reports the
-//     static address cloud-init configured or a DHCP lease from the VLAN's
-//     DHCP server (guest.go);
-//   - a shutdown of a guest that never booted is not answered until its
-//     timeout (guest.go);
+//   - the release's published API schema (pve-docs' apidata.js for PVE 9.1
+//     and 8.4, read from ../shared/pve-api through PVE_API_DIR, never
+//     copied; pveapi.go): a method the release does not have is 501, every
+//     parameter is validated as PVE's JSONSchema validates it (unknown
+//     parameters, types, enums, patterns, ranges, lengths, and the keys of
+//     the property strings the schema describes), with Proxmox's error
+//     shape (jsonschema.go); the named formats the schema only names are
+//     implemented from the code that registers them (formats.go);
+//   - each method's permission check from the schema, and the checks
+//     Proxmox makes in code (qemuperms.go), against users, roles, ACLs,
+//     pools and API tokens that come from the same pveum set-up script the
+//     README documents (pveum.go, access.go); the privileges a release
+//     knows are those its schema names.
+//
+// Behaviour beyond the data follows Proxmox's source, and each rule's
+// comment names the file and commit it follows (qemu-server, pve-storage,
+// pve-access-control, pve-common, pve-manager, pve-guest-common):
+//
+//   - a full clone copies the template's config (clone.go);
+//   - config updates go to the pending section; a stopped VM applies them,
+//     a running one only what hotplugs, the rest at the next cold start
+//     (config.go, hotplug.go); the POST variant runs the update in a task,
+//     so what qemu-server checks inside the update fails the task;
+//   - a cold start regenerates the cloud-init drive and reads the cicustom
+//     snippets from the VM's node; a missing snippet fails the start
+//     (guest.go);
+//   - the firmware boots only devices with a boot index: the boot order,
+//     or without one the legacy "cdn", whose disk is 'bootdisk' (guest.go);
+//   - a shutdown or reboot of a guest that does not answer fails after its
+//     timeout, leaving the changes pending (guest.go);
+//   - tasks carry the token in their UPID, end OK, WARNINGS: n or the
+//     error, and only their owner (or Sys.Audit) reads them (tasks.go);
+//   - a cluster of several nodes, each with its own local storages; a VM
+//     lives on one node (cluster.go, vm.go);
 //   - a loaded node may refuse a task ("got no worker upid"); the simulator
 //     refuses the first Options.RefuseClones clones so (clone.go).
+//
+// Nothing is refused without a source: a format whose code the simulator
+// lacks is not checked, and Sim.UncheckedFormats lists those met.
 //
 // Tests read what happened through Sim's methods (VM, Requests,
 // ConfigWrites), never through the provider.

@@ -3,7 +3,6 @@ package proxmoxsim
 import (
 	"fmt"
 	"net/netip"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,11 +11,16 @@ import (
 )
 
 func init() {
-	handle("GET", `/nodes/([^/]+)/qemu/(\d+)/status/current`, (*Sim).statusCurrent)
-	handle("POST", `/nodes/([^/]+)/qemu/(\d+)/status/(start|stop|shutdown|reboot)`, (*Sim).power)
-	handle("GET", `/nodes/([^/]+)/qemu/(\d+)/agent/network-get-interfaces`, (*Sim).agentInterfaces)
-	handle("POST", `/nodes/([^/]+)/qemu/(\d+)/agent/ping`, func(s *Sim, m []string, _ url.Values) (any, *apiError) {
-		v, aerr := s.getVM(m[2])
+	handle("GET", "/nodes/{node}/qemu/{vmid}/status/current", (*Sim).statusCurrent)
+	for _, action := range []string{"start", "stop", "shutdown", "reboot"} {
+		action := action
+		handle("POST", "/nodes/{node}/qemu/{vmid}/status/"+action, func(s *Sim, c *call) (any, *apiError) {
+			return s.power(c, action)
+		})
+	}
+	handle("GET", "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces", (*Sim).agentInterfaces)
+	handle("POST", "/nodes/{node}/qemu/{vmid}/agent/ping", func(s *Sim, c *call) (any, *apiError) {
+		v, aerr := s.vmOn(c)
 		if aerr != nil {
 			return nil, aerr
 		}
@@ -24,15 +28,22 @@ func init() {
 	})
 }
 
-func (s *Sim) statusCurrent(m []string, _ url.Values) (any, *apiError) {
-	v, aerr := s.getVM(m[2])
+func (v *vm) status() string {
+	if v.running {
+		return "running"
+	}
+	return "stopped"
+}
+
+func (s *Sim) statusCurrent(c *call) (any, *apiError) {
+	v, aerr := s.vmOn(c)
 	if aerr != nil {
 		return nil, aerr
 	}
 	st := map[string]any{
 		"vmid": v.id, "name": v.conf["name"], "status": v.status(), "qmpstatus": v.status(),
-		"cpus": jsonValue("cores", or(v.conf["cores"], "1")), "maxmem": memoryMiB(v.conf) << 20,
-		"agent": jsonValue("onboot", agentFlag(v.conf)),
+		"cpus": s.jsonValue("cores", or(v.conf["cores"], "1")), "maxmem": memoryMiB(v.conf) << 20,
+		"agent": s.jsonValue("onboot", agentFlag(v.conf)),
 	}
 	if v.running {
 		st["pid"] = 10000 + v.id
@@ -68,67 +79,81 @@ func memoryMiB(conf map[string]string) int64 {
 	return n
 }
 
-// power runs a power action as a task (PVE::API2::Qemu vm_start,
-// vm_stop, vm_shutdown, vm_reboot).
-func (s *Sim) power(m []string, f url.Values) (any, *apiError) {
-	v, aerr := s.getVM(m[2])
+// power runs a power action as a task (qemu-server's vm_start, vm_stop,
+// vm_shutdown, vm_reboot API methods; the stopping follows vm_stop in
+// qemu-server PVE/QemuServer.pm at 9d66b39769801e78510dbd4615088cb4f6d61636):
+//   - a stop quits QEMU at once;
+//   - a shutdown asks the guest (through its agent, or the ACPI power
+//     button) and waits up to its timeout (default 60 s): a guest that does
+//     not stop fails the task "VM quit/powerdown failed - got timeout",
+//     unless forceStop, which then stops it;
+//   - a reboot is such a shutdown (no force) followed by a start, so a
+//     hung guest's reboot fails after the timeout, the VM keeps running and
+//     its pending changes stay pending;
+//   - a clean stop applies the pending changes (vm_stop_cleanup), a start
+//     applies them first (vm_start_nolock).
+func (s *Sim) power(c *call, action string) (any, *apiError) {
+	v, aerr := s.vmOn(c)
 	if aerr != nil {
 		return nil, aerr
 	}
 	if aerr := v.checkLock(); aerr != nil {
 		return nil, aerr
 	}
-	if v.isTemplate() && m[3] == "start" {
-		return nil, die("you can't start a vm if it's a template")
-	}
 	v.writes++
-	switch m[3] {
+	node, id := v.node, itoa(v.id)
+	switch action {
 	case "start":
+		if v.isTemplate() {
+			return nil, die("you can't start a vm if it's a template")
+		}
 		if v.running {
 			return nil, die("VM %d already running", v.id)
 		}
-		return s.startTask("qmstart", m[2], s.opts.TaskTime, func() error { return s.coldStart(v) })
+		return s.startTask(node, "qmstart", id, c.who, s.opts.TaskTime, func(*task) error { return s.coldStart(v) })
 	case "stop":
-		return s.startTask("qmstop", m[2], 0, func() error { v.halt(); return nil })
-	case "shutdown", "reboot":
-		if !v.running {
-			return nil, die("VM %d not running", v.id)
-		}
-		// A guest that never booted has no OS to act on the ACPI power
-		// button, so vm_shutdown waits for the full timeout and only then
-		// force-stops (forceStop) or fails (qemu-server vm_stop with
-		// shutdown=1: "VM quit/powerdown failed - got timeout").
-		wait := s.opts.TaskTime
-		timeout := time.Duration(atoiOr(f.Get("timeout"), 600)) * time.Second
+		return s.startTask(node, "qmstop", id, c.who, 0, func(*task) error { s.halt(v); return nil })
+	}
+	if !v.running {
+		return nil, die("VM %d not running", v.id)
+	}
+	timeout := time.Duration(atoiOr(c.get("timeout"), 60)) * time.Second
+	wait := s.opts.TaskTime
+	if !v.guestUp() {
+		// Nothing in the guest acts on the request: the full timeout.
+		wait = timeout
+	}
+	force := action == "shutdown" && c.get("forceStop") == "1"
+	typ := "qm" + action
+	return s.startTask(node, typ, id, c.who, wait, func(t *task) error {
 		if !v.guestUp() {
-			wait = timeout
-		}
-		force := f.Get("forceStop") == "1" || m[3] == "reboot"
-		reboot := m[3] == "reboot"
-		return s.startTask("qm"+m[3], m[2], wait, func() error {
-			if !v.guestUp() && !force {
+			if !force {
 				return fmt.Errorf("VM quit/powerdown failed - got timeout")
 			}
-			v.halt()
-			if reboot {
-				return s.coldStart(v)
-			}
-			return nil
-		})
-	}
-	return nil, die("unknown power action")
+			t.warn("VM still running - terminating now with SIGTERM")
+		}
+		s.halt(v)
+		if action == "reboot" {
+			return s.coldStart(v)
+		}
+		return nil
+	})
 }
 
-func (v *vm) halt() {
+// halt stops the VM; the pending changes are applied (vm_stop_cleanup).
+func (s *Sim) halt(v *vm) {
 	v.running = false
 	v.bootedAt = time.Time{}
+	s.applyPending(v)
 }
 
-// coldStart is vm_start: the cloud-init drive is generated first
-// (PVE::QemuServer::Cloudinit generate_cloudinit_config, which reads every
-// cicustom snippet: a missing one fails the start), then QEMU runs and the
-// firmware boots the first device of the boot order that holds an OS.
+// coldStart is vm_start_nolock: the pending changes are applied, the
+// cloud-init drive is generated (PVE::QemuServer::Cloudinit, which reads
+// every cicustom snippet: a missing one fails the start), then QEMU runs
+// and the firmware boots the first device of the boot order that holds an
+// OS.
 func (s *Sim) coldStart(v *vm) error {
+	s.applyPending(v)
 	ci, err := s.cloudInit(v)
 	if err != nil {
 		return err
@@ -144,7 +169,7 @@ func (s *Sim) coldStart(v *vm) error {
 	}
 	v.boot = b
 	v.boot.Addresses = s.addresses(v)
-	s.opts.Logf("proxmoxsim: VM %d started: boot %q %s", v.id, b.Device, b.Problem)
+	s.opts.Logf("proxmoxsim: VM %d started on %s: boot %q %s", v.id, v.node, b.Device, b.Problem)
 	return nil
 }
 
@@ -156,9 +181,9 @@ type cloudInitDrive struct {
 // cloudInit generates the VM's cloud-init drive as qemu-server's
 // Cloudinit.pm does for citype nocloud: user-data from the cicustom 'user'
 // snippet (read_cloudinit_snippets_file: the volume must be of type
-// snippets; file_get_contents dies when it cannot open it), network-config
-// from ipconfig0, nameservers from 'nameserver' or, when the VM sets none,
-// the node's own resolv.conf (get_dns_conf).
+// snippets; file_get_contents dies when it cannot open it) read on the
+// VM's node, network-config from ipconfig0, nameservers from 'nameserver'
+// or, when the VM sets none, the node's own resolv.conf (get_dns_conf).
 func (s *Sim) cloudInit(v *vm) (cloudInitDrive, error) {
 	var d cloudInitDrive
 	hasDrive := false
@@ -177,13 +202,13 @@ func (s *Sim) cloudInit(v *vm) (cloudInitDrive, error) {
 		if volid == "" {
 			continue
 		}
-		path, err := s.snippetPath(volid)
+		path, err := s.snippetPath(v.node, volid)
 		if err != nil {
 			return d, err
 		}
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return d, fmt.Errorf("can't open '%s' - No such file or directory", path)
+			return d, fmt.Errorf("can't open '%s' - No such file or directory", s.nodeView(v.node, path))
 		}
 		if kind == "user" {
 			d.user = string(b)
@@ -202,89 +227,36 @@ func (s *Sim) cloudInit(v *vm) (cloudInitDrive, error) {
 	return d, nil
 }
 
-// snippetPath maps a snippet volume to its file (pve-storage
+// snippetPath maps a snippet volume to node's file (pve-storage
 // PVE::Storage::Plugin::parse_volname: <storage>:snippets/<name> on a
 // directory storage is <path>/snippets/<name>).
-func (s *Sim) snippetPath(volid string) (string, error) {
+func (s *Sim) snippetPath(node, volid string) (string, error) {
 	storage, rest, ok := strings.Cut(volid, ":")
 	if !ok {
 		return "", fmt.Errorf("unable to parse volume ID '%s'", volid)
 	}
-	if storage != "local" {
+	st, ok := s.storages[storage]
+	if !ok {
+		return "", fmt.Errorf("storage '%s' does not exist", storage)
+	}
+	if st.Type != "dir" || !hasContent(st, "snippets") {
 		return "", fmt.Errorf("storage '%s' does not support content type 'snippets'", storage)
 	}
 	name, ok := strings.CutPrefix(rest, "snippets/")
 	if !ok || name == "" || strings.Contains(name, "/") {
 		return "", fmt.Errorf("%s is not in the snippets directory", volid)
 	}
-	return filepath.Join(s.SnippetsDir(), name), nil
+	return filepath.Join(s.SnippetsDirOf(node, storage), name), nil
 }
 
-// bootDevice picks what the firmware boots: the devices of 'boot:
-// order=a;b;c', or, without one, Proxmox's default order (qemu-server
-// get_default_bootdevices: the first hard disk, then the first CD-ROM,
-// then the NICs, disks ranked by PVE::QemuServer::Drive::valid_drive_names:
-// ide, scsi, virtio, sata). The first that holds an OS boots. A NIC boots
-// nothing here (no PXE server), nor does an empty disk or a CD-ROM without
-// an OS.
-func (s *Sim) bootDevice(v *vm) (string, string) {
-	var order []string
-	if b := v.conf["boot"]; b != "" {
-		p, _ := parseProps("boot", b)
-		if o := p.keys["order"]; o != "" {
-			order = strings.Split(o, ";")
+// nodeView is path as the node sees it (under StoragePath).
+func (s *Sim) nodeView(node, path string) string {
+	for id := range s.storages {
+		if rel, err := filepath.Rel(s.StorageDir(node, id), path); err == nil && !strings.HasPrefix(rel, "..") {
+			return filepath.Join(s.StoragePath(id), rel)
 		}
 	}
-	if order == nil {
-		order = defaultBootOrder(v.conf)
-	}
-	for _, dev := range order {
-		val, ok := v.conf[dev]
-		if !ok || !isDrive(dev) {
-			continue
-		}
-		p, _ := parseProps(dev, val)
-		if vol := s.volumes[p.def]; vol != nil && vol.os {
-			return dev, ""
-		}
-	}
-	return "", fmt.Sprintf("no bootable disk (boot order %s)", strings.Join(order, ";"))
-}
-
-func defaultBootOrder(conf map[string]string) []string {
-	var disk, cdrom string
-	for _, bus := range []struct {
-		prefix string
-		n      int
-	}{{"ide", 4}, {"scsi", 31}, {"virtio", 16}, {"sata", 6}} {
-		for i := 0; i < bus.n; i++ {
-			name := bus.prefix + strconv.Itoa(i)
-			val, ok := conf[name]
-			if !ok {
-				continue
-			}
-			p, _ := parseProps(name, val)
-			isCD := p.keys["media"] == "cdrom"
-			if isCD && cdrom == "" {
-				cdrom = name
-			}
-			if !isCD && disk == "" {
-				disk = name
-			}
-		}
-	}
-	var order []string
-	for _, d := range []string{disk, cdrom} {
-		if d != "" {
-			order = append(order, d)
-		}
-	}
-	for i := 0; i < 32; i++ {
-		if _, ok := conf["net"+strconv.Itoa(i)]; ok {
-			order = append(order, "net"+strconv.Itoa(i))
-		}
-	}
-	return order
+	return path
 }
 
 // addresses is the guest's IPv4 address on net0: the static one cloud-init
@@ -306,11 +278,11 @@ func (s *Sim) addresses(v *vm) []string {
 	if !ok {
 		return nil
 	}
-	p, err := netip.ParsePrefix(pool)
+	pfx, err := netip.ParsePrefix(pool)
 	if err != nil {
 		return nil
 	}
-	a := p.Addr().As4()
+	a := pfx.Addr().As4()
 	a[3] = byte(100 + v.id%100)
 	return []string{netip.AddrFrom4(a).String()}
 }
@@ -331,8 +303,8 @@ func (v *vm) agentReady() *apiError {
 
 // agentInterfaces answers the guest agent's network-get-interfaces: lo and
 // eth0 with net0's MAC and the guest's addresses.
-func (s *Sim) agentInterfaces(m []string, _ url.Values) (any, *apiError) {
-	v, aerr := s.getVM(m[2])
+func (s *Sim) agentInterfaces(c *call) (any, *apiError) {
+	v, aerr := s.vmOn(c)
 	if aerr != nil {
 		return nil, aerr
 	}

@@ -9,9 +9,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/homelab-infra/homelab-infra/internal/testenv"
 )
 
 // The helpers the simulator tests share: a simulator on loopback TLS,
@@ -42,9 +45,17 @@ type answer struct {
 	Status int
 	Reason string // the status line's reason phrase
 	Data   json.RawMessage
+	// Errors are the body's parameter errors, "key: error" a line, sorted.
+	Errors string
 }
 
-func call(t *testing.T, s *Sim, method, path string, form url.Values) answer {
+func do(t *testing.T, s *Sim, method, path string, form url.Values) answer {
+	t.Helper()
+	return doAs(t, s, token, method, path, form)
+}
+
+// doAs calls as API token tok ("user@realm!name=secret").
+func doAs(t *testing.T, s *Sim, tok, method, path string, form url.Values) answer {
 	t.Helper()
 	u := strings.TrimSuffix(s.URL, "/") + "/api2/json" + path
 	var body io.Reader
@@ -59,7 +70,7 @@ func call(t *testing.T, s *Sim, method, path string, form url.Values) answer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "PVEAPIToken="+token)
+	req.Header.Set("Authorization", "PVEAPIToken="+tok)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
@@ -70,17 +81,24 @@ func call(t *testing.T, s *Sim, method, path string, form url.Values) answer {
 	}
 	defer rsp.Body.Close()
 	var out struct {
-		Data json.RawMessage `json:"data"`
+		Data   json.RawMessage   `json:"data"`
+		Errors map[string]string `json:"errors"`
 	}
 	b, _ := io.ReadAll(rsp.Body)
 	_ = json.Unmarshal(b, &out)
-	return answer{Status: rsp.StatusCode, Reason: strings.TrimPrefix(rsp.Status, fmt.Sprint(rsp.StatusCode)+" "), Data: out.Data}
+	var errs []string
+	for k, v := range out.Errors {
+		errs = append(errs, k+": "+v)
+	}
+	sort.Strings(errs)
+	return answer{Status: rsp.StatusCode, Reason: strings.TrimPrefix(rsp.Status, fmt.Sprint(rsp.StatusCode)+" "), Data: out.Data,
+		Errors: strings.Join(errs, "\n")}
 }
 
 // ok calls and fails t on an error answer; a task's UPID is waited for.
 func ok(t *testing.T, s *Sim, method, path string, form url.Values) answer {
 	t.Helper()
-	a := call(t, s, method, path, form)
+	a := do(t, s, method, path, form)
 	if a.Status != http.StatusOK {
 		t.Fatalf("%s %s: %d %s", method, path, a.Status, a.Reason)
 	}
@@ -95,16 +113,7 @@ func ok(t *testing.T, s *Sim, method, path string, form url.Values) answer {
 
 func waitTask(t *testing.T, s *Sim, upid string) string {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		a := call(t, s, http.MethodGet, "/nodes/pve1/tasks/"+upid+"/status", nil)
-		var st struct{ Status, Exitstatus string }
-		_ = json.Unmarshal(a.Data, &st)
-		if st.Status == "stopped" {
-			return st.Exitstatus
-		}
-	}
-	t.Fatalf("task %s did not end", upid)
-	return ""
+	return waitTaskAs(t, s, token, upid)
 }
 
 func clone(t *testing.T, s *Sim, newid string) {
@@ -126,4 +135,47 @@ func writeSnippet(t *testing.T, s *Sim, name, content string) {
 	if err := os.WriteFile(filepath.Join(s.SnippetsDir(), name), []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// setUp runs a pveum set-up script against release major and returns the
+// cluster's user.cfg with the script's one token given secret "secret",
+// and that token as "id=secret".
+func setUp(t *testing.T, major int, script string, env ...string) (*Access, string) {
+	t.Helper()
+	api, err := LoadAPI(major)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := RunPveumScript(api, script, env...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks := a.Tokens()
+	if len(toks) != 1 {
+		t.Fatalf("%s: want one API token, got %v", script, toks)
+	}
+	if err := a.SetTokenSecret(toks[0], "secret"); err != nil {
+		t.Fatal(err)
+	}
+	return a, toks[0] + "=secret"
+}
+
+// tokenScript is the README's API token set-up.
+func tokenScript(t *testing.T) string {
+	t.Helper()
+	return filepath.Join(testenv.RepoRoot(t), "deploy", "proxmox", "token.sh")
+}
+
+func sleepShort() { time.Sleep(20 * time.Millisecond) }
+
+// waitBooted waits until VM id's guest runs.
+func waitBooted(t *testing.T, s *Sim, id int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); sleepShort() {
+		if st, ok := s.VM(id); ok && st.Boot.Booted {
+			return
+		}
+	}
+	st, _ := s.VM(id)
+	t.Fatalf("VM %d did not boot: %+v", id, st.Boot)
 }

@@ -34,6 +34,8 @@ func defaultKey(opt string) string {
 		return "cputype"
 	case opt == "vga":
 		return "type"
+	case opt == "boot":
+		return "legacy"
 	}
 	return ""
 }

@@ -13,33 +13,44 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 )
 
-// Options configure a simulated single-node cluster.
+// Options configure a simulated cluster.
 type Options struct {
-	// Node is the node's name (pve1).
-	Node string
-	// Dir holds the directory storage "local" (its snippets folder is where
-	// the sshd writes). Required.
-	Dir string
-	// Token is the API token the node accepts, "user@realm!name=secret".
-	Token string
-	// NodeAddress is the address GET /nodes/{node}/network reports for the
-	// node's bridge; bpg connects to port 22 there to upload snippets.
+	// Nodes are the cluster's nodes (at least one). Node and NodeAddress
+	// are the short form for a single node.
+	Nodes       []Node
+	Node        string
 	NodeAddress string
-	// Templates are the template VMs the node holds.
+	// Dir holds the nodes' storages. Required.
+	Dir string
+	// PVE is the major release played, 8 or 9 (default 9): its API schema
+	// (../shared/pve-api) decides which calls and parameters exist and
+	// which privileges there are.
+	PVE int
+	// Access is the cluster's users, roles, ACLs, pools and API tokens
+	// (RunPveumScript makes it from a set-up script). Without it, Token
+	// is the one token, with every privilege on / (as root's own token).
+	Access *Access
+	// Token is "user@realm!name=secret" for a cluster without Access.
+	Token string
+	// Storages are the cluster's storage.cfg; nil means a fresh
+	// install's: "local" (a directory, with the snippets content type the
+	// README asks for) and "local-lvm" (LVM-thin, for disk images), both
+	// local to each node.
+	Storages []Storage
+	// Templates are the template VMs the cluster holds (on their Node, by
+	// default the first).
 	Templates []Template
 	// DHCP maps a bridge and VLAN ("vmbr0" untagged, "vmbr0.20") to the
 	// subnet its DHCP server leases from. A DHCP guest elsewhere gets no
 	// address.
 	DHCP map[string]string
-	// HostDNS is the node's own /etc/resolv.conf: the nameservers Proxmox
+	// HostDNS is the nodes' own /etc/resolv.conf: the nameservers Proxmox
 	// hands a guest whose config names none.
 	HostDNS []string
 	// TaskTime is how long a clone, resize or start task runs.
@@ -55,11 +66,31 @@ type Options struct {
 	Logf func(format string, args ...any)
 }
 
+// Node is one cluster node.
+type Node struct {
+	Name string
+	// Address is what GET /nodes/{node}/network reports for the node's
+	// bridge; bpg connects to port 22 there to upload snippets.
+	Address string
+}
+
+// Storage is one storage.cfg entry.
+type Storage struct {
+	ID      string
+	Type    string // dir, lvmthin, nfs, ...
+	Content []string
+	// Shared storages hold the same volumes on every node; the others
+	// are one per node.
+	Shared bool
+}
+
 // Template is a template VM as `qmrestore` of the NixOS VMA and `qm template`
 // leave it.
 type Template struct {
 	VMID int
 	Name string
+	// Node holds it (default: the first node).
+	Node string
 	// DiskInterface is the OS disk's bus (virtio0 for nixpkgs' image).
 	DiskInterface string
 	DiskGiB       int64
@@ -73,9 +104,14 @@ type Sim struct {
 	// CACert is the PEM of the server's self-signed certificate.
 	CACert []byte
 
-	opts Options
-	srv  *http.Server
-	ln   net.Listener
+	opts     Options
+	api      *API
+	valid    *validator
+	access   *Access
+	nodes    map[string]*Node
+	storages map[string]Storage
+	srv      *http.Server
+	ln       net.Listener
 
 	mu       sync.Mutex
 	vms      map[int]*vm
@@ -83,14 +119,15 @@ type Sim struct {
 	tasks    map[string]*task
 	requests []Request
 	upidSeq  int
+	denies   int // Deny's roles so far
 	refused  int // clone requests refused so far
-	denials  []*denial
 	closed   bool
 }
 
 // Request is one API call as the simulator saw it.
 type Request struct {
 	Time   time.Time
+	Who    string // the API token
 	Method string
 	Path   string
 	Form   string // the form or query, encoded
@@ -109,22 +146,56 @@ func (r Request) String() string {
 	return s
 }
 
-// Start serves a simulated node on a loopback port.
+// Start serves a simulated cluster on a loopback port.
 func Start(o Options) (*Sim, error) {
-	if o.Node == "" {
-		o.Node = "pve1"
-	}
 	if o.Dir == "" {
 		return nil, fmt.Errorf("proxmoxsim: Options.Dir is required")
+	}
+	if len(o.Nodes) == 0 {
+		if o.Node == "" {
+			o.Node = "pve1"
+		}
+		o.Nodes = []Node{{Name: o.Node, Address: o.NodeAddress}}
+	}
+	if o.PVE == 0 {
+		o.PVE = 9
 	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
-	if err := os.MkdirAll(filepath.Join(o.Dir, "local", "snippets"), 0o755); err != nil {
-		return nil, fmt.Errorf("cannot create the snippets folder: %w", err)
+	if o.Storages == nil {
+		o.Storages = []Storage{
+			{ID: "local", Type: "dir", Content: []string{"backup", "iso", "snippets", "vztmpl"}},
+			{ID: imageStorage, Type: "lvmthin", Content: []string{"images", "rootdir"}},
+		}
 	}
-	s := &Sim{opts: o, vms: map[int]*vm{}, volumes: map[string]*volume{}, tasks: map[string]*task{}}
+	api, err := LoadAPI(o.PVE)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sim{opts: o, api: api, valid: &validator{privileges: api.privileges},
+		nodes: map[string]*Node{}, storages: map[string]Storage{},
+		vms: map[int]*vm{}, volumes: map[string]*volume{}, tasks: map[string]*task{}}
+	for i := range o.Nodes {
+		s.nodes[o.Nodes[i].Name] = &o.Nodes[i]
+	}
+	for _, st := range o.Storages {
+		s.storages[st.ID] = st
+	}
+	s.access = o.Access
+	if s.access == nil {
+		s.access, err = rootToken(api, o.Token)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := s.makeStorageDirs(); err != nil {
+		return nil, err
+	}
 	for _, t := range o.Templates {
+		if t.Node == "" {
+			t.Node = o.Nodes[0].Name
+		}
 		s.addTemplate(t)
 	}
 	cert, pemBytes, err := selfSigned()
@@ -149,6 +220,20 @@ func Start(o Options) (*Sim, error) {
 	return s, nil
 }
 
+// rootToken is a cluster whose one token ("user@realm!name=secret") has
+// every privilege on /, without privilege separation.
+func rootToken(api *API, tok string) (*Access, error) {
+	a := NewAccess(api)
+	id, secret, ok := strings.Cut(tok, "=")
+	m := tokenRE.FindStringSubmatch(id)
+	if !ok || m == nil {
+		return nil, fmt.Errorf("proxmoxsim: Options.Token %q is not user@realm!name=secret", tok)
+	}
+	a.Users[m[1]] = &User{ID: m[1], Tokens: map[string]*Token{m[4]: {Secret: secret}}}
+	a.ACL["/"] = []ACLEntry{{Who: m[1], Role: "Administrator", Propagate: true}}
+	return a, nil
+}
+
 // Close stops serving. The state stays readable.
 func (s *Sim) Close() {
 	s.mu.Lock()
@@ -157,106 +242,97 @@ func (s *Sim) Close() {
 	_ = s.srv.Close()
 }
 
-// SnippetsDir is the folder of storage local's snippets (what the node's sshd
-// writes and every cold start reads).
-func (s *Sim) SnippetsDir() string { return filepath.Join(s.opts.Dir, "local", "snippets") }
+// API is the schema of the release the simulator plays.
+func (s *Sim) API() *API { return s.api }
 
-// Requests returns every API call so far.
-func (s *Sim) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Request(nil), s.requests...)
-}
+// UncheckedFormats lists the named formats the calls so far used that the
+// simulator has no code for (formats.go), so could not check.
+func (s *Sim) UncheckedFormats() []string { return s.valid.Unchecked() }
 
-// RequestLog is the last n calls, one a line, for a failure message.
-func (s *Sim) RequestLog(n int) string {
-	rs := s.Requests()
-	if len(rs) > n {
-		rs = rs[len(rs)-n:]
-	}
-	out := ""
-	for _, r := range rs {
-		out += r.String() + "\n"
+// Nodes lists the cluster's node names, in the order given.
+func (s *Sim) Nodes() []string {
+	var out []string
+	for _, n := range s.opts.Nodes {
+		out = append(out, n.Name)
 	}
 	return out
 }
 
-// ConfigWrites counts the calls that changed VM id's state (config updates,
-// resizes, clones into it, power actions): zero between two reconciles
-// means the provider found nothing to change.
-func (s *Sim) ConfigWrites(id int) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if v := s.vms[id]; v != nil {
-		return v.writes
+// StoragePath is where every node mounts directory storage id (the "path"
+// of its storage.cfg entry): one path, cluster-wide. Each node's sshd sees
+// its own copy of a node-local storage there (StartSSHD's MountStorage).
+func (s *Sim) StoragePath(id string) string { return filepath.Join(s.opts.Dir, "mnt", id) }
+
+// StorageDir is the folder that holds node's copy of directory storage id
+// (the same folder for every node when the storage is shared).
+func (s *Sim) StorageDir(node, id string) string {
+	if s.storages[id].Shared {
+		return filepath.Join(s.opts.Dir, "shared", id)
 	}
-	return 0
+	return filepath.Join(s.opts.Dir, "nodes", node, id)
 }
 
-// VMIDs lists the VMs that exist, templates included, sorted.
-func (s *Sim) VMIDs() []int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ids := make([]int, 0, len(s.vms))
-	for id := range s.vms {
-		ids = append(ids, id)
+// SnippetsDir is the snippets folder of storage "local" on the first node.
+func (s *Sim) SnippetsDir() string { return s.SnippetsDirOf(s.opts.Nodes[0].Name, "local") }
+
+// SnippetsDirOf is the snippets folder of directory storage id on node.
+func (s *Sim) SnippetsDirOf(node, id string) string {
+	return filepath.Join(s.StorageDir(node, id), "snippets")
+}
+
+// makeStorageDirs creates each directory storage's folders (with a
+// snippets folder where the storage has that content type, as activating
+// the storage does) and the mount point StoragePath. The way down to them
+// is opened to other users (o+x), since a node's sshd logs the provider in
+// as an unprivileged user.
+func (s *Sim) makeStorageDirs() error {
+	for _, st := range s.opts.Storages {
+		if st.Type != "dir" {
+			continue
+		}
+		dirs := []string{s.StoragePath(st.ID)}
+		for _, n := range s.opts.Nodes {
+			dirs = append(dirs, s.StorageDir(n.Name, st.ID))
+			if hasContent(st, "snippets") {
+				dirs = append(dirs, s.SnippetsDirOf(n.Name, st.ID))
+			}
+		}
+		for _, d := range dirs {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return fmt.Errorf("cannot create %s: %w", d, err)
+			}
+			if err := openPath(d); err != nil {
+				return err
+			}
+		}
 	}
-	sort.Ints(ids)
-	return ids
+	return nil
 }
 
-// VM returns what is known about VM id, or false when it does not exist.
-func (s *Sim) VM(id int) (VMState, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v := s.vms[id]
-	if v == nil {
-		return VMState{}, false
+// openPath adds o+x to d and each parent that lacks it (a test's temporary
+// folders are 0700).
+func openPath(d string) error {
+	for p := d; p != "/" && p != "."; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(p, fi.Mode().Perm()|0o005); err != nil {
+				return fmt.Errorf("cannot open %s to the nodes' unprivileged users: %w", p, err)
+			}
+		}
 	}
-	return v.state(s), true
+	return nil
 }
 
-// VMState is a snapshot of one VM for tests.
-type VMState struct {
-	ID     int
-	Config map[string]string
-	Status string // running or stopped
-	Lock   string
-	// Disks maps each disk option to its volume's size in bytes.
-	Disks map[string]int64
-	// Boot is the last cold start: what the guest booted and read.
-	Boot Boot
-	// Starts counts cold starts (a reboot is one).
-	Starts int
-	// Clones counts the clones that made this VM (more than one would be a
-	// second VM under the same id).
-	Clones int
-}
-
-// Boot is what a cold start did.
-type Boot struct {
-	// Device is the boot device the guest booted from ("" when none).
-	Device string
-	// Problem is why nothing booted, e.g. "no bootable disk".
-	Problem string
-	// UserData is the cicustom user snippet as read at this start.
-	UserData string
-	// Network is the network configuration cloud-init was given.
-	Network CloudInitNetwork
-	// Booted is true once the guest's OS runs (and its agent may answer).
-	Booted bool
-	// Addresses are the guest's IPv4 addresses once booted.
-	Addresses []string
-	// Cores and MemoryMiB are what the guest runs with.
-	Cores, MemoryMiB int64
-}
-
-// CloudInitNetwork is the part of the cloud-init drive's network-config the
-// tests look at (qemu-server PVE::QemuServer::Cloudinit nocloud_network).
-type CloudInitNetwork struct {
-	IP, Gateway string // ip is "dhcp" or address/prefix
-	Nameservers []string
-	Search      []string
+func hasContent(st Storage, c string) bool {
+	for _, x := range st.Content {
+		if x == c {
+			return true
+		}
+	}
+	return false
 }
 
 func selfSigned() (tls.Certificate, []byte, error) {
@@ -284,71 +360,15 @@ func selfSigned() (tls.Certificate, []byte, error) {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-// HaltGuest makes VM id's guest hang as a kernel panic would: it keeps
-// running but answers neither its agent nor the ACPI power button (so a
-// shutdown waits for its timeout), until its next cold start.
-func (s *Sim) HaltGuest(id int) error {
+// SetNodeAddress sets the address node's network reports (its sshd's),
+// once the sshd runs.
+func (s *Sim) SetNodeAddress(node, addr string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v := s.vms[id]
-	if v == nil || !v.running {
-		return fmt.Errorf("VM %d is not running", id)
+	n := s.nodes[node]
+	if n == nil {
+		return fmt.Errorf("no node %s", node)
 	}
-	v.bootedAt = time.Time{}
-	v.boot.Problem = "guest halted"
+	n.Address = addr
 	return nil
-}
-
-// denial is a call the node refuses for a missing privilege (Deny).
-type denial struct {
-	method string
-	path   *regexp.Regexp
-	acl    string // the ACL path and privilege in the answer
-}
-
-// Deny makes the node answer 403 to every call of method whose API path
-// (below /api2/json) matches pathRE, as PVE answers a token that lacks a
-// privilege: "Permission check failed (<acl path>, <privilege>)"
-// (PVE::RPCEnvironment::check_perm_modify and check, pve-access-control).
-// It stands for one missing ACL, for tests of how a client reports a
-// refused call; it is not a model of PVE's permissions. The returned
-// function grants the privilege again.
-func (s *Sim) Deny(method, pathRE, aclPath, privilege string) (grant func()) {
-	d := &denial{method: method, path: regexp.MustCompile("^" + pathRE + "$"), acl: aclPath + ", " + privilege}
-	s.mu.Lock()
-	s.denials = append(s.denials, d)
-	s.mu.Unlock()
-	return func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		for i, e := range s.denials {
-			if e == d {
-				s.denials = append(s.denials[:i], s.denials[i+1:]...)
-				return
-			}
-		}
-	}
-}
-
-// denied is the 403 for a call a Deny covers, or nil.
-func (s *Sim) denied(method, path string) *apiError {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, d := range s.denials {
-		if d.method == method && d.path.MatchString(strings.TrimPrefix(path, "/api2/json")) {
-			return fail(http.StatusForbidden, "Permission check failed (%s)", d.acl)
-		}
-	}
-	return nil
-}
-
-// Refusals counts the API calls answered with an error containing msg.
-func (s *Sim) Refusals(msg string) int {
-	n := 0
-	for _, r := range s.Requests() {
-		if r.Status != 200 && strings.Contains(r.Error, msg) {
-			n++
-		}
-	}
-	return n
 }

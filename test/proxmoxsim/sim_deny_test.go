@@ -2,27 +2,39 @@ package proxmoxsim
 
 import (
 	"net/http"
-	"strings"
+	"path/filepath"
 	"testing"
 )
 
-// TestDeny: a denied call is answered 403 with PVE's permission message
-// until granted, and other calls are untouched.
+// TestDeny: Deny takes one privilege away where PVE's ACLs would: calls
+// needing it there get PVE's 403 until granted again, and other calls and
+// other VMs are unaffected.
 func TestDeny(t *testing.T) {
-	s, err := Start(Options{Dir: t.TempDir(), Templates: []Template{{VMID: 9002, Name: "t", DiskInterface: "virtio0", DiskGiB: 8}}})
-	if err != nil {
-		t.Fatal(err)
+	t.Parallel()
+	access, tok := setUp(t, 9, filepath.Join("testdata", "readme-role-before.sh"))
+	s := newSim(t, func(o *Options) { o.Access = access })
+	cases := []struct {
+		path string
+		want int
+	}{
+		{"/nodes/pve1/qemu/9002/config", http.StatusForbidden},
+		{"/nodes/pve1/qemu/9002/status/current", http.StatusForbidden},
+		{"/nodes/pve1/qemu/9002/pending", http.StatusForbidden},
 	}
-	defer s.Close()
-	grant := s.Deny("GET", `/nodes/pve1/qemu/\d+/config`, "/vms/9002", "VM.Audit")
-	if got := s.denied("GET", "/api2/json/nodes/pve1/qemu/9002/config"); got == nil || got.code != http.StatusForbidden || !strings.Contains(got.msg, "Permission check failed (/vms/9002, VM.Audit)") {
-		t.Errorf("a denied call: want 403 Permission check failed (/vms/9002, VM.Audit), got %v", got)
+	grant := s.Deny("/vms/9002", "VM.Audit")
+	for _, tc := range cases {
+		a := doAs(t, s, tok, http.MethodGet, tc.path, nil)
+		if a.Status != tc.want || a.Reason != "Permission check failed (/vms/9002, VM.Audit)" {
+			t.Errorf("GET %s denied: want 403 Permission check failed (/vms/9002, VM.Audit), got %d %q", tc.path, a.Status, a.Reason)
+		}
 	}
-	if got := s.denied("GET", "/api2/json/nodes/pve1/qemu/9002/status/current"); got != nil {
-		t.Errorf("another call was denied: %v", got)
+	if a := doAs(t, s, tok, http.MethodGet, "/cluster/resources", nil); a.Status != http.StatusOK {
+		t.Errorf("another call was refused: %d %s", a.Status, a.Reason)
 	}
 	grant()
-	if got := s.denied("GET", "/api2/json/nodes/pve1/qemu/9002/config"); got != nil {
-		t.Errorf("a granted call is still denied: %v", got)
+	for _, tc := range cases {
+		if a := doAs(t, s, tok, http.MethodGet, tc.path, nil); a.Status != http.StatusOK {
+			t.Errorf("GET %s granted again: %d %s", tc.path, a.Status, a.Reason)
+		}
 	}
 }

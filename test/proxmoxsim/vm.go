@@ -4,16 +4,23 @@ import (
 	"crypto/rand"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 )
 
 type vm struct {
-	id      int
-	conf    map[string]string
-	running bool
-	lock    string
-	boot    Boot
+	id   int
+	node string
+	// conf is the config in effect; pending holds changes not applied
+	// yet and pendingDelete options to remove (qemu-server's [PENDING]
+	// section), applied at the next cold start.
+	conf          map[string]string
+	pending       map[string]string
+	pendingDelete map[string]bool
+	running       bool
+	lock          string
+	boot          Boot
 	// bootedAt is when the guest's OS came up (zero: it did not).
 	bootedAt time.Time
 	starts   int
@@ -21,11 +28,12 @@ type vm struct {
 	writes   int
 }
 
-// A volume is a disk image on storage local-lvm. os marks one that holds an
-// operating system: the template's disk and full copies of it. A disk
-// allocated by a config update ("local-lvm:16") is empty.
+// A volume is a disk image. os marks one that holds an operating system:
+// the template's disk and full copies of it. A disk allocated by a config
+// update ("local-lvm:16") is empty.
 type volume struct {
 	id   string // local-lvm:vm-1053-disk-0
+	node string // the node whose storage holds it (node-local storages)
 	size int64
 	os   bool
 	vmid int
@@ -33,10 +41,14 @@ type volume struct {
 
 const imageStorage = "local-lvm"
 
+func newVM(id int, node string) *vm {
+	return &vm{id: id, node: node, conf: map[string]string{}, pending: map[string]string{}, pendingDelete: map[string]bool{}}
+}
+
 func (s *Sim) addTemplate(t Template) {
-	v := &vm{id: t.VMID, conf: map[string]string{}}
-	disk := &volume{id: fmt.Sprintf("%s:base-%d-disk-0", imageStorage, t.VMID), size: t.DiskGiB << 30, os: true, vmid: t.VMID}
-	ci := &volume{id: fmt.Sprintf("%s:vm-%d-cloudinit", imageStorage, t.VMID), size: 4 << 20, vmid: t.VMID}
+	v := newVM(t.VMID, t.Node)
+	disk := &volume{id: fmt.Sprintf("%s:base-%d-disk-0", imageStorage, t.VMID), node: t.Node, size: t.DiskGiB << 30, os: true, vmid: t.VMID}
+	ci := &volume{id: fmt.Sprintf("%s:vm-%d-cloudinit", imageStorage, t.VMID), node: t.Node, size: 4 << 20, vmid: t.VMID}
 	s.volumes[disk.id], s.volumes[ci.id] = disk, ci
 	// What qmrestore of nixpkgs' VMA (nixos/modules/virtualisation/
 	// proxmox-image.nix qemuConf defaults: virtio0, serial0 socket, agent,
@@ -61,6 +73,75 @@ func (s *Sim) addTemplate(t Template) {
 
 func (v *vm) isTemplate() bool { return v.conf["template"] == "1" }
 
+// effective is the config with the pending changes applied: what GET
+// .../config answers by default ('current' unset).
+func (v *vm) effective() map[string]string {
+	out := make(map[string]string, len(v.conf)+len(v.pending))
+	for k, val := range v.conf {
+		if !v.pendingDelete[k] {
+			out[k] = val
+		}
+	}
+	for k, val := range v.pending {
+		out[k] = val
+	}
+	return out
+}
+
+// applyPending is vmconfig_apply_pending: every pending change and
+// deletion takes effect (a replaced or removed disk is kept as unusedN).
+func (s *Sim) applyPending(v *vm) {
+	for _, k := range sortedKeys(v.pendingDelete) {
+		s.dropOption(v, k)
+	}
+	for _, k := range sortedKeys(v.pending) {
+		s.replaceOption(v, k, v.pending[k])
+	}
+	v.pending, v.pendingDelete = map[string]string{}, map[string]bool{}
+}
+
+// dropOption removes an option from the config in effect; a disk's volume
+// becomes unusedN (vmconfig_register_unused_drive), a cloud-init drive is
+// freed.
+func (s *Sim) dropOption(v *vm, k string) {
+	val, ok := v.conf[k]
+	if !ok {
+		return
+	}
+	delete(v.conf, k)
+	if isDrive(k) {
+		p, _ := parseProps(k, val)
+		switch {
+		case isCloudInit(p.def):
+			delete(s.volumes, p.def)
+		case s.volumes[p.def] != nil:
+			v.conf[s.freeUnused(v)] = p.def
+		}
+	}
+}
+
+// replaceOption sets an option in the config in effect; a disk replaced by
+// another volume keeps the old one as unusedN.
+func (s *Sim) replaceOption(v *vm, k, val string) {
+	if old, ok := v.conf[k]; ok && isDrive(k) {
+		op, _ := parseProps(k, old)
+		np, _ := parseProps(k, val)
+		if op.def != np.def && s.volumes[op.def] != nil && !isCloudInit(op.def) {
+			v.conf[s.freeUnused(v)] = op.def
+		}
+	}
+	v.conf[k] = val
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
 // checkLock is PVE::AbstractConfig::check_lock: most actions are refused
 // while a lock (clone, migrate, backup...) is set.
 func (v *vm) checkLock() *apiError {
@@ -70,31 +151,33 @@ func (v *vm) checkLock() *apiError {
 	return nil
 }
 
-func (s *Sim) getVM(id string) (*vm, *apiError) {
-	n, err := checkVMID(id)
-	if err != nil {
-		return nil, paramError(map[string]string{"vmid": err.Error()})
-	}
-	v := s.vms[n]
-	if v == nil {
-		// PVE::QemuConfig::load_config on a missing VM.
-		return nil, die("Configuration file 'nodes/%s/qemu-server/%d.conf' does not exist", s.opts.Node, n)
+// vmOn finds VM id for a call proxied to node: PVE::QemuConfig::load_config
+// reads nodes/<node>/qemu-server/<id>.conf, so a VM on another node (or
+// none) "does not exist" there.
+func (s *Sim) vmOn(c *call) (*vm, *apiError) {
+	node, id := c.get("node"), c.vmid()
+	v := s.vms[id]
+	if v == nil || v.node != node {
+		return nil, die("Configuration file 'nodes/%s/qemu-server/%d.conf' does not exist", node, id)
 	}
 	return v, nil
 }
 
 func (v *vm) state(s *Sim) VMState {
-	st := VMState{ID: v.id, Config: map[string]string{}, Status: "stopped", Lock: v.lock, Disks: map[string]int64{},
-		Boot: v.boot, Starts: v.starts, Clones: v.clones}
-	for k, val := range v.conf {
-		st.Config[k] = val
+	st := VMState{ID: v.id, Node: v.node, Config: v.effective(), Pending: map[string]string{}, Status: "stopped",
+		Lock: v.lock, Disks: map[string]int64{}, Boot: v.boot, Starts: v.starts, Clones: v.clones}
+	for k, val := range v.pending {
+		st.Pending[k] = val
+	}
+	for k := range v.pendingDelete {
+		st.Pending[k] = "(delete)"
 	}
 	if v.running {
 		st.Status = "running"
 	}
 	st.Boot.Booted = v.guestUp()
 	st.Boot.Addresses = append([]string(nil), v.boot.Addresses...)
-	for opt, val := range v.conf {
+	for opt, val := range st.Config {
 		if !isDrive(opt) {
 			continue
 		}
@@ -124,6 +207,15 @@ func (s *Sim) nextDiskName(storage string, id int) string {
 		name := fmt.Sprintf("%s:vm-%d-disk-%d", storage, id, n)
 		if s.volumes[name] == nil {
 			return name
+		}
+	}
+}
+
+func (s *Sim) freeUnused(v *vm) string {
+	for n := 0; ; n++ {
+		k := "unused" + itoa(n)
+		if _, ok := v.conf[k]; !ok {
+			return k
 		}
 	}
 }
