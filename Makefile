@@ -6,6 +6,9 @@ BIN      := $(CURDIR)/bin
 # The provider's CRDs are read from the shared folder beside the checkout,
 # never copied into this repo.
 export PROVIDER_CRDS_DIR ?= $(abspath $(CURDIR)/../shared/provider-proxmox-bpg/crds)
+# Proxmox VE's published API schema (pve-docs' apidata.js, PVE 9.1 and 8.4),
+# which the Proxmox simulator checks every call against (test/proxmoxsim).
+export PVE_API_DIR ?= $(abspath $(CURDIR)/../shared/pve-api)
 
 # An execution count per target, never a duration (see hack/fuzz.sh).
 FUZZTIME ?= 20000x

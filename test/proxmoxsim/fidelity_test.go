@@ -25,6 +25,7 @@ func upidOf(t *testing.T, a answer) string {
 // legacy order "cdn", where the hard disk is the one 'bootdisk' names: a
 // clone whose template sets neither boots nothing, as on a real node.
 func TestBootUnset(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		reason     string
 		template   string
@@ -57,6 +58,7 @@ func TestBootUnset(t *testing.T) {
 // not the call - the drive privileges and the boot order - while the
 // synchronous PUT answers the same failure.
 func TestChecksInTheTask(t *testing.T) {
+	t.Parallel()
 	s := newSim(t)
 	clone(t, s, "1053")
 	bad := url.Values{"boot": {"order=scsi3"}}
@@ -78,6 +80,7 @@ func TestChecksInTheTask(t *testing.T) {
 // TestWarnings: deleting an option the VM does not have is a warning in
 // the update task, whose status is then "WARNINGS: 1".
 func TestWarnings(t *testing.T) {
+	t.Parallel()
 	s := newSim(t)
 	clone(t, s, "1053")
 	a := do(t, s, http.MethodPost, "/nodes/pve1/qemu/1053/config", url.Values{"delete": {"sshkeys"}})
@@ -95,6 +98,7 @@ func TestWarnings(t *testing.T) {
 // start: a guest that does not shut down fails the task after the timeout,
 // keeps running, and a change that needs the reboot stays pending.
 func TestRebootOfAHungGuest(t *testing.T) {
+	t.Parallel()
 	s := newSim(t)
 	clone(t, s, "1053")
 	ok(t, s, http.MethodPost, "/nodes/pve1/qemu/1053/status/start", nil)
@@ -126,6 +130,7 @@ func TestRebootOfAHungGuest(t *testing.T) {
 // TestHotplug: on a running VM the NIC's VLAN and the tags take effect at
 // once; cores wait for the next cold start.
 func TestHotplug(t *testing.T) {
+	t.Parallel()
 	s := newSim(t)
 	clone(t, s, "1053")
 	ok(t, s, http.MethodPost, "/nodes/pve1/qemu/1053/status/start", nil)
@@ -147,6 +152,7 @@ func TestHotplug(t *testing.T) {
 
 // TestContentDelete: deleting a snippet is an 'imgdel' task.
 func TestContentDelete(t *testing.T) {
+	t.Parallel()
 	s := newSim(t)
 	writeSnippet(t, s, "u.yaml", "#cloud-config\n")
 	a := do(t, s, http.MethodDelete, "/nodes/pve1/storage/local/content/local:snippets%2Fu.yaml", nil)
@@ -165,6 +171,7 @@ func TestContentDelete(t *testing.T) {
 // TestCluster: two nodes, each with its own local storages; a VM is on
 // one node, and a call proxied to the other does not find it.
 func TestCluster(t *testing.T) {
+	t.Parallel()
 	s := newSim(t, func(o *Options) {
 		o.Nodes = []Node{{Name: "pve1", Address: "127.0.0.2"}, {Name: "pve2", Address: "127.0.0.3"}}
 	})
@@ -202,6 +209,7 @@ func TestCluster(t *testing.T) {
 // the simulator holds has it on ide2): allocating vm-9002-cloudinit again
 // fails.
 func TestREADMEStep2Before(t *testing.T) {
+	t.Parallel()
 	s := newSim(t)
 	a := do(t, s, http.MethodPut, "/nodes/pve1/qemu/9002/config", url.Values{"ide2": {"local-lvm:cloudinit"}})
 	if a.Status != 500 || !strings.Contains(a.Reason, `Logical Volume "vm-9002-cloudinit" already exists`) {

@@ -78,6 +78,7 @@ func waitTaskAs(t *testing.T, s *Sim, tok, upid string) string {
 // cloud-init drive, so bpg's removal of the template's drive, right after
 // the clone, is refused with a 403 - and a VM is left behind.
 func TestREADMERoleBefore(t *testing.T) {
+	t.Parallel()
 	access, tok := setUp(t, 9, filepath.Join("testdata", "readme-role-before.sh"))
 	s := newSim(t, func(o *Options) { o.Access = access })
 	steps := bpgCreate(t, s, tok, "1053")
@@ -96,6 +97,7 @@ func TestREADMERoleBefore(t *testing.T) {
 // token do all of bpg's create, on PVE 9 and on PVE 8, and read the guest
 // agent's addresses with each release's privilege.
 func TestDocumentedRole(t *testing.T) {
+	t.Parallel()
 	for _, major := range []int{9, 8} {
 		t.Run("PVE"+itoa(major), func(t *testing.T) {
 			access, tok := setUp(t, major, tokenScript(t))
@@ -121,6 +123,7 @@ func TestDocumentedRole(t *testing.T) {
 // naming PVE 8's VM.Monitor cannot be made on PVE 9, nor PVE 9's
 // VM.GuestAgent.Audit on PVE 8 - and the set-up picks the right one.
 func TestPrivilegeLists(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		major int
 		force string
@@ -151,6 +154,7 @@ func TestPrivilegeLists(t *testing.T) {
 // Datastore.Allocate only on the snippets' datastore, no Sys.* at all, no
 // rights over users or permissions.
 func TestLeastPrivilege(t *testing.T) {
+	t.Parallel()
 	a, _ := setUp(t, 9, tokenScript(t))
 	tok := "crossplane@pve!provider"
 	cases := map[string]struct {
@@ -181,6 +185,7 @@ func TestLeastPrivilege(t *testing.T) {
 // TestPermissionChecks: the checks Proxmox makes beyond its schema, each
 // refused for a token that lacks exactly that privilege.
 func TestPermissionChecks(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		reason string
 		// privs the token's role has on /, beyond what the call needs.
@@ -284,6 +289,7 @@ func TestPermissionChecks(t *testing.T) {
 // SDN.Audit - the node's only bridge, which is how bpg finds the node's
 // SSH address.
 func TestFilteredLists(t *testing.T) {
+	t.Parallel()
 	s := newSim(t)
 	clone(t, s, "1053")
 	writeSnippet(t, s, "u.yaml", "#cloud-config\n")
@@ -312,6 +318,7 @@ func TestFilteredLists(t *testing.T) {
 // names it); another token reads its status only with Sys.Audit on the
 // node.
 func TestTaskOwner(t *testing.T) {
+	t.Parallel()
 	s := newSim(t)
 	a := do(t, s, http.MethodPost, "/nodes/pve1/qemu/9002/clone", url.Values{"newid": {"1053"}, "full": {"1"}})
 	var upid string

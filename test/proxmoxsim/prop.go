@@ -35,26 +35,37 @@ type Prop struct {
 }
 
 func (p *Prop) UnmarshalJSON(b []byte) error {
-	var r map[string]json.RawMessage
+	var r struct {
+		Type                 json.RawMessage  `json:"type"`
+		Optional             perlBool         `json:"optional"`
+		Default              any              `json:"default"`
+		Enum                 []any            `json:"enum"`
+		Pattern              json.RawMessage  `json:"pattern"`
+		Minimum              json.RawMessage  `json:"minimum"`
+		Maximum              json.RawMessage  `json:"maximum"`
+		MinLength            json.RawMessage  `json:"minLength"`
+		MaxLength            json.RawMessage  `json:"maxLength"`
+		Format               json.RawMessage  `json:"format"`
+		Properties           map[string]*Prop `json:"properties"`
+		AdditionalProperties *perlBool        `json:"additionalProperties"`
+		Requires             json.RawMessage  `json:"requires"`
+		Alias                string           `json:"alias"`
+		KeyAlias             string           `json:"keyAlias"`
+		DefaultKey           perlBool         `json:"default_key"`
+		TypeText             string           `json:"typetext"`
+		OneOf                json.RawMessage  `json:"oneOf"`
+	}
 	if err := json.Unmarshal(b, &r); err != nil {
 		return err
 	}
-	str := func(k string) string {
+	str := func(v json.RawMessage) string {
 		var s string
-		_ = json.Unmarshal(r[k], &s)
+		_ = json.Unmarshal(v, &s)
 		return s
 	}
-	flag := func(k string) bool {
-		var f perlBool
-		if v, ok := r[k]; ok {
-			_ = f.UnmarshalJSON(v)
-		}
-		return bool(f)
-	}
 	// 39 minimum/maximum values are JSON strings (README of the data).
-	num := func(k string) *float64 {
-		v, ok := r[k]
-		if !ok {
+	num := func(v json.RawMessage) *float64 {
+		if v == nil {
 			return nil
 		}
 		f, err := strconv.ParseFloat(strings.Trim(string(v), `"`), 64)
@@ -63,45 +74,33 @@ func (p *Prop) UnmarshalJSON(b []byte) error {
 		}
 		return &f
 	}
-	intp := func(k string) *int {
-		if f := num(k); f != nil {
+	intp := func(v json.RawMessage) *int {
+		if f := num(v); f != nil {
 			n := int(*f)
 			return &n
 		}
 		return nil
 	}
-	p.Type, p.Pattern, p.Requires = str("type"), str("pattern"), str("requires")
-	p.Alias, p.KeyAlias, p.TypeText = str("alias"), str("keyAlias"), str("typetext")
-	p.Optional, p.DefaultKey = flag("optional"), flag("default_key")
-	p.Minimum, p.Maximum = num("minimum"), num("maximum")
-	p.MinLength, p.MaxLength = intp("minLength"), intp("maxLength")
-	_, p.OneOf = r["oneOf"]
-	if v, ok := r["default"]; ok {
-		_ = json.Unmarshal(v, &p.Default)
+	p.Type, p.Pattern, p.Requires = str(r.Type), str(r.Pattern), str(r.Requires)
+	p.Alias, p.KeyAlias, p.TypeText = r.Alias, r.KeyAlias, r.TypeText
+	p.Optional, p.DefaultKey = bool(r.Optional), bool(r.DefaultKey)
+	p.Minimum, p.Maximum = num(r.Minimum), num(r.Maximum)
+	p.MinLength, p.MaxLength = intp(r.MinLength), intp(r.MaxLength)
+	p.OneOf = r.OneOf != nil
+	p.Default = r.Default
+	for _, x := range r.Enum {
+		p.Enum = append(p.Enum, fmt.Sprint(x))
 	}
-	if v, ok := r["enum"]; ok {
-		var e []any
-		_ = json.Unmarshal(v, &e)
-		for _, x := range e {
-			p.Enum = append(p.Enum, fmt.Sprint(x))
-		}
-	}
-	if v, ok := r["format"]; ok {
-		if err := json.Unmarshal(v, &p.FormatName); err != nil {
-			if err := json.Unmarshal(v, &p.Format); err != nil {
+	if r.Format != nil {
+		if err := json.Unmarshal(r.Format, &p.FormatName); err != nil {
+			if err := json.Unmarshal(r.Format, &p.Format); err != nil {
 				return fmt.Errorf("format: %w", err)
 			}
 		}
 	}
-	if v, ok := r["properties"]; ok {
-		if err := json.Unmarshal(v, &p.Properties); err != nil {
-			return fmt.Errorf("properties: %w", err)
-		}
-	}
-	if v, ok := r["additionalProperties"]; ok {
-		var f perlBool
-		_ = f.UnmarshalJSON(v)
-		b := bool(f)
+	p.Properties = r.Properties
+	if r.AdditionalProperties != nil {
+		b := bool(*r.AdditionalProperties)
 		p.AdditionalProperties = &b
 	}
 	return nil

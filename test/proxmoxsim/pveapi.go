@@ -140,13 +140,40 @@ func ReadAPI(path string) (*API, error) {
 	}
 	// Every privilege the release knows is named somewhere in its
 	// permission checks or their descriptions.
-	for _, p := range privilegeRE.FindAllString(string(b), -1) {
+	for _, p := range privilegeNames(string(b)) {
 		a.privileges[p] = true
 	}
 	return a, nil
 }
 
-var privilegeRE = regexp.MustCompile(`\b(?:VM|Sys|Datastore|SDN|Pool|User|Group|Realm|Permissions|Mapping)\.[A-Za-z.]*[A-Za-z]\b`)
+// privilegeNames finds the privilege names in text: a category
+// (VM, Sys, Datastore, SDN, Pool, User, Group, Realm, Permissions,
+// Mapping), a dot, and letters and dots, not inside a longer word.
+func privilegeNames(text string) []string {
+	var out []string
+	for _, cat := range []string{"VM.", "Sys.", "Datastore.", "SDN.", "Pool.", "User.", "Group.", "Realm.", "Permissions.", "Mapping."} {
+		for i := 0; ; {
+			j := strings.Index(text[i:], cat)
+			if j < 0 {
+				break
+			}
+			start := i + j
+			end := start + len(cat)
+			for end < len(text) && (isLetter(text[end]) || text[end] == '.') {
+				end++
+			}
+			i = start + len(cat)
+			name := strings.TrimRight(text[start:end], ".")
+			if (start > 0 && (isLetter(text[start-1]) || text[start-1] == '.')) || len(name) == len(cat)-1 {
+				continue
+			}
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
 // Privileges lists the privileges this release knows, sorted.
 func (a *API) Privileges() []string {

@@ -13,6 +13,7 @@ import (
 // verification failed." with each bad parameter and why under "errors".
 // The same calls run against PVE 9.1 and PVE 8.4.
 func TestSchemaValidation(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		reason       string
 		method, path string
@@ -125,6 +126,7 @@ func TestSchemaValidation(t *testing.T) {
 // TestReleaseDifferences: what one release has and the other has not is
 // refused on the other (the schema's own changes, pve-api README).
 func TestReleaseDifferences(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		form url.Values
 		ok9  bool
@@ -152,6 +154,7 @@ func TestReleaseDifferences(t *testing.T) {
 // TestDriveNamesAreTheSchemas: the drive names the simulator knows are
 // exactly those the resize method's disk enum lists, in both releases.
 func TestDriveNamesAreTheSchemas(t *testing.T) {
+	t.Parallel()
 	for _, major := range []int{8, 9} {
 		api, err := LoadAPI(major)
 		if err != nil {
@@ -188,6 +191,7 @@ func contains(list []string, s string) bool {
 // simulator checks, but those listed here, whose registering code the
 // search tools did not hold (so the simulator refuses nothing for them).
 func TestFormatsChecked(t *testing.T) {
+	t.Parallel()
 	notChecked := map[string]string{
 		"pve-bridge-id":       "pve-common's parse_bridge_id: not in the stored JSONSchema.pm",
 		"mac-addr":            "pve-common's pve_verify_mac_addr: not in the stored JSONSchema.pm",
@@ -251,6 +255,7 @@ func TestFormatsChecked(t *testing.T) {
 // TestErrorShape: an error answer carries Proxmox's message in its status
 // line, and its body is {"data":null} plus the parameter errors.
 func TestErrorShape(t *testing.T) {
+	t.Parallel()
 	s := newSim(t)
 	got := do(t, s, http.MethodGet, "/nodes/pve1/qemu/4242/config", nil)
 	if got.Status != 500 || got.Reason != "Configuration file 'nodes/pve1/qemu-server/4242.conf' does not exist" || string(got.Data) != "null" {
