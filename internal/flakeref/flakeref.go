@@ -44,8 +44,35 @@ var (
 	refRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._/+-]*$`)
 )
 
-// Parse parses s. Errors name what is wrong and how to write it instead.
+// Parse parses s. Errors name what is wrong and how to write it instead;
+// they never repeat credentials the ref carries (Redact).
 func Parse(s string) (Ref, error) {
+	r, err := parse(s)
+	if err != nil {
+		return Ref{}, errors.New(strings.ReplaceAll(err.Error(), strings.TrimSpace(s), Redact(strings.TrimSpace(s))))
+	}
+	return r, nil
+}
+
+// Redact is s with any user info of its URL (user:token@) replaced, so that a
+// message may quote a ref a user wrote with a secret in it.
+func Redact(s string) string {
+	_, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return s
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	at := strings.LastIndexByte(rest[:end], '@')
+	if at < 0 {
+		return s
+	}
+	return s[:len(s)-len(rest)] + "REDACTED@" + rest[at+1:]
+}
+
+func parse(s string) (Ref, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return Ref{}, errors.New("flake ref is empty: write e.g. git+https://git.example/repo?ref=main#host")
@@ -68,6 +95,11 @@ func Parse(s string) (Ref, error) {
 	}
 	u, err := url.Parse(strings.TrimPrefix(s, "git+"))
 	if err != nil {
+		// url.Error quotes the URL whole: keep only its reason.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return Ref{}, fmt.Errorf("cannot parse flake ref %q: %w", s, err)
 	}
 	r := Ref{Transport: transport}

@@ -7,6 +7,24 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
+// TestParseNeverEchoesCredentials: whatever else is wrong with a ref, the
+// agent's message (in the journal, exit 78) must not repeat a token in it.
+func TestParseNeverEchoesCredentials(t *testing.T) {
+	for _, in := range []string{
+		"git+https://u:s3cret@host/re%zzpo#h",
+		"git+https://u:s3cret@host/re po#h",
+		"git+file://u:s3cret@host/x#h",
+		"https://u:s3cret@host/repo#h",
+		"git+https://s3cret@host#h",
+		"git+ssh://git:s3cret@host/repo#h",
+	} {
+		_, err := Parse(in)
+		if err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("Parse(%q): want an error without the secret, got %v", in, err)
+		}
+	}
+}
+
 func TestParse(t *testing.T) {
 	cases := map[string]struct {
 		reason  string

@@ -5,6 +5,7 @@ package labctl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -317,6 +318,15 @@ func (v *validator) claim(ctx context.Context, d repo.Doc, schema *schemacheck.V
 			v.add(where, e.Field, e.Error())
 		}
 	}
+	var typeErrs machine.Errors
+	if errors.As(parseErr, &typeErrs) {
+		// Values of the wrong type: reported by field, as the model
+		// words them, in place of the schema's words.
+		modelErrs = typeErrs
+		for _, e := range typeErrs {
+			v.add(where, e.Field, e.Error())
+		}
+	}
 	if schema != nil {
 		for _, e := range schema.Validate(ctx, d.Object) {
 			if e.Field == "metadata.namespace" || covered(modelErrs, e.Field) {
@@ -329,7 +339,9 @@ func (v *validator) claim(ctx context.Context, d repo.Doc, schema *schemacheck.V
 		}
 	}
 	if parseErr != nil {
-		v.add(where, "spec", strings.TrimPrefix(parseErr.Error(), where+": "))
+		if typeErrs == nil {
+			v.add(where, "spec", strings.TrimPrefix(parseErr.Error(), where+": "))
+		}
 		return nil
 	}
 	return c

@@ -2,35 +2,135 @@ package machine
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
+	"reflect"
+	"sort"
+	"strings"
 )
 
 // DecodeSpec decodes a claim's or XR's spec from JSON. Unknown fields are
-// left alone (Crossplane adds its own, and the schema check names typos); a
-// value of the wrong type is reported with its field path.
+// left alone (Crossplane adds its own, and the schema check names typos).
+// Every value of the wrong type is reported with its field path, as the API
+// server reports each; so is a string written empty, which the XRD refuses
+// too (the Go model cannot tell "" from a field left out, the API server can).
 func DecodeSpec(b []byte) (*Spec, error) {
-	s := &Spec{}
-	if err := json.Unmarshal(b, s); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return nil, Errors{{Field: "spec." + te.Field, Detail: fmt.Sprintf("is a %s; want %s", te.Value, typeName(te.Type.String()))}}
-		}
+	var raw map[string]any
+	if err := json.Unmarshal(b, &raw); err != nil {
 		return nil, fmt.Errorf("cannot decode spec: %w", err)
 	}
+	var errs Errors
+	walkSpec("spec", raw, reflect.TypeOf(Spec{}), &errs)
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Field < errs[j].Field })
+	if typeErrs := typeErrors(errs); len(typeErrs) > 0 {
+		return nil, typeErrs
+	}
+	s := &Spec{}
+	if err := json.Unmarshal(b, s); err != nil {
+		return nil, fmt.Errorf("cannot decode spec: %w", err)
+	}
+	s.written = errs
 	return s, nil
 }
 
-func typeName(goType string) string {
-	switch goType {
-	case "int64", "*int64":
+func typeErrors(errs Errors) Errors {
+	var out Errors
+	for _, e := range errs {
+		if strings.HasPrefix(e.Detail, "is a ") {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// walkSpec checks v against the model's type t: a value of another JSON type
+// is a type error; an empty string is reported as empty. Fields the model
+// does not know are left to the schema check; nulls are left out, as the API
+// server drops them.
+func walkSpec(path string, v any, t reflect.Type, errs *Errors) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if v == nil {
+		return
+	}
+	bad := func(got string) {
+		*errs = append(*errs, &FieldError{Field: path, Value: show(got), Detail: "is a " + jsonType(v) + "; want " + typeName(t)})
+	}
+	switch t.Kind() {
+	case reflect.String:
+		s, ok := v.(string)
+		switch {
+		case !ok:
+			bad(fmt.Sprint(v))
+		case s == "":
+			*errs = append(*errs, &FieldError{Field: path, Detail: "is empty; set a value, or leave the field out"})
+		}
+	case reflect.Bool:
+		if _, ok := v.(bool); !ok {
+			bad(fmt.Sprint(v))
+		}
+	case reflect.Int64:
+		f, ok := v.(float64)
+		if !ok || f != float64(int64(f)) {
+			bad(fmt.Sprint(v))
+		}
+	case reflect.Slice:
+		l, ok := v.([]any)
+		if !ok {
+			bad(fmt.Sprint(v))
+			return
+		}
+		for i, item := range l {
+			walkSpec(fmt.Sprintf("%s[%d]", path, i), item, t.Elem(), errs)
+		}
+	case reflect.Struct:
+		m, ok := v.(map[string]any)
+		if !ok {
+			bad(fmt.Sprint(v))
+			return
+		}
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			if fv, ok := m[name]; ok {
+				walkSpec(path+"."+name, fv, f.Type, errs)
+			}
+		}
+	}
+}
+
+func jsonType(v any) string {
+	switch v := v.(type) {
+	case string:
+		return "string"
+	case bool:
+		return "boolean"
+	case float64:
+		if v == float64(int64(v)) {
+			return "integer"
+		}
+		return "number"
+	case []any:
+		return "list"
+	case map[string]any:
+		return "object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+func typeName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Int64:
 		return "an integer"
-	case "string":
+	case reflect.String:
 		return "a string"
-	case "bool":
+	case reflect.Bool:
 		return "true or false"
-	case "[]string":
-		return "a list of strings"
+	case reflect.Slice:
+		return "a list"
 	}
 	return "an object"
 }

@@ -160,8 +160,12 @@ func (in *Input) Validate() Errors {
 			errs.add(fmt.Sprintf("input.defaults.dns[%d]", i), a, "is not an IPv4 address")
 		}
 	}
-	if d.FlakeRepo != "" && !flakeRepoRE().MatchString(d.FlakeRepo) {
-		errs.add("input.defaults.flakeRepo", d.FlakeRepo, "is not a flake URL without '#'; e.g. git+https://git.example/repo?ref=main")
+	if d.FlakeRepo != "" {
+		// A claim without a flake ref gets flakeRepo#HOSTNAME: the same
+		// rules as a claim's (never echoed: it may carry a secret).
+		for _, msg := range CheckFlakeRef(d.FlakeRepo + "#dns01") {
+			errs.add("input.defaults.flakeRepo", nil, msg+" (flakeRepo is the ref without #HOST)")
+		}
 	}
 	return errs
 }

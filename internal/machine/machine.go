@@ -47,6 +47,11 @@ type Spec struct {
 	// Secrets is the machine's Vault identity, when its Nix config declares
 	// secrets (secrets.go).
 	Secrets *Secrets `json:"secrets,omitempty"`
+
+	// written are problems of the spec as written that its Go form cannot
+	// show (a string written empty); DecodeSpec finds them, Validate
+	// reports them.
+	written Errors
 }
 
 // Network is either {dhcp: true} or a static address with its subnet.

@@ -68,7 +68,7 @@ func TestResolveDefaults(t *testing.T) {
 				s := dhcpSpec()
 				s.Proxmox = machine.Proxmox{Node: "pve2", Storage: "ceph", Bridge: "vmbr1", VLAN: ptr(20), VMID: ptr(2001)}
 				s.Domain = "example.org"
-				s.Nix.FlakeRef = "github:me/infra#shared-docker"
+				s.Nix.FlakeRef = "git+ssh://git@git.example/me/infra?ref=main#shared-docker"
 				s.Network = machine.Network{IP: "10.0.20.5", CIDR: "10.0.20.0/23", Gateway: "10.0.20.1", DNS: []string{"10.0.20.2"}}
 				return s
 			},

@@ -9,26 +9,20 @@ import (
 // expressions (as `pattern` or in a CEL `matches`); TestXRDMatchesModel fails
 // when the two differ, so they are written once here and checked there.
 const (
-	// LabelPattern is an RFC 1123 label: host names, classes, roles, nodes.
-	LabelPattern = `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// LabelPattern is an RFC 1123 label (at most 63 characters): host
+	// names, classes, roles, nodes.
+	LabelPattern = `^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`
 	// ImagePattern is a template identifier such as nixos-26.05.
 	ImagePattern = `^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
-	// DomainPattern is a DNS domain of RFC 1123 labels.
-	DomainPattern = `^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// DomainPattern is a DNS domain of RFC 1123 labels, each at most 63
+	// characters (the whole at most MaxDomainLen).
+	DomainPattern = `^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`
 	// StoragePattern is a Proxmox storage (datastore) id.
 	StoragePattern = `^[A-Za-z][A-Za-z0-9_.-]*$`
 	// BridgePattern is a Linux interface name (at most 15 characters).
 	BridgePattern = `^[A-Za-z][A-Za-z0-9_.-]{0,14}$`
-	// FlakeRefPattern is a flake URL that Nix 2.8 and later can fetch, with the
-	// nixosConfigurations attribute after '#'. git+git:// is left out: Nix 2.8
-	// rejects it (use git://host/repo).
-	FlakeRefPattern = `^(git\+(https|http|ssh|file)://|git://|github:|gitlab:|sourcehut:|path:)[^#\s]+#[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
-	// FlakeRepoPattern is FlakeRefPattern without the attribute (input.defaults.flakeRepo).
-	FlakeRepoPattern = `^(git\+(https|http|ssh|file)://|git://|github:|gitlab:|sourcehut:|path:)[^#\s]+$`
 	// UserPattern is a portable Linux user name.
 	UserPattern = `^[a-z_][a-z0-9_-]{0,31}$`
-	// SSHKeyPattern is one OpenSSH public key line: type, base64 body, optional comment.
-	SSHKeyPattern = `^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\r\n]*)?$`
 	// TagPattern is a Proxmox tag.
 	TagPattern = `^[a-z0-9][a-z0-9_.-]*$`
 	// SecretNamePattern is a Kubernetes object name (DNS subdomain).
@@ -53,10 +47,13 @@ const (
 	MaxVLAN        = 4094
 	MaxDNSServers  = 3
 	MaxTags        = 16
-	MaxSSHKeys     = 64
-	MaxSSHKeyLen   = 4096
-	MinPrefixLen   = 8
-	MaxPrefixLen   = 30
+	MaxSSHKeys     = 32
+	MaxSSHKeyLen   = 2048
+	MaxFlakeRefLen = 1024
+	// MaxSecretKeyLen bounds a Secret key's name (a ConfigMap or Secret key).
+	MaxSecretKeyLen = 253
+	MinPrefixLen    = 8
+	MaxPrefixLen    = 30
 	// MaxVaultRoleLen bounds a Vault role name (the XRD's CEL cost too).
 	MaxVaultRoleLen = 128
 )
@@ -94,8 +91,6 @@ var (
 	domainRE     = lazyRE(DomainPattern)
 	storageRE    = lazyRE(StoragePattern)
 	bridgeRE     = lazyRE(BridgePattern)
-	flakeRefRE   = lazyRE(FlakeRefPattern)
-	flakeRepoRE  = lazyRE(FlakeRepoPattern)
 	userRE       = lazyRE(UserPattern)
 	sshKeyRE     = lazyRE(SSHKeyPattern)
 	tagRE        = lazyRE(TagPattern)

@@ -43,7 +43,7 @@ func validateSecretRef(errs *Errors, p string, ref *SecretRef, defaultKey, what 
 	if ref.Namespace != "" && (len(ref.Namespace) > MaxLabelLength || !labelRE().MatchString(ref.Namespace)) {
 		errs.add(p+".namespace", ref.Namespace, "is not a valid namespace; leave it out to use the claim's namespace")
 	}
-	if ref.Key != "" && !secretKeyRE().MatchString(ref.Key) {
+	if ref.Key != "" && (len(ref.Key) > MaxSecretKeyLen || !secretKeyRE().MatchString(ref.Key)) {
 		errs.add(p+".key", ref.Key, "is not a valid Secret key; leave it out to use "+defaultKey)
 	}
 }

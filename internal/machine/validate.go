@@ -3,7 +3,7 @@ package machine
 import (
 	"fmt"
 	"net/netip"
-	"strings"
+	"unicode/utf8"
 )
 
 // Validate checks a claim's spec. With in == nil only the rules that need no
@@ -11,7 +11,7 @@ import (
 // the class and image are checked against it as well, and the flake ref after
 // its default applies. Every message names the field and says how to fix it.
 func Validate(s *Spec, in *Input) Errors {
-	var errs Errors
+	errs := append(Errors{}, s.written...)
 	validateNames(&errs, s, in)
 	validateNetwork(&errs, &s.Network)
 	validateProxmox(&errs, &s.Proxmox)
@@ -149,8 +149,13 @@ func validateNetwork(errs *Errors, n *Network) {
 			errs.add("spec.network.ip", n.IP, "is the network or broadcast address of "+n.CIDR+"; pick a host address")
 		}
 	}
-	if prefixOK && gwOK && !prefix.Contains(gw) {
-		errs.add("spec.network.gateway", n.Gateway, "is outside spec.network.cidr "+n.CIDR+"; the gateway must be in the machine's subnet")
+	if prefixOK && gwOK {
+		switch {
+		case !prefix.Contains(gw):
+			errs.add("spec.network.gateway", n.Gateway, "is outside spec.network.cidr "+n.CIDR+"; the gateway must be in the machine's subnet")
+		case gw == prefix.Addr() || gw == broadcast(prefix):
+			errs.add("spec.network.gateway", n.Gateway, "is the network or broadcast address of "+n.CIDR+"; set the router's address")
+		}
 	}
 	if ipOK && gwOK && ip == gw {
 		errs.add("spec.network.gateway", n.Gateway, "is the machine's own address; set the router's address")
@@ -217,9 +222,14 @@ func validateProxmox(errs *Errors, p *Proxmox) {
 func validateNix(errs *Errors, s *Spec, in *Input) {
 	ref := s.Nix.FlakeRef
 	switch {
-	case ref != "" && !flakeRefRE().MatchString(ref):
-		errs.add("spec.nix.flakeRef", ref, "is not a flake reference with a host attribute; use e.g. git+https://git.lab.home.arpa/homelab-infra?ref=main#"+orExample(s.Hostname))
-	case ref == "" && in != nil && in.Defaults.FlakeRepo == "":
+	case utf8.RuneCountInString(ref) > MaxFlakeRefLen:
+		errs.add("spec.nix.flakeRef", nil, fmt.Sprintf("is longer than %d characters; point at the repository and host, e.g. git+https://git.lab.home.arpa/homelab-infra?ref=main#%s", MaxFlakeRefLen, orExample(s.Hostname)))
+	case ref != "":
+		// Never echoed: a ref with a token in it must not travel further.
+		for _, msg := range CheckFlakeRef(ref) {
+			errs.add("spec.nix.flakeRef", nil, msg)
+		}
+	case in != nil && in.Defaults.FlakeRepo == "":
 		errs.add("spec.nix.flakeRef", nil, "is required (the function input sets no defaults.flakeRepo); use e.g. git+https://git.lab.home.arpa/homelab-infra?ref=main#"+orExample(s.Hostname))
 	}
 }
@@ -262,20 +272,4 @@ func validateBootstrap(errs *Errors, b *Bootstrap) {
 	if ref != nil {
 		validateSecretRef(errs, "spec.bootstrap.sshAuthorizedKeysSecretRef", ref, DefaultSecretKey, "name the Secret that holds the keys")
 	}
-}
-
-// CheckSSHKey returns what is wrong with one authorized_keys line, or "".
-// It never includes the line itself in its answer.
-func CheckSSHKey(k string) string {
-	switch {
-	case strings.TrimSpace(k) == "":
-		return "is empty; paste a public key such as ssh-ed25519 AAAA... you@host"
-	case len(k) > MaxSSHKeyLen:
-		return fmt.Sprintf("is longer than %d characters; paste one public key line", MaxSSHKeyLen)
-	case strings.Contains(k, "PRIVATE KEY"):
-		return "is a PRIVATE key; remove it from the claim at once (and rotate it), then paste the matching public key (the .pub file)"
-	case !sshKeyRE().MatchString(k):
-		return "is not an OpenSSH public key line; paste one line of a .pub file: type, base64 key, optional comment (ssh-ed25519 AAAA... you@host)"
-	}
-	return ""
 }

@@ -171,7 +171,7 @@ var cmpEmpty = cmp.Transformer("nilIsEmpty", func(s []string) []string {
 	return s
 })
 
-var celMatches = regexp.MustCompile(`self\.matches\(r?'(.*)'\)`)
+var celMatches = regexp.MustCompile(`^self\.matches\(r?["'](.*)["']\)$`)
 
 func collectPatterns(path string, s extv1.JSONSchemaProps, out map[string]string) {
 	if s.Pattern != "" {
@@ -234,4 +234,28 @@ func contains(s []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// TestXRDRulesAreTheModels: the XRD's rules for the flake ref and the admin
+// keys are the model's, in its order and words, so that the API server,
+// the function and labctl refuse the same refs and keys with one message.
+func TestXRDRulesAreTheModels(t *testing.T) {
+	s := xrdSchema(t)
+	var got []machine.FlakeRefRule
+	for _, v := range s.Properties["spec"].Properties["nix"].Properties["flakeRef"].XValidations {
+		rule, refuse := strings.CutPrefix(v.Rule, "!")
+		m := celMatches.FindStringSubmatch(rule)
+		if m == nil {
+			t.Errorf("spec.nix.flakeRef: rule %q is not a self.matches() rule of the model", v.Rule)
+			continue
+		}
+		got = append(got, machine.FlakeRefRule{Pattern: m[1], Refuse: refuse, Message: v.Message})
+	}
+	if diff := cmp.Diff(machine.FlakeRefRules, got); diff != "" {
+		t.Errorf("spec.nix.flakeRef's rules differ from machine.FlakeRefRules (-model, +xrd):\n%s", diff)
+	}
+	keys := s.Properties["spec"].Properties["bootstrap"].Properties["sshAuthorizedKeys"].Items.Schema.XValidations
+	if len(keys) != 2 || keys[1].Message != machine.MsgSSHKey {
+		t.Errorf("spec.bootstrap.sshAuthorizedKeys[]: want the private-key rule, then the key rule with machine.MsgSSHKey, got %+v", keys)
+	}
 }

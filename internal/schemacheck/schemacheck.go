@@ -199,11 +199,38 @@ func (v *Validator) Validate(ctx context.Context, in map[string]any) field.Error
 	for _, e := range errs {
 		// Like the server: CEL does not run over values of the wrong type.
 		if e.Type == field.ErrorTypeTypeInvalid {
-			return errs
+			return named(errs)
 		}
 	}
 	celErrs, _ := v.cel.Validate(ctx, nil, v.structural, obj, nil, celconfig.RuntimeCELCostBudget)
-	return append(errs, celErrs...)
+	return named(append(errs, celErrs...))
+}
+
+// named gives a field to the errors kube-openapi's format check leaves
+// without one ("<nil>: Invalid value: \"\": Checked value must be of type
+// integer (default format) in spec.proxmox.vmId"), from the path its detail
+// ends with, and drops them where a type error already names that field:
+// the API server prints both; a message must name the field (issue 19).
+func named(errs field.ErrorList) field.ErrorList {
+	typed := map[string]bool{}
+	for _, e := range errs {
+		if e.Type == field.ErrorTypeTypeInvalid || strings.Contains(e.Detail, "must be of type") && e.Field != "<nil>" && e.Field != "" {
+			typed[e.Field] = true
+		}
+	}
+	out := errs[:0]
+	for _, e := range errs {
+		if e.Field == "<nil>" || e.Field == "" {
+			if i := strings.LastIndex(e.Detail, " in "); i >= 0 {
+				e.Field = e.Detail[i+len(" in "):]
+			}
+			if typed[e.Field] {
+				continue
+			}
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // normalize copies obj through JSON, as the API server decodes a request:

@@ -54,12 +54,12 @@ func TestAdmissionRejects(t *testing.T) {
 		"dhcp-with-static": {
 			reason:    "dhcp: true and a static address contradict each other",
 			edit:      func(s map[string]any) { s["network"].(map[string]any)["dhcp"] = true },
-			wantField: "spec.network", wantMsg: "dhcp: true conflicts with ip",
+			wantField: "spec.network.ip", wantMsg: "conflicts with dhcp: true",
 		},
 		"static-without-gateway": {
 			reason:    "a static address needs a gateway",
 			edit:      func(s map[string]any) { delete(s["network"].(map[string]any), "gateway") },
-			wantField: "spec.network", wantMsg: "needs ip, cidr and gateway",
+			wantField: "spec.network.gateway", wantMsg: "required for a static address",
 		},
 		"ip-not-ipv4": {
 			reason:    "10.0.10.300 is no address",
@@ -126,7 +126,31 @@ func TestAdmissionRejects(t *testing.T) {
 			edit: func(s map[string]any) {
 				s["bootstrap"].(map[string]any)["sshAuthorizedKeysSecretRef"] = map[string]any{"name": "ops-keys"}
 			},
-			wantField: "spec.bootstrap", wantMsg: "exactly one of sshAuthorizedKeys and sshAuthorizedKeysSecretRef",
+			wantField: "spec.bootstrap.sshAuthorizedKeysSecretRef", wantMsg: "conflicts with sshAuthorizedKeys",
+		},
+		"ip-is-network-address": {
+			reason:    "the subnet's own address is inside the CIDR but is no host address (the function alone refused it once)",
+			edit:      func(s map[string]any) { s["network"].(map[string]any)["ip"] = "10.0.10.0" },
+			wantField: "spec.network.ip", wantMsg: "network or broadcast address",
+		},
+		"key-type-swapped": {
+			reason: "an ed25519 key's data under the ssh-rsa type: sshd would ignore it and lock the admin out",
+			edit: func(s map[string]any) {
+				s["bootstrap"].(map[string]any)["sshAuthorizedKeys"] = []any{"ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIAFLJ6VeZ/nBqc9gC5W59y5uJxq2icS504scLzx64ilF ops@workstation"}
+			},
+			wantField: "spec.bootstrap.sshAuthorizedKeys[0]", wantMsg: "not one valid OpenSSH public key line",
+		},
+		"flakeref-with-token": {
+			reason: "a token in the flake ref would reach Git, the status, the snippet and /etc/nix-flake-target; the message must not repeat it",
+			edit: func(s map[string]any) {
+				s["nix"].(map[string]any)["flakeRef"] = "git+https://ops:glpat-s3cret@git.lab.home.arpa/homelab-infra?ref=main#dns01"
+			},
+			wantField: "spec.nix.flakeRef", wantMsg: "carries credentials", notInMsg: "s3cret",
+		},
+		"flakeref-github": {
+			reason:    "the agent follows git URLs only: a github: ref passed every layer and stopped the VM at first boot",
+			edit:      func(s map[string]any) { s["nix"].(map[string]any)["flakeRef"] = "github:me/homelab-infra#dns01" },
+			wantField: "spec.nix.flakeRef", wantMsg: "not a flake ref the nix-gitops agent follows",
 		},
 		"duplicate-tags": {
 			reason:    "tags are a set",
@@ -189,11 +213,6 @@ func TestFunctionRejects(t *testing.T) {
 			reason:    "images are mapped to templates in the function input",
 			edit:      func(s map[string]any) { s["image"] = "nixos-99.99" },
 			wantField: "spec.image",
-		},
-		"ip-is-network-address": {
-			reason:    "the subnet's own address is inside the CIDR but is no host address",
-			edit:      func(s map[string]any) { s["network"].(map[string]any)["ip"] = "10.0.10.0" },
-			wantField: "spec.network.ip",
 		},
 		"vmid-is-template": {
 			reason:    "a machine on the template's id would adopt the template",
