@@ -113,7 +113,7 @@ func fixtureRepo(t testing.TB, claims map[string]map[string]any, hosts ...string
 	t.Helper()
 	src := testenv.RepoRoot(t)
 	dst := t.TempDir()
-	for _, p := range []string{repo.XRDPath, repo.CompositionPath} {
+	for _, p := range []string{repo.XRDPath, repo.CompositionPath, filepath.Join(repo.ClaimsDir, "namespace.yaml")} {
 		b, err := os.ReadFile(filepath.Join(src, p))
 		if err != nil {
 			t.Fatal(err)

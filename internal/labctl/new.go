@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/homelab-infra/homelab-infra/internal/fluxbuild"
 	"github.com/homelab-infra/homelab-infra/internal/machine"
 	"github.com/homelab-infra/homelab-infra/internal/repo"
 )
@@ -103,10 +104,11 @@ func ScaffoldClaim(root string, n NewMachine) (*NewClaim, error) {
 	// The same checks as `labctl validate crossplane/claims/NAME.yaml`,
 	// with the host this command adds.
 	path := filepath.Join(root, repo.ClaimsDir, n.Name+".yaml")
-	docs, err := repo.ReadDocsFrom(path, bytes.NewReader(b))
+	objs, err := fluxbuild.Bytes(path, b)
 	if err != nil {
 		return nil, err
 	}
+	docs := docsOf(objs)
 	r := checkDocs(context.Background(), root, docs, n.Name)
 	if !r.OK() {
 		var msg strings.Builder

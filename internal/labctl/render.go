@@ -17,6 +17,7 @@ import (
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 
 	"github.com/homelab-infra/homelab-infra/internal/compose"
+	"github.com/homelab-infra/homelab-infra/internal/fluxbuild"
 	"github.com/homelab-infra/homelab-infra/internal/function"
 	"github.com/homelab-infra/homelab-infra/internal/machine"
 	"github.com/homelab-infra/homelab-infra/internal/repo"
@@ -59,6 +60,35 @@ func RenderFrom(ctx context.Context, root string, args []string, stdin io.Reader
 	claims, err := findClaims(root, args, stdin)
 	if err != nil {
 		return nil, err
+	}
+	// What the API server would refuse never reaches the function: render
+	// refuses it too, in the API server's words, naming file and field.
+	_, schema, err := claimValidator(filepath.Join(root, repo.XRDPath))
+	if err != nil {
+		return nil, err
+	}
+	in, _ := machine.ParseInput(input)
+	for _, c := range claims {
+		if r, err := filepath.Rel(root, c.File); err == nil && !strings.HasPrefix(r, "..") {
+			c.File = r // messages and output name files as the user sees them
+		}
+		var modelErrs machine.Errors
+		if in != nil {
+			modelErrs = machine.Validate(c.Spec, in)
+		}
+		var msgs []string
+		for _, e := range schema.Validate(ctx, c.Object) {
+			if covered(modelErrs, e.Field) {
+				continue // the function says it below, in the model's words
+			}
+			if strings.HasPrefix(e.Field, "spec.bootstrap.sshAuthorizedKeys") {
+				e.BadValue = "(value not shown)" // it may be a pasted private key
+			}
+			msgs = append(msgs, c.Where()+": "+e.Error())
+		}
+		if len(msgs) > 0 {
+			return nil, fmt.Errorf("the API server would refuse the claim, nothing rendered:\n%s", strings.Join(msgs, "\n"))
+		}
 	}
 	f := &function.Function{}
 	var out []*Rendered
@@ -191,12 +221,12 @@ func userData(file map[string]any) string {
 func findClaims(root string, args []string, stdin io.Reader) ([]*repo.Claim, error) {
 	dir := filepath.Join(root, repo.ClaimsDir)
 	if len(args) == 0 {
-		return repo.Claims(dir)
+		return folderClaims(dir)
 	}
 	var all, byName []*repo.Claim
 	for _, a := range args {
 		if a == "-" {
-			cs, err := stdinClaims(stdin)
+			cs, err := stdinClaims(root, stdin)
 			if err != nil {
 				return nil, err
 			}
@@ -204,7 +234,15 @@ func findClaims(root string, args []string, stdin io.Reader) ([]*repo.Claim, err
 			continue
 		}
 		if exists(a) {
-			cs, err := repo.ReadClaims(a)
+			objs, err := fluxbuild.File(a)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", a, err)
+			}
+			docs := docsOf(objs)
+			for i := range docs {
+				docs[i].File = a
+			}
+			cs, err := claimsOf(docs)
 			if err != nil {
 				return nil, err
 			}
@@ -213,7 +251,7 @@ func findClaims(root string, args []string, stdin io.Reader) ([]*repo.Claim, err
 		}
 		if byName == nil {
 			var err error
-			if byName, err = repo.Claims(dir); err != nil {
+			if byName, err = folderClaims(dir); err != nil {
 				return nil, err
 			}
 		}
@@ -231,15 +269,21 @@ func findClaims(root string, args []string, stdin io.Reader) ([]*repo.Claim, err
 	return all, nil
 }
 
-// stdinClaims reads the claims on stdin ("-").
-func stdinClaims(stdin io.Reader) ([]*repo.Claim, error) {
-	if stdin == nil {
-		return nil, fmt.Errorf("-: no standard input to read a claim from")
+// folderClaims are the claims Flux would apply from the claims folder.
+func folderClaims(dir string) ([]*repo.Claim, error) {
+	objs, errs := fluxbuild.Build(dir)
+	if len(errs) > 0 {
+		msgs := make([]string, len(errs))
+		for i, e := range errs {
+			msgs[i] = e.Error()
+		}
+		return nil, fmt.Errorf("%s", strings.Join(msgs, "\n"))
 	}
-	docs, err := repo.ReadDocsFrom(StdinName, stdin)
-	if err != nil {
-		return nil, err
-	}
+	return claimsOf(docsOf(objs))
+}
+
+// claimsOf parses the Machine claims among docs.
+func claimsOf(docs []repo.Doc) ([]*repo.Claim, error) {
 	var claims []*repo.Claim
 	for _, d := range docs {
 		if !repo.IsClaim(d) {
@@ -250,6 +294,22 @@ func stdinClaims(stdin io.Reader) ([]*repo.Claim, error) {
 			return nil, err
 		}
 		claims = append(claims, c)
+	}
+	return claims, nil
+}
+
+// stdinClaims reads the claims on stdin ("-").
+func stdinClaims(root string, stdin io.Reader) ([]*repo.Claim, error) {
+	if stdin == nil {
+		return nil, fmt.Errorf("-: no standard input to read a claim from")
+	}
+	docs, err := stdinDocs(root, stdin)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", StdinName, err)
+	}
+	claims, err := claimsOf(docs)
+	if err != nil {
+		return nil, err
 	}
 	if len(claims) == 0 {
 		return nil, fmt.Errorf("%s: no %s %s claim on standard input", StdinName, machine.APIVersion, machine.ClaimKind)

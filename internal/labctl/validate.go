@@ -15,6 +15,9 @@ import (
 	"strings"
 	"sync"
 
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/homelab-infra/homelab-infra/internal/fluxbuild"
 	"github.com/homelab-infra/homelab-infra/internal/machine"
 	"github.com/homelab-infra/homelab-infra/internal/repo"
 	"github.com/homelab-infra/homelab-infra/internal/schemacheck"
@@ -85,6 +88,12 @@ type validator struct {
 	report *Report
 	// newHost is a host about to be added (labctl new machine).
 	newHost string
+	// namespaces are the Namespaces Flux applies from the claims folder;
+	// repoClaims its claims (when only given files are checked).
+	namespaces map[string]bool
+	repoClaims []*repo.Claim
+	// unreadable: Flux could not build the claims folder.
+	unreadable bool
 }
 
 // ValidateOptions tune Validate.
@@ -164,48 +173,105 @@ func ValidateWith(ctx context.Context, root string, o ValidateOptions) *Report {
 }
 
 func (v *validator) claims(ctx context.Context, dir string, schema *schemacheck.Validator, in *machine.Input) []*repo.Claim {
-	files, err := repo.ClaimFiles(dir)
-	if err != nil {
-		v.add(dir, "", err.Error())
-		return nil
-	}
-	// Files are independent: check them on every core, then report in file
-	// order so the output is the same on every run.
+	docs := v.fluxDocs(dir)
+	v.namespaces = namespacesOf(docs)
+	// Documents are independent: check them on every core, then report in
+	// file order so the output is the same on every run.
 	type result struct {
-		claims   []*repo.Claim
+		claim    *repo.Claim
 		problems []Problem
 	}
-	results := make([]result, len(files))
-	next := make(chan int)
+	results := make([]result, len(docs))
+	next := make(chan int, len(docs))
+	for i := range docs {
+		next <- i
+	}
+	close(next)
 	var wg sync.WaitGroup
 	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				fv := &validator{root: v.root, report: &Report{}}
-				results[i].claims = fv.file(ctx, files[i], schema, in)
+				fv := &validator{root: v.root, report: &Report{}, namespaces: v.namespaces}
+				results[i].claim = fv.claim(ctx, docs[i], schema, in)
 				results[i].problems = fv.report.Problems
 			}
 		}()
 	}
-	for i := range files {
-		next <- i
-	}
-	close(next)
 	wg.Wait()
 	var claims []*repo.Claim
 	for _, r := range results {
-		claims = append(claims, r.claims...)
+		if r.claim != nil {
+			claims = append(claims, r.claim)
+		}
 		v.report.Problems = append(v.report.Problems, r.problems...)
 	}
 	return claims
+}
+
+// fluxDocs is what Flux would apply from the claims folder (internal/
+// fluxbuild): every YAML file in it and its sub-folders, parsed as kustomize
+// parses it. A file that fails the build is a problem: it fails the whole
+// revision.
+func (v *validator) fluxDocs(dir string) []repo.Doc {
+	if _, err := os.Stat(dir); err != nil {
+		v.add(dir, "", fmt.Sprintf("cannot list the claims: %v", err))
+		return nil
+	}
+	objs, errs := fluxbuild.Build(dir)
+	for _, e := range errs {
+		v.add(e.File, "", e.Err.Error())
+	}
+	v.unreadable = len(errs) > 0
+	return docsOf(objs)
+}
+
+// loadRepoClaims reads the repo's claims folder as Flux applies it: the
+// other claims and the namespaces that given claims are checked against.
+func (v *validator) loadRepoClaims() {
+	objs, _ := fluxbuild.Build(filepath.Join(v.root, repo.ClaimsDir))
+	docs := docsOf(objs)
+	v.namespaces = namespacesOf(docs)
+	for _, d := range docs {
+		if repo.IsClaim(d) {
+			if c, err := repo.ParseClaim(d); err == nil {
+				v.repoClaims = append(v.repoClaims, c)
+			}
+		}
+	}
+}
+
+// docsOf numbers the objects of each file in their order.
+func docsOf(objs []fluxbuild.Object) []repo.Doc {
+	docs := make([]repo.Doc, len(objs))
+	index := map[string]int{}
+	for i, o := range objs {
+		docs[i] = repo.Doc{File: o.File, Index: index[o.File], Object: o.Object}
+		index[o.File]++
+	}
+	return docs
+}
+
+// namespacesOf are the Namespaces among docs.
+func namespacesOf(docs []repo.Doc) map[string]bool {
+	ns := map[string]bool{}
+	for _, d := range docs {
+		if a, k := d.Kind(); a == "v1" && k == "Namespace" {
+			md, _ := d.Object["metadata"].(map[string]any)
+			if name, _ := md["name"].(string); name != "" {
+				ns[name] = true
+			}
+		}
+	}
+	return ns
 }
 
 // given checks only the claim files named on the command line, as if they
 // were in crossplane/claims: each replaces the repo's claim of the same
 // namespace and name.
 func (v *validator) given(ctx context.Context, schema *schemacheck.Validator, in *machine.Input) {
+	v.loadRepoClaims()
 	var claims []*repo.Claim
 	for _, f := range v.opts.Claims {
 		if f != "-" {
@@ -216,9 +282,9 @@ func (v *validator) given(ctx context.Context, schema *schemacheck.Validator, in
 			v.add(StdinName, "", "no standard input to read a claim from")
 			continue
 		}
-		docs, err := repo.ReadDocsFrom(StdinName, v.opts.Stdin)
+		docs, err := stdinDocs(v.root, v.opts.Stdin)
 		if err != nil {
-			v.add(StdinName, "", strings.TrimPrefix(err.Error(), StdinName+": "))
+			v.add(StdinName, "", err.Error())
 			continue
 		}
 		claims = append(claims, v.docs(ctx, docs, schema, in)...)
@@ -226,10 +292,29 @@ func (v *validator) given(ctx context.Context, schema *schemacheck.Validator, in
 	v.checkGiven(claims)
 }
 
+// stdinDocs reads standard input as Flux would read it as a file in
+// crossplane/claims.
+func stdinDocs(root string, stdin io.Reader) ([]repo.Doc, error) {
+	b, err := io.ReadAll(stdin)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read standard input: %w", err)
+	}
+	objs, err := fluxbuild.Bytes(filepath.Join(root, repo.ClaimsDir, "stdin.yaml"), b)
+	if err != nil {
+		return nil, err
+	}
+	docs := docsOf(objs)
+	for i := range docs {
+		docs[i].File = StdinName
+	}
+	return docs, nil
+}
+
 // checkDocs is `labctl validate` of claim documents not yet written: newHost
 // is a host that is about to be added to nix/hosts with them.
 func checkDocs(ctx context.Context, root string, docs []repo.Doc, newHost string) *Report {
 	v := &validator{root: root, report: &Report{}, newHost: newHost}
+	v.loadRepoClaims()
 	_, schema, err := claimValidator(filepath.Join(root, repo.XRDPath))
 	if err != nil {
 		v.add(repo.XRDPath, "", err.Error())
@@ -245,7 +330,7 @@ func checkDocs(ctx context.Context, root string, docs []repo.Doc, newHost string
 // checkGiven checks given claims against the repo's others and its hosts.
 func (v *validator) checkGiven(claims []*repo.Claim) {
 	v.report.Claims = len(claims)
-	others, _ := repo.Claims(filepath.Join(v.root, repo.ClaimsDir))
+	others := v.repoClaims
 	mine := map[string]bool{}
 	for _, c := range claims {
 		mine[c.Namespace+"/"+c.Name] = true
@@ -277,10 +362,14 @@ func (v *validator) checkGiven(claims []*repo.Claim) {
 }
 
 func (v *validator) file(ctx context.Context, f string, schema *schemacheck.Validator, in *machine.Input) []*repo.Claim {
-	docs, err := repo.ReadDocs(f)
+	objs, err := fluxbuild.File(f)
 	if err != nil {
-		v.add(f, "", strings.TrimPrefix(err.Error(), f+": "))
+		v.add(f, "", err.Error())
 		return nil
+	}
+	docs := docsOf(objs)
+	for i := range docs {
+		docs[i].File = f // as the user named it
 	}
 	return v.docs(ctx, docs, schema, in)
 }
@@ -310,8 +399,11 @@ func (v *validator) claim(ctx context.Context, d repo.Doc, schema *schemacheck.V
 	c, parseErr := repo.ParseClaim(d)
 	var modelErrs machine.Errors
 	if parseErr == nil {
-		if c.Namespace == "" {
+		switch {
+		case c.Namespace == "":
 			v.add(where, "metadata.namespace", "metadata.namespace is required; claims live in a namespace such as infra-machines")
+		case v.namespaces != nil && !v.namespaces[c.Namespace]:
+			v.add(where, "metadata.namespace", fmt.Sprintf("metadata.namespace: %s is not a Namespace in %s; Flux applies the claim only into a namespace that exists, and prunes one it applied before: keep its Namespace in %s (namespace.yaml)", c.Namespace, repo.ClaimsDir, repo.ClaimsDir))
 		}
 		modelErrs = machine.Validate(c.Spec, in)
 		for _, e := range modelErrs {
@@ -329,7 +421,7 @@ func (v *validator) claim(ctx context.Context, d repo.Doc, schema *schemacheck.V
 	}
 	if schema != nil {
 		for _, e := range schema.Validate(ctx, d.Object) {
-			if e.Field == "metadata.namespace" || covered(modelErrs, e.Field) {
+			if e.Field == "metadata.namespace" && e.Type == field.ErrorTypeRequired || covered(modelErrs, e.Field) {
 				continue // already reported, in the model's words
 			}
 			if strings.HasPrefix(e.Field, "spec.bootstrap.sshAuthorizedKeys") {
@@ -415,7 +507,7 @@ func (v *validator) hosts(claims []*repo.Claim) {
 	for _, h := range hosts {
 		_, listed := unclaimed[h]
 		switch {
-		case !claimed[h] && !listed:
+		case !claimed[h] && !listed && !v.unreadable: // else its claim may be in the failed build
 			v.add(filepath.Join(hostsDir, h), "", fmt.Sprintf("host %s has no claim in %s; add one (labctl new machine %s) or list it in %s if it is meant to have none", h, repo.ClaimsDir, h, repo.UnclaimedPath))
 		case claimed[h] && listed:
 			v.add(unclaimedPath, "", fmt.Sprintf("line %d: host %s is listed as unclaimed but has a claim; remove the line", unclaimed[h], h))

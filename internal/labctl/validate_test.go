@@ -151,7 +151,7 @@ func TestValidateRepoRules(t *testing.T) {
 			reason: "problems in a multi-document file name the document",
 			claims: func(t *testing.T) map[string]map[string]any { return nil },
 			hosts:  []string{"dns01"},
-			extra: map[string]string{"crossplane/claims/z.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: infra-machines}\n---\n" +
+			extra: map[string]string{"crossplane/claims/z.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n---\n" +
 				"apiVersion: homelab.dev/v1alpha1\nkind: Machine\nmetadata: {name: x, namespace: infra-machines}\nspec: {class: small}\n"},
 			want: []string{"crossplane/claims/z.yaml#2: spec.hostname is required"},
 		},

@@ -188,7 +188,11 @@ func (v *Validator) Validate(ctx context.Context, in map[string]any) field.Error
 	}
 
 	errs = append(errs, Unknown(obj, v.structural)...)
-	// The server defaults before it validates, and drops status on create.
+	// The server drops nulls of fields that are not nullable (`tags:` with
+	// nothing after it), defaults, then validates, and drops status on
+	// create (apiextensions-apiserver v0.35.4,
+	// pkg/apiserver/customresource_handler.go, unstructuredSchemaCoercer.apply).
+	structuraldefaulting.PruneNonNullableNullsWithoutDefaults(obj, v.structural)
 	structuraldefaulting.Default(obj, v.structural)
 	delete(obj, "status")
 
