@@ -50,6 +50,8 @@ type Report struct {
 	// Schemas tells whether they were checked against CRD schemas too.
 	Manifests int  `json:"manifests"`
 	Schemas   bool `json:"schemasChecked"`
+	// Against is the revision the claims' edits were checked against.
+	Against string `json:"against,omitempty"`
 }
 
 // PrintNotes writes the notes, one a line (diagnostics: stderr).
@@ -75,6 +77,9 @@ func (r *Report) Print(w io.Writer) {
 		}
 		counts += fmt.Sprintf(", %d manifests (%s)", r.Manifests, schemas)
 	}
+	if r.Against != "" {
+		counts += ", edits against " + r.Against
+	}
 	if r.OK() {
 		fmt.Fprintf(w, "ok: %s\n", counts)
 		return
@@ -94,6 +99,8 @@ type validator struct {
 	repoClaims []*repo.Claim
 	// unreadable: Flux could not build the claims folder.
 	unreadable bool
+	// givenClaims are the claims of the files given on the command line.
+	givenClaims []*repo.Claim
 }
 
 // ValidateOptions tune Validate.
@@ -109,6 +116,9 @@ type ValidateOptions struct {
 	// the repo's hosts, and the repo's other claims.
 	Claims []string
 	Stdin  io.Reader
+	// UncheckedGroups are API groups whose kinds are not checked against a
+	// schema (their CRDs are not at hand).
+	UncheckedGroups []string
 	// Against is a Git revision whose claims the edits are checked against
 	// (transition rules): "" is the branch's upstream when it has one,
 	// "none" checks no edits.
@@ -157,11 +167,15 @@ func ValidateWith(ctx context.Context, root string, o ValidateOptions) *Report {
 
 	if len(o.Claims) > 0 {
 		v.given(ctx, claimSchema, in)
+		v.edits(ctx, v.givenClaims, claimSchema)
 		sort.SliceStable(v.report.Problems, func(i, j int) bool { return v.report.Problems[i].File < v.report.Problems[j].File })
 		return v.report
 	}
 	claims := v.claims(ctx, filepath.Join(root, repo.ClaimsDir), claimSchema, in)
 	v.report.Claims = len(claims)
+	if !v.unreadable {
+		v.edits(ctx, claims, claimSchema)
+	}
 	v.duplicates(claims)
 	v.hosts(claims)
 	if hosts, err := repo.Hosts(filepath.Join(root, repo.HostsDir)); err == nil {
@@ -289,6 +303,7 @@ func (v *validator) given(ctx context.Context, schema *schemacheck.Validator, in
 		}
 		claims = append(claims, v.docs(ctx, docs, schema, in)...)
 	}
+	v.givenClaims = claims
 	v.checkGiven(claims)
 }
 

@@ -237,6 +237,43 @@ func named(errs field.ErrorList) field.ErrorList {
 	return out
 }
 
+// TransitionErrors are the errors an update from old to obj meets that a
+// create of obj does not: the XRD's transition rules (CEL rules on oldSelf),
+// as the API server runs them on an update.
+func (v *Validator) TransitionErrors(ctx context.Context, obj, old map[string]any) field.ErrorList {
+	prep := func(in map[string]any) (map[string]any, error) {
+		o, err := normalize(in)
+		if err != nil {
+			return nil, err
+		}
+		structuraldefaulting.PruneNonNullableNullsWithoutDefaults(o, v.structural)
+		structuraldefaulting.Default(o, v.structural)
+		delete(o, "status")
+		return o, nil
+	}
+	n, err := prep(obj)
+	if err != nil {
+		return field.ErrorList{field.Invalid(field.NewPath(""), nil, err.Error())}
+	}
+	o, err := prep(old)
+	if err != nil {
+		return field.ErrorList{field.Invalid(field.NewPath(""), nil, err.Error())}
+	}
+	created, _ := v.cel.Validate(ctx, nil, v.structural, n, nil, celconfig.RuntimeCELCostBudget)
+	updated, _ := v.cel.Validate(ctx, nil, v.structural, n, o, celconfig.RuntimeCELCostBudget)
+	seen := map[string]bool{}
+	for _, e := range created {
+		seen[e.Field+"\x00"+e.Detail] = true
+	}
+	var out field.ErrorList
+	for _, e := range updated {
+		if !seen[e.Field+"\x00"+e.Detail] {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // normalize copies obj through JSON, as the API server decodes a request:
 // whole numbers become int64, any Go value becomes its JSON form.
 func normalize(obj map[string]any) (map[string]any, error) {
