@@ -165,11 +165,33 @@ func write(t testing.TB, path string, b []byte) {
 // goodClaim is the example dns01 claim as a generic object.
 func goodClaim(t testing.TB) map[string]any {
 	t.Helper()
-	docs, err := repo.ReadDocs(filepath.Join(testenv.RepoRoot(t), repo.ClaimsDir, "dns01.yaml"))
+	return exampleClaim(t, "dns01.yaml")
+}
+
+// exampleClaim is an example claim of the repo as a generic object.
+func exampleClaim(t testing.TB, file string) map[string]any {
+	t.Helper()
+	docs, err := repo.ReadDocs(filepath.Join(testenv.RepoRoot(t), repo.ClaimsDir, file))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return docs[0].Object
+}
+
+// repoRules are the repo's function input and the validator of the claim
+// CRD Crossplane derives from its XRD.
+func repoRules(t *testing.T) ([]byte, *schemacheck.Validator) {
+	t.Helper()
+	root := testenv.RepoRoot(t)
+	input, err := repo.CompositionInput(filepath.Join(root, repo.CompositionPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, claimSchema, err := schemacheck.ForXRD(filepath.Join(root, repo.XRDPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return input, claimSchema
 }
 
 // TestBadClaims runs every bad claim through the three checkers: the
@@ -182,15 +204,7 @@ func TestBadClaims(t *testing.T) {
 	if len(cases) < 25 {
 		t.Fatalf("want at least 25 bad claims, have %d", len(cases))
 	}
-	root := testenv.RepoRoot(t)
-	input, err := repo.CompositionInput(filepath.Join(root, repo.CompositionPath))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, claimSchema, err := schemacheck.ForXRD(filepath.Join(root, repo.XRDPath))
-	if err != nil {
-		t.Fatal(err)
-	}
+	input, claimSchema := repoRules(t)
 	good := goodClaim(t)
 
 	// The good claim passes all three, or the cases below prove nothing.

@@ -25,7 +25,6 @@ import (
 	"github.com/homelab-infra/homelab-infra/internal/machine/machinetest"
 	"github.com/homelab-infra/homelab-infra/internal/repo"
 	"github.com/homelab-infra/homelab-infra/internal/schemacheck"
-	"github.com/homelab-infra/homelab-infra/internal/testenv"
 )
 
 // A mutation sets one field of a claim's spec (a dotted path) to a value,
@@ -221,15 +220,7 @@ func (v *verdict) add(field, msg string) {
 // refuses only where no OpenAPI or CEL rule can tell (inexpressible), and
 // then the function's message must be the model's for that rule.
 func TestDifferential(t *testing.T) {
-	root := testenv.RepoRoot(t)
-	input, err := repo.CompositionInput(filepath.Join(root, repo.CompositionPath))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, claimSchema, err := schemacheck.ForXRD(filepath.Join(root, repo.XRDPath))
-	if err != nil {
-		t.Fatal(err)
-	}
+	input, claimSchema := repoRules(t)
 	bases := map[string]map[string]any{"dns01": goodClaim(t), "docker01": exampleClaim(t, "docker01.yaml")}
 	type job struct {
 		base string
@@ -378,14 +369,6 @@ func sameFields(a, b verdict) bool {
 	return strings.Join(a.sorted(), ",") == strings.Join(b.sorted(), ",")
 }
 
-func exampleClaim(t *testing.T, file string) map[string]any {
-	t.Helper()
-	docs, err := repo.ReadDocs(filepath.Join(testenv.RepoRoot(t), repo.ClaimsDir, file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return docs[0].Object
-}
 
 // xrdVerdict is the API server's: the claim CRD's schema and CEL rules. An
 // unknown field is not its refusal (it prunes it), so that check, which is

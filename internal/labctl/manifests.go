@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -28,7 +29,10 @@ var ManifestDirs = []string{"deploy", "crossplane"}
 
 // manifests adds CheckManifests' findings to the report.
 func (v *validator) manifests(ctx context.Context, schemaDirs []string) {
-	probs, n := CheckManifests(ctx, v.root, schemaDirs)
+	probs, n := CheckManifests(ctx, v.root, schemaDirs, v.opts.UncheckedGroups...)
+	for _, g := range v.opts.UncheckedGroups {
+		v.report.Notes = append(v.report.Notes, fmt.Sprintf("the kinds of API group %s are not checked against a schema (--unchecked-group): give the folder of their CRDs to --schemas to check them", g))
+	}
 	v.report.Problems = append(v.report.Problems, probs...)
 	v.report.Manifests = n
 	// Without schemas, Print's summary says they were not checked.
@@ -49,7 +53,10 @@ func (v *validator) manifests(ctx context.Context, schemaDirs []string) {
 //     versions that provider/provider.yaml and functions.yaml install.
 //
 // It returns the problems and the number of files read.
-func CheckManifests(ctx context.Context, root string, schemaDirs []string) ([]Problem, int) {
+//
+// Objects of the API groups in unchecked are left out of the schema check
+// (make demo, on a machine without the provider's CRDs).
+func CheckManifests(ctx context.Context, root string, schemaDirs []string, unchecked ...string) ([]Problem, int) {
 	v := &validator{root: root, report: &Report{}}
 	var set schemacheck.Set
 	if len(schemaDirs) > 0 {
@@ -65,7 +72,7 @@ func CheckManifests(ctx context.Context, root string, schemaDirs []string) ([]Pr
 		v.add(root, "", err.Error())
 		return v.report.Problems, 0
 	}
-	m := &manifests{v: v, set: set, ctx: ctx}
+	m := &manifests{v: v, set: set, ctx: ctx, unchecked: unchecked}
 	for _, f := range files {
 		m.file(f)
 	}
@@ -105,6 +112,8 @@ type manifests struct {
 	v   *validator
 	set schemacheck.Set
 	ctx context.Context
+	// unchecked are API groups left out of the schema check.
+	unchecked []string
 
 	gitRepos       map[string]repo.Doc // flux-system GitRepositories by name
 	kustomizations []repo.Doc
@@ -177,6 +186,9 @@ func (m *manifests) doc(d repo.Doc) {
 		return
 	}
 	for _, e := range m.set.Validate(m.ctx, d.Object) {
+		if e.Field == "kind" && e.Type == field.ErrorTypeNotSupported && slices.Contains(m.unchecked, strings.SplitN(av, "/", 2)[0]) {
+			continue
+		}
 		if e.Field == "kind" && e.Type == field.ErrorTypeNotSupported {
 			m.v.add(where, "kind", fmt.Sprintf("no schema for %s %s: add the CRD that defines it to --schemas (hack/schemas.sh gathers Flux's, Argo CD's and Crossplane's)", av, kind))
 			continue
