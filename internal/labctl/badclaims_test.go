@@ -323,3 +323,28 @@ func or(a, b string) string {
 	}
 	return b
 }
+
+// TestTokenNeverEchoed: a flake ref with a token is refused by every layer,
+// and no layer repeats the token: the API server's message goes into
+// Flux's events and status, the function's into the claim's conditions,
+// labctl's into CI logs.
+func TestTokenNeverEchoed(t *testing.T) {
+	input, claimSchema := repoRules(t)
+	for _, ref := range []string{
+		"git+https://ops:glpat-s3cret@git.lab.home.arpa/homelab-infra?ref=main#dns01",
+		"git+https://glpat-s3cret@git.lab.home.arpa/homelab-infra#dns01",
+		"git+https://git.lab.home.arpa/homelab-infra?access_token=glpat-s3cret#dns01",
+	} {
+		claim := runtime.DeepCopyJSON(goodClaim(t))
+		claim["spec"].(map[string]any)["nix"] = map[string]any{"flakeRef": ref}
+		xrd := schemacheck.Messages(claimSchema.Validate(context.Background(), claim))
+		fn := checkFunction(t, claim, input)
+		r := labctl.Validate(context.Background(), fixtureRepo(t, map[string]map[string]any{"dns01": claim}, "dns01"))
+		lab := problems(r)
+		for layer, msg := range map[string]string{"the API server": xrd, "the function": fn, "labctl validate": lab} {
+			if !strings.Contains(msg, "spec.nix.flakeRef") || strings.Contains(msg, "s3cret") {
+				t.Errorf("%s: %s must refuse it naming spec.nix.flakeRef, without the token:\n%s", ref, layer, msg)
+			}
+		}
+	}
+}

@@ -250,6 +250,9 @@ func TestXRDRulesAreTheModels(t *testing.T) {
 			continue
 		}
 		got = append(got, machine.FlakeRefRule{Pattern: m[1], Refuse: refuse, Message: v.Message})
+		if v.Reason == nil || *v.Reason != extv1.FieldValueForbidden {
+			t.Errorf("spec.nix.flakeRef: rule %q: want reason FieldValueForbidden, so that the API server does not echo a ref with a token", v.Rule)
+		}
 	}
 	if diff := cmp.Diff(machine.FlakeRefRules, got); diff != "" {
 		t.Errorf("spec.nix.flakeRef's rules differ from machine.FlakeRefRules (-model, +xrd):\n%s", diff)
