@@ -1,38 +1,33 @@
 #!/usr/bin/env bash
 # Builds the STAND-IN for the NixOS template that the VM suite (test/vm) boots:
 # a Debian trixie guest with real systemd, real cloud-init, nix-bin (Nix 2.26),
-# git, the cloud kernel, our nix-gitops binary, NixOS's real
-# switch-to-configuration-ng, and a NixOS-shaped "generation 0" system (the
-# template's own system: its units, its /etc, its profile generation) that the
-# guest runs when it first boots.
+# git, the cloud kernel, our nix-gitops binary, our stand-in of NixOS's
+# switch-to-configuration-ng (internal/stcstandin, built by the VM suite),
+# and a NixOS-shaped "generation 0" system (the template's own system: its
+# units, its /etc, its profile generation) that the guest runs when it first
+# boots.
 # The real template is NixOS; it cannot be built offline (no nixpkgs), so the
 # suite proves the bootstrap and the activation on this stand-in instead.
 #
-#   hack/vm-image.sh --agent PATH --template-system DIR
-#                          prints image=, kernel=, initrd= lines; DIR holds the
-#                          generation 0 expression (default.nix, attribute
-#                          toplevel), written by internal/testflake
+#   hack/vm-image.sh --agent PATH --stc PATH --template-system DIR
+#                          prints image=, kernel=, initrd= lines; --stc is the
+#                          activation stand-in's binary (test/vm/stc); DIR
+#                          holds the generation 0 expression (default.nix,
+#                          attribute toplevel), written by internal/testflake
 #   hack/vm-image.sh --base-only
-#                          builds only the slow cached layers (debootstrap and
-#                          switch-to-configuration-ng) and prints base= and
-#                          stc=; `make test` may start it early, in the
-#                          background, while the unit tests run
+#                          builds only the slow cached layer (debootstrap) and
+#                          prints base=; `make test` may start it early, in
+#                          the background, while the unit tests run
 #
-# Three cached layers, in a folder outside the repo (HOMELAB_VM_CACHE, default
+# Two cached layers, in a folder outside the repo (HOMELAB_VM_CACHE, default
 # ~/.cache/homelab-infra/vm-image), each built only when missing:
 #   base-KEY/   the debootstrapped root tree, kernel and initrd. KEY hashes the
 #               base section of this script and the package list, so a package
 #               change rebuilds it (minutes, cold).
-#   stc-KEY/    NixOS's switch-to-configuration-ng, built offline in a Debian
-#               trixie chroot by the measured recipe in STC_SRC_DIR (default
-#               ../shared/nixos/switch-to-configuration-ng beside the checkout;
-#               it is never copied into the repo). KEY hashes those files and the
-#               stc section of this script (about 5 CPU-minutes, cold). It builds
-#               while the base is debootstrapped.
-#   image-KEY.qcow2  base + stc + agent binary + generation 0, as a qcow2 disk.
-#               KEY hashes the other keys, the binary, the generation 0
-#               expression and the image section of this script, so a new agent
-#               costs seconds.
+#   image-KEY.qcow2  base + agent and stand-in binaries + generation 0, as a
+#               qcow2 disk. KEY hashes the base key, the binaries, the
+#               generation 0 expression and the image section of this script,
+#               so a new agent costs seconds.
 # Disks are made with `mkfs.ext4 -d` from a folder, and every chroot runs in a
 # private mount namespace (unshare): nothing is mounted on the host, so nothing
 # can be left mounted. Guests boot the disk with -kernel/-initrd.
@@ -40,18 +35,23 @@
 # qemu-utils and e2fsprogs (hack/deps.sh installs them).
 set -euo pipefail
 
-agent= gen0= base_only=
+agent= stcbin= gen0= base_only=
 while [ $# -gt 0 ]; do
   case $1 in
     --agent) agent=$2; shift 2 ;;
+    --stc) stcbin=$2; shift 2 ;;
     --template-system) gen0=$2; shift 2 ;;
     --base-only) base_only=1; shift ;;
-    *) echo "vm-image: unknown argument $1 (usage: $0 --agent PATH --template-system DIR | --base-only)" >&2; exit 2 ;;
+    *) echo "vm-image: unknown argument $1 (usage: $0 --agent PATH --stc PATH --template-system DIR | --base-only)" >&2; exit 2 ;;
   esac
 done
 if [ -z "$base_only" ]; then
   if [ -z "$agent" ] || [ ! -x "$agent" ]; then
     echo "vm-image: --agent must name the nix-gitops binary to install (got '$agent')" >&2
+    exit 2
+  fi
+  if [ -z "$stcbin" ] || [ ! -x "$stcbin" ]; then
+    echo "vm-image: --stc must name the activation stand-in's binary to install (got '$stcbin')" >&2
     exit 2
   fi
   if [ -z "$gen0" ] || [ ! -f "$gen0/default.nix" ]; then
@@ -68,12 +68,6 @@ fi
 log() { echo "vm-image: $*" >&2; }
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${HOMELAB_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/homelab-infra/vm-image}
-stcsrc=${STC_SRC_DIR:-$here/../../shared/nixos/switch-to-configuration-ng}
-if [ ! -f "$stcsrc/debian-trixie/build-in-trixie-chroot.sh" ]; then
-  echo "vm-image: no switch-to-configuration-ng source in $stcsrc: set STC_SRC_DIR to the shared folder's nixos/switch-to-configuration-ng" >&2
-  exit 2
-fi
-stcsrc=$(cd "$stcsrc" && pwd)
 # Downloaded .debs are kept apart from the keyed layers, so a package change
 # re-downloads only what changed.
 debs="$cache/debs"
@@ -86,7 +80,7 @@ flock 9
 suite=trixie
 # Packages of the stand-in template, beyond debootstrap's minbase:
 pkgs=(
-  systemd-sysv udev dbus      # systemd as PID 1; hostnamectl and switch-to-configuration talk D-Bus
+  systemd-sysv udev dbus      # systemd as PID 1; hostnamectl talks D-Bus
   systemd-resolved            # applies the nameservers cloud-init renders for networkd
   linux-image-cloud-amd64     # the cloud kernel: virtio built in, small
   initramfs-tools
@@ -116,40 +110,6 @@ mirror() {
   fi
   echo "$u"
 }
-
-# --- stc layer --------------------------------------------------------------
-# switch-to-configuration-ng, built by the shared folder's own recipe: it
-# debootstraps a trixie chroot with Debian's rustc and crates, patches the
-# source and runs cargo offline. The recipe mounts /proc, /dev and /sys into
-# its chroot; unshare gives it a private mount namespace, so those mounts end
-# with it, even when it fails half way.
-stckey=$( { (cd "$stcsrc" && find . -type f -print0 | sort -z | xargs -0 sha256sum); sed -n '/^# --- stc layer/,/^# --- end of stc layer/p' "$0"; } | sha256sum | cut -c1-16)
-stc="$cache/stc-$stckey"
-build_stc() {
-  rm -rf "$stc.tmp"
-  mkdir -p "$stc.tmp"
-  # HOME=/root: the recipe puts cargo's offline-registry config in the
-  # chroot's /root/.cargo, and cargo inside the chroot looks in $HOME, which
-  # is the caller's otherwise (a CI runner's, a folder the chroot lacks).
-  if ! HOME=/root unshare --mount --propagation private -- "$stcsrc/debian-trixie/build-in-trixie-chroot.sh" "$stc.tmp/chroot" "$(mirror)" >"$stc.tmp/build.log" 2>&1; then
-    tail -n 40 "$stc.tmp/build.log" >&2
-    echo "vm-image: switch-to-configuration-ng did not build (full log: $stc.tmp/build.log)" >&2
-    return 1
-  fi
-  install -m 0755 "$stc.tmp/chroot/build/stc/target/release/switch-to-configuration" "$stc.tmp/switch-to-configuration-ng"
-  strip "$stc.tmp/switch-to-configuration-ng"
-  rm -rf "$stc.tmp/chroot"
-  touch "$stc.tmp/ok"
-  rm -rf "$stc"
-  mv "$stc.tmp" "$stc"
-}
-# --- end of stc layer -------------------------------------------------------
-stc_pid=
-if [ ! -e "$stc/ok" ]; then
-  log "building switch-to-configuration-ng from $stcsrc (a trixie chroot and cargo; 10-15 minutes cold)"
-  build_stc &
-  stc_pid=$!
-fi
 
 # --- base layer -------------------------------------------------------------
 basekey=$(sed -n '/^# --- base layer/,/^# --- end of base layer/p' "$0" | cat - <(echo "$suite ${pkgs[*]}") | sha256sum | cut -c1-16)
@@ -190,15 +150,10 @@ if [ ! -e "$base/ok" ]; then
   log "base image ready: $base"
 fi
 # --- end of base layer ------------------------------------------------------
-if [ -n "$stc_pid" ]; then
-  wait "$stc_pid" || exit 1
-  log "switch-to-configuration-ng ready: $stc"
-fi
-# Older layers are dead weight (half a gigabyte or more each).
-find "$cache" -mindepth 1 -maxdepth 1 \( \( -name 'base-*' ! -name "base-$basekey" \) -o \( -name 'stc-*' ! -name "stc-$stckey" \) \) -exec rm -rf {} +
+# Older base layers are dead weight (half a gigabyte or more each).
+find "$cache" -mindepth 1 -maxdepth 1 -name 'base-*' ! -name "base-$basekey" -exec rm -rf {} +
 if [ -n "$base_only" ]; then
   echo "base=$base"
-  echo "stc=$stc/switch-to-configuration-ng"
   exit 0
 fi
 
@@ -207,15 +162,15 @@ fi
 # switch-to-configuration-ng, the agent and a test read it:
 #   /usr/local/bin/nix-gitops      the agent under test; generation 0's agent
 #                                  package copies it into the store
-#   /usr/lib/homelab-standin/switch-to-configuration-ng
-#                                  the real program (pkgs.switch-to-configuration-ng)
+#   /usr/lib/homelab-standin/switch-to-configuration
+#                                  the activation stand-in (internal/stcstandin)
 #   /usr/lib/homelab-standin/boot  stand-in for the boot loader's choice: the
 #                                  kernel command line says init= this script;
 #                                  it runs the boot default's own stage-2 init
 #                                  (the toplevel's init, as NixOS's boot entries
 #                                  do), which activates that system and then
 #                                  starts systemd
-#   /etc/NIXOS                     what switch-to-configuration-ng checks
+#   /etc/NIXOS                     what switch-to-configuration checks
 #   generation 0                   built in the image's own store from DIR,
 #                                  made system profile generation 1, the boot
 #                                  default, and activated (its /etc links)
@@ -229,7 +184,7 @@ boot_script() {
     '[ -x "$sys/init" ] || sys=$(/usr/bin/readlink -f /nix/var/nix/profiles/system)' \
     'exec "$sys/init" "$@"'
 }
-layerkey=$( { echo "$basekey $stckey"; sha256sum <"$agent"; (cd "$gen0" && find . -type f -print0 | sort -z | xargs -0 sha256sum); sed -n '/^# --- image layer/,$p' "$0"; } | sha256sum | cut -c1-16)
+layerkey=$( { echo "$basekey"; sha256sum <"$agent"; sha256sum <"$stcbin"; (cd "$gen0" && find . -type f -print0 | sort -z | xargs -0 sha256sum); sed -n '/^# --- image layer/,$p' "$0"; } | sha256sum | cut -c1-16)
 image="$cache/image-$layerkey.qcow2"
 if [ ! -e "$image" ]; then
   log "building the image layer on $base"
@@ -247,7 +202,7 @@ if [ ! -e "$image" ]; then
     cp -a "$base/root/$d" "$root/$d"
   done
   install -m 0755 "$agent" "$root/usr/local/bin/nix-gitops"
-  install -D -m 0755 "$stc/switch-to-configuration-ng" "$root$standin/switch-to-configuration-ng"
+  install -D -m 0755 "$stcbin" "$root$standin/switch-to-configuration"
   boot_script >"$tmp/boot"
   install -m 0755 "$tmp/boot" "$root$standin/boot"
   touch "$root/etc/NIXOS"

@@ -18,8 +18,9 @@ import (
 //go:embed guest/*.sh
 var guestScripts embed.FS
 
-// Guest makes every toplevel NixOS-shaped, for a guest that has NixOS's real
-// switch-to-configuration-ng (the VM suite): instead of a recording stand-in
+// Guest makes every toplevel NixOS-shaped, for a guest that runs the
+// activation stand-in of switch-to-configuration-ng (the VM suite,
+// internal/stcstandin) under real systemd: instead of a recording stand-in
 // switch, each toplevel carries what that program and a NixOS boot read (see
 // guest/builder.sh): the wrapper switchable-system.nix generates, an
 // activation script that links /etc through /etc/static and sets
@@ -28,7 +29,7 @@ var guestScripts embed.FS
 // services), init-interface-version, switch-inhibitors, kernel files and
 // boot.json. The derivations stay builtins-only (no nixpkgs).
 type Guest struct {
-	// STC is the real switch-to-configuration-ng in the guest.
+	// STC is the activation stand-in in the guest (internal/stcstandin).
 	STC string
 	// Agent is the nix-gitops binary in the guest; each system's agent
 	// package copies it into the store.

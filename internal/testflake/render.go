@@ -24,7 +24,7 @@ func (r *Repo) render(spec Spec) (string, error) {
 	b.WriteString("# Written by internal/testflake: a stand-in NixOS flake for tests (a fake:\n")
 	b.WriteString("# nixpkgs cannot be built offline). Each toplevel is a builtins-only\n")
 	if r.Guest != nil {
-		b.WriteString("# derivation laid out as NixOS's, for the real switch-to-configuration-ng.\n")
+		b.WriteString("# derivation laid out as NixOS's, for the activation stand-in (internal/stcstandin).\n")
 	} else {
 		b.WriteString("# derivation whose bin/switch-to-configuration records its calls.\n")
 	}

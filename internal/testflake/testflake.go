@@ -141,7 +141,7 @@ type Options struct {
 	// NixSystem is the derivation's system [from runtime.GOARCH].
 	NixSystem string
 	// Guest, when set, makes every toplevel NixOS-shaped for a guest with
-	// the real switch-to-configuration-ng (see Guest); RecordDir is then
+	// the activation stand-in, internal/stcstandin (see Guest); RecordDir is then
 	// unused.
 	Guest *Guest
 }

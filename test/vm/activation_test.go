@@ -9,7 +9,7 @@ import (
 	"github.com/homelab-infra/homelab-infra/internal/agent/state"
 )
 
-// The checks of what the real switch-to-configuration-ng and the agent did,
+// The checks of what the activation stand-in (internal/stcstandin) and the agent did,
 // one per scenario of TestClaimBootsAndConverges.
 
 // checkFirstBootApply: the first boot's outage was retried by the unit

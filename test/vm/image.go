@@ -18,24 +18,26 @@ type image struct {
 	disk, kernel, initrd string
 }
 
-// buildAgent compiles nix-gitops for the guest: static (the guest's libc is
-// not the host's), and reproducible (-trimpath, no VCS stamp), so an
-// unchanged agent hashes the same and the cached image layer is reused.
-func buildAgent(root, dir string) (string, error) {
-	out := filepath.Join(dir, "nix-gitops")
-	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-o", out, "./cmd/nix-gitops")
+// buildStatic compiles a program of this module (pkg, such as
+// ./cmd/nix-gitops) for the guest: static (the guest's libc is not the
+// host's), and reproducible (-trimpath, no VCS stamp), so an unchanged
+// program hashes the same and the cached image layer is reused.
+func buildStatic(root, dir, pkg, name string) (string, error) {
+	out := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-o", out, pkg)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("cannot build nix-gitops for the guest: %w: %s", err, b)
+		return "", fmt.Errorf("cannot build %s for the guest: %w: %s", pkg, err, b)
 	}
 	return out, nil
 }
 
 // buildImage runs hack/vm-image.sh, which builds only what is missing from
-// its cache, with gen0 (a folder testflake.WriteTemplateSystem wrote) as the
-// template's own system. Its progress goes to logPath.
-func buildImage(root, agent, gen0, logPath string) (image, time.Duration, error) {
+// its cache, with the agent and the activation stand-in binaries and gen0 (a
+// folder testflake.WriteTemplateSystem wrote) as the template's own system.
+// Its progress goes to logPath.
+func buildImage(root, agent, stc, gen0, logPath string) (image, time.Duration, error) {
 	start := time.Now()
 	lf, err := os.Create(logPath)
 	if err != nil {
@@ -43,7 +45,7 @@ func buildImage(root, agent, gen0, logPath string) (image, time.Duration, error)
 	}
 	defer lf.Close()
 	var stdout bytes.Buffer
-	cmd := exec.Command(filepath.Join(root, "hack", "vm-image.sh"), "--agent", agent, "--template-system", gen0)
+	cmd := exec.Command(filepath.Join(root, "hack", "vm-image.sh"), "--agent", agent, "--stc", stc, "--template-system", gen0)
 	cmd.Stdout, cmd.Stderr = &stdout, lf
 	if err := cmd.Run(); err != nil {
 		b, _ := os.ReadFile(logPath)

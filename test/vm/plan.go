@@ -8,11 +8,12 @@ import (
 
 // The systems the guest goes through. All are internal/testflake's
 // NixOS-shaped stand-in toplevels (a fake, named as such: nixpkgs cannot be
-// built offline), switched to by the real switch-to-configuration-ng.
+// built offline), switched to by our stand-in of switch-to-configuration-ng
+// (internal/stcstandin) against the guest's real systemd.
 const (
-	// guestSTC and guestAgent are where hack/vm-image.sh installs the real
-	// switch-to-configuration-ng and the agent under test.
-	guestSTC   = "/usr/lib/homelab-standin/switch-to-configuration-ng"
+	// guestSTC and guestAgent are where hack/vm-image.sh installs the
+	// activation stand-in (test/vm/stc) and the agent under test.
+	guestSTC   = "/usr/lib/homelab-standin/switch-to-configuration"
 	guestAgent = "/usr/local/bin/nix-gitops"
 	// The textfile the systems' agent config names (the NixOS monitoring
 	// module's default).

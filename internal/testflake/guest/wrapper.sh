@@ -1,7 +1,8 @@
 #!/bin/sh
 # testflake stand-in for the wrapper switchable-system.nix makes with
 # makeWrapper around pkgs.switch-to-configuration-ng: the same variables,
-# then the real program (built into the image from the shared source).
+# then the program, here the activation stand-in (internal/stcstandin),
+# which hack/vm-image.sh installs in the image.
 export OUT=@out@
 export TOPLEVEL=@out@
 export DISTRO_ID=nixos
