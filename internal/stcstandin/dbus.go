@@ -85,7 +85,7 @@ func (b *Bus) ResetFailed(ctx context.Context) error {
 // returns once systemd has reloaded.
 func (b *Bus) Reload(ctx context.Context) error { return b.c.ReloadContext(ctx) }
 
-// Reexecute implements Systemd (main.rs:2318).
+// Reexecute implements Systemd (main.rs:2328).
 func (b *Bus) Reexecute(ctx context.Context) error {
 	return exec.CommandContext(ctx, "systemctl", "daemon-reexec").Run()
 }

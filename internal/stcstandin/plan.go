@@ -216,7 +216,7 @@ func (p *Plan) modified(toplevel, unit, baseName string, next UnitInfo, active m
 		p.Restart[unit] = true
 		lists.record("restart-list", unit)
 	default:
-		// Sockets (main.rs:752-796): Sockets= of [Service], else <name>.socket.
+		// Sockets (main.rs:748-815): Sockets= of [Service], else <name>.socket.
 		socketActivated := false
 		var sockets []string
 		for _, v := range next["Service"]["Sockets"] {
@@ -247,7 +247,7 @@ func (p *Plan) modified(toplevel, unit, baseName string, next UnitInfo, active m
 		}
 		p.Stop[unit] = true
 	}
-	// Not restarted and reloaded both (main.rs:834-837).
+	// Not restarted and reloaded both (main.rs:832-835).
 	if p.Reload[unit] {
 		delete(p.Reload, unit)
 		lists.unrecord("reload-list", unit)

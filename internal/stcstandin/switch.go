@@ -86,7 +86,7 @@ func Switch(ctx context.Context, action string, e Env, sd Systemd, w io.Writer) 
 		fmt.Fprintln(w, "Usage: switch-to-configuration [check|switch|boot|test|dry-activate]")
 		return 1
 	}
-	// main.rs:1778: the action is exported to what runs from here on.
+	// main.rs:1780: the action is exported to what runs from here on.
 	os.Setenv("NIXOS_ACTION", action)
 
 	// main.rs:1786-1796: /etc/NIXOS or an os-release of DISTRO_ID.
@@ -167,7 +167,7 @@ func activate(ctx context.Context, e Env, sd Systemd, w io.Writer) int {
 		return 1
 	}
 
-	// main.rs:2001-2015: re-execute systemd when its binary or system.conf
+	// main.rs:2019-2034: re-execute systemd when its binary or system.conf
 	// changed; the new systemd must exist.
 	newPID1 := canonical(filepath.Join(e.Systemd, "lib/systemd/systemd"))
 	if newPID1 == "/unknown" {
@@ -200,7 +200,7 @@ func activate(ctx context.Context, e Env, sd Systemd, w io.Writer) int {
 		}
 	}
 
-	// main.rs:2316-2340, then :2347-2368: forget failed units, reload units.
+	// main.rs:2324-2345, then :2347-2368: forget failed units, reload units.
 	if restartSystemd {
 		fmt.Fprintln(w, "restarting systemd...")
 		if err := sd.Reexecute(ctx); err != nil {
@@ -254,7 +254,7 @@ func activate(ctx context.Context, e Env, sd Systemd, w io.Writer) int {
 	results = append(results, runJobs(ctx, sd, w, "start", sorted(plan.Start), &exit)...)
 	lists.remove("start-list")
 
-	// main.rs:2562-2571: a job that failed, hit a dependency or timed out.
+	// main.rs:2563-2571: a job that failed, hit a dependency or timed out.
 	for _, r := range results {
 		switch r.result {
 		case "timeout", "failed", "dependency":
@@ -263,7 +263,7 @@ func activate(ctx context.Context, e Env, sd Systemd, w io.Writer) int {
 		}
 	}
 
-	// main.rs:2587-2671: after things settle, failed units (and services
+	// main.rs:2587-2670: after things settle, failed units (and services
 	// auto-restarting after a failure) make the switch fail; new units are
 	// listed.
 	sd.Settle(ctx)
