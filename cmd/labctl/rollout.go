@@ -28,6 +28,8 @@ type rolloutCmd struct {
 	Reboot  rolloutRebootCmd  `cmd:"" help:"Approve one machine's reboot into the target (reboot/<host>) and wait for it to come back converged (a workflow step)."`
 	Report  rolloutReportCmd  `cmd:"" help:"Report where the rollout's machines are: advanced, pending, waiting for a reboot (the workflow's exit handler)."`
 	Status  rolloutStatusCmd  `cmd:"" help:"Each selected machine's desired commit (its deploy ref) against the one it runs, its verdict, a pending reboot, its last failure: which machines lag, and why."`
+
+	PublishState rolloutPublishCmd `cmd:"" name:"publish-state" help:"Publish every machine's running state, read from Prometheus, as a ConfigMap per machine in the claims' namespace, which the composition function shows on each Machine claim (a service, workflows/running-state.yaml)."`
 }
 
 // rolloutFlags select a rollout; plan, run and host share them.
@@ -326,4 +328,32 @@ func (c *rolloutStatusCmd) Run(g *globals) error {
 		return err
 	}
 	return c.print(g, ss, func(w io.Writer) error { return rollout.PrintStates(w, ss) })
+}
+
+type rolloutPublishCmd struct {
+	Prometheus string        `required:"" env:"PROMETHEUS_URL" help:"Prometheus' URL (http://host:9090), which scrapes the machines' nix-gitops metrics."`
+	Namespace  string        `default:"infra-machines" help:"The claims' namespace: the ConfigMaps go there."`
+	Every      time.Duration `default:"1m" help:"How often to publish."`
+	StaleAfter time.Duration `default:"15m" help:"A verdict older than this is stale; keep it equal to workflows/rollout-policy.yaml's staleAfter."`
+	Once       bool          `help:"Publish once and exit."`
+	Kubeconfig string        `type:"path" env:"KUBECONFIG" help:"Kubeconfig of the cluster the claims live in (default: the usual places, then the pod's service account)."`
+}
+
+func (c *rolloutPublishCmd) Run(g *globals) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	kube, err := kubeClient(c.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	prom, err := rollout.NewPrometheus(c.Prometheus)
+	if err != nil {
+		return err
+	}
+	p := &rollout.Publisher{Verdicts: prom, ConfigMaps: kube.CoreV1(), Namespace: c.Namespace, StaleAfter: c.StaleAfter,
+		Log: slog.New(slog.NewTextHandler(g.Stderr, nil))}
+	if c.Once {
+		return p.Publish(ctx)
+	}
+	return p.Run(ctx, c.Every)
 }

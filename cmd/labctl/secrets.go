@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/homelab-infra/homelab-infra/internal/labctl"
 )
@@ -37,17 +35,11 @@ func (c *bootstrapCmd) Run(g *globals) error {
 	if c.Stdout {
 		b.Stdout = g.Stdout
 	} else {
-		rules := clientcmd.NewDefaultClientConfigLoadingRules()
-		if c.Kubeconfig != "" {
-			rules.ExplicitPath = c.Kubeconfig
-		}
-		rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+		kube, err := kubeClient(c.Kubeconfig)
 		if err != nil {
-			return fmt.Errorf("cannot load a kubeconfig: %w", err)
+			return err
 		}
-		if b.Kube, err = kubernetes.NewForConfig(rc); err != nil {
-			return fmt.Errorf("cannot make a Kubernetes client: %w", err)
-		}
+		b.Kube = kube
 	}
 	root, err := g.Root()
 	if err != nil {

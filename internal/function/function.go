@@ -6,13 +6,15 @@
 //
 // One stage a file: the input (input.go), the Secret with the admin keys
 // (secret.go), the other machines (others.go), what the provider reports of
-// this one's resources (observed.go), the XR's status (status.go).
+// this one's resources (observed.go), the XR's status (status.go), the
+// machine's running state from its agent (running.go).
 package function
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -88,6 +90,7 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 	others, haveOthers := otherMachines(req, rsp)
 	keys, haveKeys := secretKeys(req, rsp, spec, oxr)
 	vaultFile, haveVault := vaultBootstrap(req, rsp, spec, oxr)
+	running := runningState(req, rsp, spec, oxr)
 	if !haveOthers || !haveKeys || !haveVault {
 		return rsp, nil
 	}
@@ -149,6 +152,10 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 
 	if err := setStatus(rsp, Status(m, obs.vmStatus())); err != nil {
 		fatal(rsp, fmt.Errorf("cannot set the XMachine's status: %w", err))
+		return rsp, nil
+	}
+	if err := setRunning(rsp, running, hostOf(spec), time.Now()); err != nil {
+		fatal(rsp, fmt.Errorf("cannot set the XMachine's running state: %w", err))
 		return rsp, nil
 	}
 	response.ConditionTrue(rsp, ConditionValid, ReasonValid).TargetCompositeAndClaim()

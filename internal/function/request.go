@@ -59,9 +59,9 @@ func NewRequest(xr map[string]any, input []byte, observed map[string]map[string]
 }
 
 // Offline is the requirement answer of a run without a cluster (labctl
-// render): no other machines are known.
+// render): no other machines are known, nor any running state.
 func Offline() map[string][]map[string]any {
-	return map[string][]map[string]any{MachinesRequirement: nil}
+	return map[string][]map[string]any{MachinesRequirement: nil, RunningStateRequirement: nil}
 }
 
 // toStruct converts through JSON so that any Go value YAML decoding produced

@@ -109,4 +109,16 @@ type Status struct {
 	IPv4Addresses []string `json:"ipv4Addresses,omitempty"`
 	FlakeRef      string   `json:"flakeRef,omitempty"`
 	Node          string   `json:"node,omitempty"`
+	// System is the NixOS system the machine runs, from its agent
+	// (internal/runningstate; the function's running.go).
+	System *SystemStatus `json:"system,omitempty"`
+}
+
+// SystemStatus is a machine's running system against what its ref asks for.
+type SystemStatus struct {
+	DesiredCommit string `json:"desiredCommit,omitempty"`
+	RunningCommit string `json:"runningCommit,omitempty"`
+	Verdict       string `json:"verdict,omitempty"`
+	PendingReboot bool   `json:"pendingReboot,omitempty"`
+	LastFailure   string `json:"lastFailure,omitempty"`
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/homelab-infra/homelab-infra/internal/runningstate"
 )
 
 // PrintPlan writes p as a table: one line per machine, wave by wave, with
@@ -64,7 +66,7 @@ func PrintReport(w io.Writer, r Report) error {
 }
 
 // PrintStates writes machines' states as a table, lagging ones marked.
-func PrintStates(w io.Writer, ss []MachineState) error {
+func PrintStates(w io.Writer, ss []runningstate.State) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "HOST\tDESIRED\tRUNNING\tVERDICT\tREBOOT\tLAST FAILURE\tCONVERGED")
 	for _, s := range ss {

@@ -41,8 +41,12 @@ func NewPrometheus(url string) (*Prometheus, error) {
 	return &Prometheus{API: v1.NewAPI(c)}, nil
 }
 
-// hostMatcher is a label matcher for exactly these hosts.
+// hostMatcher is a label matcher for exactly these hosts; nil hosts
+// match every machine.
 func hostMatcher(hosts []string) string {
+	if hosts == nil {
+		return `host!=""`
+	}
 	q := make([]string, len(hosts))
 	for i, h := range hosts {
 		q[i] = regexp.QuoteMeta(h)

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/homelab-infra/homelab-infra/internal/repo"
 	"github.com/homelab-infra/homelab-infra/internal/schemacheck"
@@ -18,9 +20,10 @@ import (
 // TestWorkflowTemplate checks workflows/ against Argo Workflows' own CRD
 // schemas (v4.0.5's full CRDs, from the module, by hack/schemas.sh) and
 // against the policy it must agree with: the wave template's parallelism
-// and the in-flight semaphore's size are the policy's, and every template a
-// step names exists. It is not a run: no Argo controller executes it here
-// yet (issue 20).
+// and the in-flight semaphore's size are the policy's, every template a
+// step names exists, every step runs the one step image, and the running
+// state's publisher judges staleness as the policy does. It is the fast
+// check; test/rollout's TestArgo runs the template on real Argo.
 func TestWorkflowTemplate(t *testing.T) {
 	testenv.Real(t)
 	root := testenv.RepoRoot(t)
@@ -104,5 +107,41 @@ func TestWorkflowTemplate(t *testing.T) {
 	}
 	if !slices.Contains([]string{"rollouts"}, limits[0].Object["metadata"].(map[string]any)["namespace"].(string)) {
 		t.Errorf("rollout-limits must be in the WorkflowTemplate's namespace, rollouts")
+	}
+
+	// One step image (hack/packages.sh builds and pushes it), run by its
+	// path: without a command Argo would look the entrypoint up in the
+	// image's registry.
+	images := map[string]bool{}
+	for name, tm := range templates {
+		if c, ok := tm["container"].(map[string]any); ok {
+			images[fmt.Sprint(c["image"])] = true
+			if cmd, _ := c["command"].([]any); len(cmd) != 1 || cmd[0] != "/labctl" {
+				t.Errorf("template %s runs %v; want command [/labctl]", name, c["command"])
+			}
+		}
+	}
+	state, err := repo.ReadDocs(filepath.Join(root, "workflows", "running-state.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range state {
+		if d.Object["kind"] != "Deployment" {
+			continue
+		}
+		c := d.Object["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)
+		images[fmt.Sprint(c["image"])] = true
+		var staleAfter time.Duration
+		for _, a := range c["args"].([]any) {
+			if v, ok := strings.CutPrefix(fmt.Sprint(a), "--stale-after="); ok {
+				staleAfter, _ = time.ParseDuration(v)
+			}
+		}
+		if staleAfter != policy.StaleAfter.D() {
+			t.Errorf("running-state's publisher runs %v; want --stale-after=%s, the policy's staleAfter", c["args"], policy.StaleAfter.D())
+		}
+	}
+	if len(images) != 1 {
+		t.Errorf("workflows/ runs %d images %v; want the one step image", len(images), images)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/homelab-infra/homelab-infra/internal/rollout"
+	"github.com/homelab-infra/homelab-infra/internal/runningstate"
 	"github.com/homelab-infra/homelab-infra/internal/testflake"
 )
 
@@ -108,7 +109,7 @@ func TestRollout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []rollout.MachineState{
+		want := []runningstate.State{
 			{Host: "w1", Desired: c2, Running: c2, Verdict: "converged", Converged: true},
 			{Host: "w2", Desired: c2, Running: c1, Verdict: "rolled-back", LastFailure: "health"},
 			{Host: "w3", Desired: c1, Running: c1, Verdict: "converged", Converged: true},
