@@ -42,6 +42,8 @@
 //     error, and only their owner (or Sys.Audit) reads them (tasks.go);
 //   - a cluster of several nodes, each with its own local storages; a VM
 //     lives on one node (cluster.go, vm.go);
+//   - pvesm set replaces a storage's content list with the one given
+//     (pvesm.go, for the README's storage step run as a user runs it);
 //   - a loaded node may refuse a task ("got no worker upid"); the simulator
 //     refuses the first Options.RefuseClones clones so (clone.go).
 //

@@ -208,6 +208,15 @@ func TestFormatsChecked(t *testing.T) {
 		"storage-pair-list":   "vm_start's migration target storages: not read",
 		"pve-storage-content": "pve-storage's content types: not read",
 		"pve-qm-bootdisk":     "qemu-server's verify_bootdisk: the option's pattern is checked",
+		// PUT /storage/{storage} (pvesm set): only content is simulated,
+		// every other option is refused as not simulated (pvesm.go).
+		"pve-storage-content-list":    "pve-storage's content types: not read",
+		"prune-backups":               "pvesm set: not simulated",
+		"pve-dir-override-list":       "pvesm set: not simulated",
+		"pve-storage-options":         "pvesm set: not simulated",
+		"pve-storage-path":            "pvesm set: not simulated",
+		"pve-storage-portal-dns-list": "pvesm set: not simulated",
+		"pve-storage-server":          "pvesm set: not simulated",
 	}
 	api, err := LoadAPI(9)
 	if err != nil {
