@@ -3,9 +3,8 @@
 
 GO       ?= go
 BIN      := $(CURDIR)/bin
-# The provider's CRDs are read from the shared folder beside the checkout,
-# never copied into this repo.
-export PROVIDER_CRDS_DIR ?= $(abspath $(CURDIR)/../shared/provider-proxmox-bpg/crds)
+# Our provider's CRDs, generated with it (provider/, make provider-generate).
+PROVIDER_CRDS_DIR := $(CURDIR)/provider/package/crds
 # Proxmox VE's published API schema (pve-docs' apidata.js, PVE 9.1 and 8.4),
 # which the Proxmox simulator checks every call against (test/proxmoxsim).
 export PVE_API_DIR ?= $(abspath $(CURDIR)/../shared/pve-api)
@@ -13,7 +12,7 @@ export PVE_API_DIR ?= $(abspath $(CURDIR)/../shared/pve-api)
 # An execution count per target, never a duration (see hack/fuzz.sh).
 FUZZTIME ?= 20000x
 
-.PHONY: all build demo validate deps tools vault unit test test-go e2e vault-e2e rollout-e2e vm-e2e fuzz bench clean nix-vendor-hash packages push provider-generate
+.PHONY: all build demo validate deps tools vault unit test test-go e2e vault-e2e rollout-e2e vm-e2e fuzz bench clean nix-vendor-hash packages push provider provider-generate
 
 all: build
 
@@ -63,6 +62,10 @@ unit:
 	$(GO) test -short ./...
 	cd provider && $(GO) test -short ./...
 
+## provider: build our Proxmox provider (cached by content; hack/build-provider.sh)
+provider:
+	@hack/build-provider.sh
+
 ## provider-generate: regenerate the provider's APIs, controllers and CRDs from provider/config and the pinned bpg
 provider-generate:
 	cd provider && $(GO) generate -tags generate ./apis
@@ -90,7 +93,7 @@ test-go:
 	$(GO) test -timeout 30m ./...
 	cd provider && $(GO) vet ./... && $(GO) test -timeout 30m ./...
 
-## e2e: claims through a real kube-apiserver, etcd, Crossplane core and provider-proxmox-bpg, against a Proxmox API simulator
+## e2e: claims through a real kube-apiserver, etcd, Crossplane core and our provider, against a Proxmox API simulator
 # -parallel: most tests wait on the provider and the simulated guests, not the CPU.
 e2e: deps
 	TOOLS_BIN=$$(hack/build-tools.sh) PROVIDER_BIN=$$(hack/build-provider.sh) FLUX_BIN=$$(hack/build-flux.sh) \

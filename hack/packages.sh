@@ -2,6 +2,9 @@
 # Builds the Crossplane packages of this repo offline, without Docker:
 #   function-machine-<arch>.xpkg   the function, its runtime image embedded
 #                                  (amd64 and arm64; internal/runtimeimage)
+#   provider-proxmox-<arch>.xpkg   our Proxmox provider (provider/), its
+#                                  generated CRDs and its runtime image
+#                                  (with Debian's CA bundle, for Proxmox's TLS)
 #   configuration.xpkg             crossplane/: the XRD and the Composition,
 #                                  depending on the provider and the function
 # with the crossplane CLI the tests pin (hack/build-tools.sh).
@@ -10,9 +13,10 @@
 #   hack/packages.sh --push [--registry HOST[:PORT]] [OUT]   build, then push
 #
 # They are pushed to the names the manifests install them by
-# (crossplane/functions.yaml: one index for both architectures;
-# deploy/configuration.yaml), or with REGISTRY in place of those names'
-# registry host (e.g. a loopback registry in the tests).
+# (crossplane/functions.yaml and crossplane/provider/provider.yaml: one
+# index for both architectures; deploy/configuration.yaml), or with REGISTRY
+# in place of those names' registry host (e.g. a loopback registry in the
+# tests).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 push= registry=
@@ -32,14 +36,17 @@ log() { echo "packages: $*" >&2; }
 # The packages' names, from the manifests that install them.
 pkgname() { sed -n 's/^ *package: *//p' "$1"; }
 fn_pkg=$(pkgname "$root/crossplane/functions.yaml")
+pv_pkg=$(pkgname "$root/crossplane/provider/provider.yaml")
 cfg_pkg=$(pkgname "$root/deploy/configuration.yaml")
-[ -n "$fn_pkg" ] && [ -n "$cfg_pkg" ] || { echo "packages: cannot read spec.package from crossplane/functions.yaml and deploy/configuration.yaml" >&2; exit 1; }
+[ -n "$fn_pkg" ] && [ -n "$pv_pkg" ] && [ -n "$cfg_pkg" ] || { echo "packages: cannot read spec.package from crossplane/functions.yaml, crossplane/provider/provider.yaml and deploy/configuration.yaml" >&2; exit 1; }
+ca_bundle=/etc/ssl/certs/ca-certificates.crt
+[ -f "$ca_bundle" ] || { echo "packages: $ca_bundle is missing (Debian's ca-certificates; hack/deps.sh installs it)" >&2; exit 1; }
 # REGISTRY replaces the first path segment (the registry host).
 to() { if [ -n "$registry" ]; then echo "$registry/${1#*/}"; else echo "$1"; fi; }
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fn_files=()
+fn_files=() pv_files=()
 for arch in amd64 arm64; do
   log "function-machine for linux/$arch"
   mkdir -p "$tmp/$arch"
@@ -49,6 +56,14 @@ for arch in amd64 arm64; do
   "$xp" xpkg build --package-root="$root/crossplane/package" --examples-root="$tmp/no-examples" \
     --embed-runtime-image-tarball="$tmp/$arch/image.tar" -o "$out/function-machine-$arch.xpkg" >&2
   fn_files+=("$out/function-machine-$arch.xpkg")
+
+  log "provider-proxmox for linux/$arch"
+  (cd "$root/provider" && CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -ldflags "-s -w" -o "$tmp/$arch/provider" ./cmd/provider)
+  (cd "$root" && go run ./hack/runtimeimage --binary "$tmp/$arch/provider" --arch "$arch" \
+    --ref "$pv_pkg" --source github.com/homelab-infra/homelab-infra --ca-bundle "$ca_bundle" --tmp --out "$tmp/$arch/provider-image.tar")
+  "$xp" xpkg build --package-root="$root/provider/package" --examples-root="$tmp/no-examples" \
+    --embed-runtime-image-tarball="$tmp/$arch/provider-image.tar" -o "$out/provider-proxmox-$arch.xpkg" >&2
+  pv_files+=("$out/provider-proxmox-$arch.xpkg")
 done
 
 log "configuration"
@@ -60,8 +75,9 @@ log "configuration"
   -o "$out/configuration.xpkg" >&2
 
 if [ -n "$push" ]; then
-  log "pushing $(to "$fn_pkg") and $(to "$cfg_pkg")"
+  log "pushing $(to "$fn_pkg"), $(to "$pv_pkg") and $(to "$cfg_pkg")"
   (IFS=,; "$xp" xpkg push -f "${fn_files[*]}" "$(to "$fn_pkg")" >&2)
+  (IFS=,; "$xp" xpkg push -f "${pv_files[*]}" "$(to "$pv_pkg")" >&2)
   "$xp" xpkg push -f "$out/configuration.xpkg" "$(to "$cfg_pkg")" >&2
 fi
 ls "$out"/*.xpkg

@@ -9,7 +9,7 @@
 #                     which internal/argocdhealth runs beside ours
 #   argo-workflows/   Argo Workflows' full CRDs, which workflows/ is checked against
 #                     (internal/rollout); outside crds/, as labctl validate needs none
-# The provider's CRDs are not here: they come from PROVIDER_CRDS_DIR.
+# The provider's CRDs are not here: they are generated with it, in provider/package/crds.
 # Prints the folder; keyed by the modules' go.mod/go.sum and this script.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

@@ -68,7 +68,7 @@ func TestFromSubfolder(t *testing.T) {
 	if out, errOut, code := runIn(t, filepath.Join(root, "nix", "hosts"), "", "validate"); code != 0 || !strings.HasPrefix(out, "ok: ") {
 		t.Errorf("validate from nix/hosts: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	if out, errOut, code := runIn(t, filepath.Join(root, "crossplane", "claims"), "", "render", "dns01.yaml"); code != 0 || !strings.Contains(out, "kind: EnvironmentFile") {
+	if out, errOut, code := runIn(t, filepath.Join(root, "crossplane", "claims"), "", "render", "dns01.yaml"); code != 0 || !strings.Contains(out, "kind: File") {
 		t.Errorf("render of a file named relative to the current folder: exit %d, stderr %q", code, errOut)
 	}
 	_, errOut, code := runIn(t, t.TempDir(), "", "validate")
@@ -87,7 +87,7 @@ func TestStdin(t *testing.T) {
 	if out, errOut, code := runIn(t, root, string(claim), "validate", "-"); code != 0 || !strings.HasPrefix(out, "ok: 1 claims") {
 		t.Errorf("validate -: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	if out, errOut, code := runIn(t, root, string(claim), "render", "-"); code != 0 || strings.Count(out, "kind: EnvironmentVM") != 1 {
+	if out, errOut, code := runIn(t, root, string(claim), "render", "-"); code != 0 || strings.Count(out, "kind: VirtualMachine") != 1 {
 		t.Errorf("render -: exit %d, stderr %q", code, errOut)
 	}
 	bad := strings.Replace(string(claim), "ip: 10.0.10.53", "ip: 10.0.20.53", 1)

@@ -69,7 +69,7 @@ func TestExitCodes(t *testing.T) {
 	if out, errOut, code := runBin(t, bin, "-C", root, "validate"); code != 0 || !strings.HasPrefix(out, "ok: ") {
 		t.Errorf("validate on the repo: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	if out, errOut, code := runBin(t, bin, "-C", root, "render"); code != 0 || strings.Count(out, "kind: EnvironmentVM") != 2 {
+	if out, errOut, code := runBin(t, bin, "-C", root, "render"); code != 0 || strings.Count(out, "kind: VirtualMachine") != 2 {
 		t.Errorf("render on the repo: exit %d, stderr %q", code, errOut)
 	}
 

@@ -1,6 +1,6 @@
-// Package compose turns a resolved Machine into the provider-proxmox-bpg
-// managed resources that make it (decisions D3, D4): an EnvironmentFile
-// holding the cloud-init user-data snippet, and an EnvironmentVM cloned from
+// Package compose turns a resolved Machine into the managed resources of our
+// Proxmox provider (provider/) that make it (decisions D3, D4): a File
+// holding the cloud-init user-data snippet, and a VirtualMachine cloned from
 // the NixOS template that boots with it. Pure functions, no I/O: the same
 // output for the same input, so the function, labctl render and the tests
 // all agree.
@@ -22,12 +22,12 @@ const (
 	VM       = "vm"
 )
 
-// The provider's kinds (both cluster-scoped).
+// The provider's kinds (both cluster-scoped; provider/config names them).
 const (
-	FileAPIVersion = "virtualenvironmentfile.proxmoxbpg.crossplane.io/v1alpha1"
-	FileKind       = "EnvironmentFile"
-	VMAPIVersion   = "virtualenvironmentvm.proxmoxbpg.crossplane.io/v1alpha1"
-	VMKind         = "EnvironmentVM"
+	FileAPIVersion = "ve.proxmox.homelab.dev/v1alpha1"
+	FileKind       = "File"
+	VMAPIVersion   = "ve.proxmox.homelab.dev/v1alpha1"
+	VMKind         = "VirtualMachine"
 )
 
 // Labels set on every composed resource, for selecting a machine's parts.
@@ -97,7 +97,7 @@ func SnippetID(m *machine.Resolved) string {
 	return m.SnippetDatastore + ":snippets/" + SnippetFileName(m)
 }
 
-// File is the EnvironmentFile: the user-data as a snippet (decision D4).
+// File is the user-data as a snippet (decision D4).
 func File(xrName string, m *machine.Resolved, userData []byte) *unstructured.Unstructured {
 	return object(FileAPIVersion, FileKind, xrName+"-"+UserData, SnippetID(m), m, map[string]any{
 		"contentType": "snippets",
@@ -113,7 +113,7 @@ func File(xrName string, m *machine.Resolved, userData []byte) *unstructured.Uns
 	})
 }
 
-// VirtualMachine is the EnvironmentVM: a full clone of the image's template,
+// VirtualMachine is a full clone of the image's template,
 // its boot disk grown to diskGiB, on the bridge and VLAN, with Proxmox's
 // cloud-init drive carrying the network (decision D8) and our user-data
 // snippet. Its Proxmox description names owner, so whoever finds the VM in

@@ -19,7 +19,7 @@ import (
 	"github.com/homelab-infra/homelab-infra/internal/testenv"
 )
 
-// providerSchemas loads provider-proxmox-bpg's real CRDs (never copied here).
+// providerSchemas loads our provider's generated CRDs (provider/package/crds).
 func providerSchemas(t *testing.T) schemacheck.Set {
 	t.Helper()
 	set, err := schemacheck.LoadDir(testenv.ProviderCRDsDir(t))
@@ -196,7 +196,7 @@ func TestResourceNamesAndKinds(t *testing.T) {
 		for _, r := range composeAll(t, c, in) {
 			got = append(got, r.Name+"="+r.Object.GetKind()+"/"+r.Object.GetName())
 		}
-		want := []string{"user-data=EnvironmentFile/" + c.Name + "-user-data", "vm=EnvironmentVM/" + c.Name + "-vm"}
+		want := []string{"user-data=File/" + c.Name + "-user-data", "vm=VirtualMachine/" + c.Name + "-vm"}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("%s: composed resources (-want, +got):\n%s", c.Name, diff)
 		}

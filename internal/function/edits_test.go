@@ -49,7 +49,7 @@ func otherXR(name, created, hostname, ip string, vmID int64, deleting bool) map[
 }
 
 func composedXR(xr map[string]any) map[string]any {
-	xr["spec"].(map[string]any)["resourceRefs"] = []any{map[string]any{"kind": "EnvironmentVM", "name": "x-vm"}}
+	xr["spec"].(map[string]any)["resourceRefs"] = []any{map[string]any{"kind": "VirtualMachine", "name": "x-vm"}}
 	return xr
 }
 

@@ -1,6 +1,6 @@
 // Package function is function-machine's logic (decision D2): it reads an
 // XMachine and the function input (classes, images, site defaults), and
-// returns the desired EnvironmentFile and EnvironmentVM, the XR's status and
+// returns the desired File and VirtualMachine, the XR's status and
 // the composed resources' readiness. cmd/function-machine serves it over
 // gRPC; labctl render calls it in-process, so both print the same thing.
 //

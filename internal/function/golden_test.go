@@ -72,8 +72,8 @@ func golden(t *testing.T, name string, got []byte) {
 // guest agent's addresses (loopback first, as the agent lists it).
 func observedVM(xrName string) map[string]any {
 	return map[string]any{
-		"apiVersion": "virtualenvironmentvm.proxmoxbpg.crossplane.io/v1alpha1",
-		"kind":       "EnvironmentVM",
+		"apiVersion": "ve.proxmox.homelab.dev/v1alpha1",
+		"kind":       "VirtualMachine",
 		"metadata":   map[string]any{"name": xrName + "-vm"},
 		"status": map[string]any{
 			"atProvider": map[string]any{

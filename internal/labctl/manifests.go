@@ -62,7 +62,7 @@ func CheckManifests(ctx context.Context, root string, schemaDirs []string, unche
 	if len(schemaDirs) > 0 {
 		s, err := schemacheck.LoadTree(schemaDirs...)
 		if err != nil {
-			v.add(root, "", fmt.Sprintf("%v; give --schemas the folders hack/schemas.sh prints and PROVIDER_CRDS_DIR", err))
+			v.add(root, "", fmt.Sprintf("%v; give --schemas the folders hack/schemas.sh prints and provider/package/crds", err))
 			return v.report.Problems, 0
 		}
 		set = s

@@ -127,8 +127,8 @@ func TestManifestsAcrossFiles(t *testing.T) {
 		},
 		"ConfigurationDependencyDrift": {
 			reason: "the Configuration must depend on the provider version provider.yaml installs",
-			file:   "crossplane/crossplane.yaml", old: `version: "v1.18.0"`, new: `version: "v1.17.0"`,
-			want: "crossplane/crossplane.yaml: spec.dependsOn[0].version: v1.17.0, but the manifest that installs registry.lab.home.arpa/valkiriaaquaticamendi/provider-proxmox-bpg pins v1.18.0",
+			file:   "crossplane/crossplane.yaml", old: `version: "v0.1.0"`, new: `version: "v0.0.9"`,
+			want: "crossplane/crossplane.yaml: spec.dependsOn[0].version: v0.0.9, but the manifest that installs registry.lab.home.arpa/homelab-infra/provider-proxmox pins v0.1.0",
 		},
 		"CoreKindMisspelt": {
 			reason: "core kinds have no CRD but decode strictly",

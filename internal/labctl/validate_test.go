@@ -245,7 +245,7 @@ func TestRenderGolden(t *testing.T) {
 	}
 	out := b.String()
 	for _, name := range []string{"dns01", "docker01"} {
-		for _, want := range []string{"kind: EnvironmentVM\n", "kind: EnvironmentFile\n", "name: " + name + "-vm\n", "# user-data of " + name + ", decoded"} {
+		for _, want := range []string{"kind: VirtualMachine\n", "kind: File\n", "name: " + name + "-vm\n", "# user-data of " + name + ", decoded"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("render output lacks %q for %s", want, name)
 			}

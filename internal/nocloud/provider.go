@@ -4,8 +4,8 @@ import (
 	"fmt"
 )
 
-// FromInitialization maps an EnvironmentVM's spec.forProvider.initialization
-// block (provider-proxmox-bpg, as internal/compose writes it) to the Proxmox
+// FromInitialization maps a VirtualMachine's spec.forProvider.initialization
+// block (our provider's, as internal/compose writes it) to the Proxmox
 // settings it becomes: ipConfig[N].ipv4[0] {address, gateway} is ipconfigN
 // ip=/gw=, dns[0].servers is nameserver and dns[0].domain is searchdomain.
 // macs[N] is netN's MAC, which Proxmox picks when the VM is created (the

@@ -58,20 +58,19 @@ func RepoRoot(t testing.TB) string {
 	}
 }
 
-// ProviderCRDsDir returns the folder of provider-proxmox-bpg's CRDs: the
-// PROVIDER_CRDS_DIR variable, or ../shared/provider-proxmox-bpg/crds beside
-// the checkout. They are read from there and never copied into the repo.
+// ProviderCRDsDir returns the folder of our provider's generated CRDs
+// (provider/package/crds; `make provider-generate` writes them).
 func ProviderCRDsDir(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv("PROVIDER_CRDS_DIR")
-	if dir == "" {
-		dir = filepath.Join(RepoRoot(t), "..", "shared", "provider-proxmox-bpg", "crds")
-	}
+	dir := filepath.Join(RepoRoot(t), ProviderCRDsPath)
 	if _, err := os.Stat(dir); err != nil {
-		t.Fatalf("cannot read the provider's CRDs: %v (set PROVIDER_CRDS_DIR to provider-proxmox-bpg's crds folder)", err)
+		t.Fatalf("cannot read the provider's CRDs: %v (make provider-generate writes them)", err)
 	}
 	return dir
 }
+
+// ProviderCRDsPath is where the provider's CRDs are, from the repo root.
+const ProviderCRDsPath = "provider/package/crds"
 
 // ExitCode is a finished child's exit status; an error that is not an exit
 // status (the program could not start) fails t.

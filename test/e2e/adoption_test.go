@@ -13,6 +13,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/homelab-infra/homelab-infra/internal/compose"
 	"github.com/homelab-infra/homelab-infra/internal/testenv"
 	"github.com/homelab-infra/homelab-infra/test/harness"
 	"github.com/homelab-infra/homelab-infra/test/proxmoxsim"
@@ -95,7 +96,7 @@ func TestAdoptionAfterRebuild(t *testing.T) {
 }
 
 // watchFailures records, until the returned func is called, every failure
-// an EnvironmentVM reports in its conditions (an asynchronous create that
+// an VirtualMachine reports in its conditions (an asynchronous create that
 // fails shows there, not as an event). The func returns them.
 func watchFailures(cp *harness.ControlPlane) func() []string {
 	stop := make(chan struct{})
@@ -131,7 +132,7 @@ func watchFailures(cp *harness.ControlPlane) func() []string {
 	return func() []string { close(stop); return <-done }
 }
 
-// assertNoFailedCreate fails t if any EnvironmentVM reported a failed create.
+// assertNoFailedCreate fails t if any VirtualMachine reported a failed create.
 func assertNoFailedCreate(t *testing.T, cp *harness.ControlPlane) {
 	t.Helper()
 	l := newList(gvkVM)
@@ -139,13 +140,13 @@ func assertNoFailedCreate(t *testing.T, cp *harness.ControlPlane) {
 		t.Fatal(err)
 	}
 	for _, vm := range l.Items {
-		evs, err := events(ctxFor(t), cp, "default", "EnvironmentVM", vm.GetName())
+		evs, err := events(ctxFor(t), cp, "default", compose.VMKind, vm.GetName())
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, e := range evs {
 			if strings.HasPrefix(e, "Warning") {
-				t.Errorf("EnvironmentVM %s: %s", vm.GetName(), e)
+				t.Errorf("VirtualMachine %s: %s", vm.GetName(), e)
 			}
 		}
 	}

@@ -28,7 +28,7 @@ import (
 
 // TestClaimsCompose applies the example claims as a GitOps controller would
 // and follows them to running VMs: Crossplane, calling our function over
-// mTLS, creates their XMachines, EnvironmentFiles and EnvironmentVMs, stored
+// mTLS, creates their XMachines, Files and VirtualMachines, stored
 // under the provider's real CRDs and exactly what the function's golden
 // files pin; the real provider uploads each snippet over SSH and clones
 // each VM in the simulator, which boots it from the template's disk, grown
@@ -129,7 +129,7 @@ func TestClaimsCompose(t *testing.T) {
 			// Nor does the spec move: a late-initialized field would be
 			// written by the provider and taken out by the next apply.
 			if g := mustGet(t, cp, vm).GetGeneration(); g != gen {
-				t.Errorf("EnvironmentVM %s: its spec changed %d times in reconciles that should change nothing", vm.GetName(), g-gen)
+				t.Errorf("VirtualMachine %s: its spec changed %d times in reconciles that should change nothing", vm.GetName(), g-gen)
 			}
 		})
 	}

@@ -282,7 +282,7 @@ func TestSnippetUploadFailure(t *testing.T) {
 		t.Errorf("VM %d was cloned before its snippet existed", id)
 	}
 	if vm, err := composedVM(ctxFor(t), cp, ns, name); err != nil || vm != nil {
-		t.Errorf("an EnvironmentVM was composed before its snippet existed (err %v)", err)
+		t.Errorf("an VirtualMachine was composed before its snippet existed (err %v)", err)
 	}
 
 	if err := rmdir(blocker); err != nil {

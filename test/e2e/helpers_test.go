@@ -165,8 +165,8 @@ func waitWithin(t testing.TB, timeout time.Duration, what string, cond func(ctx 
 	}
 }
 
-// waitComposed waits until the claim ns/name has its EnvironmentVM and
-// EnvironmentFile, and returns them.
+// waitComposed waits until the claim ns/name has its VirtualMachine and
+// File, and returns them.
 func waitComposed(t testing.TB, cp *harness.ControlPlane, ns, name string) (vm, file *unstructured.Unstructured, took time.Duration) {
 	t.Helper()
 	took = waitFor(t, fmt.Sprintf("claim %s/%s to compose its VM and snippet", ns, name), func(ctx context.Context) (bool, string, error) {
@@ -269,6 +269,7 @@ func xrOf(t testing.TB, cp *harness.ControlPlane, ns, name string) *unstructured
 var (
 	gvkComposition = schema.GroupVersionKind{Group: "apiextensions.crossplane.io", Version: "v1", Kind: "Composition"}
 	gvkCRD         = schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"}
+	gvkMRD         = schema.GroupVersionKind{Group: "apiextensions.crossplane.io", Version: "v1alpha1", Kind: "ManagedResourceDefinition"}
 )
 
 func unstructuredString(obj map[string]any, path ...string) (string, bool, error) {

@@ -87,7 +87,7 @@ func waitSim(t testing.TB, n *node, id int64, what string, cond func(st proxmoxs
 	return st
 }
 
-// composedVM returns the claim's EnvironmentVM (nil when there is none).
+// composedVM returns the claim's VirtualMachine (nil when there is none).
 func composedVM(ctx context.Context, cp *harness.ControlPlane, ns, name string) (*unstructured.Unstructured, error) {
 	vms, err := composedOf(ctx, cp, gvkVM, ns, name)
 	if err != nil || len(vms) == 0 {
@@ -101,7 +101,7 @@ func snippetData(t testing.TB, file *unstructured.Unstructured) string {
 	t.Helper()
 	raw, _, _ := unstructured.NestedSlice(file.Object, "spec", "forProvider", "sourceRaw")
 	if len(raw) != 1 {
-		t.Fatalf("EnvironmentFile %s has no sourceRaw", file.GetName())
+		t.Fatalf("File %s has no sourceRaw", file.GetName())
 	}
 	return fmt.Sprint(raw[0].(map[string]any)["data"])
 }
@@ -141,7 +141,7 @@ func assertBooted(t testing.TB, st proxmoxsim.VMState, diskGiB int64, userData s
 	}
 }
 
-// snippetOf is the composed EnvironmentFile of a claim, waiting for it.
+// snippetOf is the composed File of a claim, waiting for it.
 func snippetOf(t testing.TB, cp *harness.ControlPlane, ns, name string) *unstructured.Unstructured {
 	t.Helper()
 	var file *unstructured.Unstructured

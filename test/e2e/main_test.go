@@ -2,8 +2,8 @@
 
 // Package e2e runs Machine claims through a real control plane: etcd,
 // kube-apiserver and kube-controller-manager, Crossplane core,
-// function-machine over mTLS, and the real provider stack
-// (provider-proxmox-bpg, bpg's Terraform provider, terraform) managing a
+// function-machine over mTLS, and our real provider (provider/: bpg's
+// Terraform provider in-process, through Upjet) managing a
 // simulated Proxmox node, the suite's one fake (test/proxmoxsim), whose
 // snippets arrive over real SSH. See test/harness for how the stack is run.
 //
@@ -107,8 +107,9 @@ func stackWithNode(t testing.TB) (*harness.ControlPlane, *node) {
 	return stackCP, stackNode
 }
 
-// startStack starts a control plane whose provider manages n.
-func startStack(t testing.TB, n *node, tempDir string) (*harness.ControlPlane, error) {
+// startStack starts a control plane whose provider manages n; tune, if
+// given, adjusts its configuration (e.g. the provider's poll interval).
+func startStack(t testing.TB, n *node, tempDir string, tune ...func(*harness.Config)) (*harness.ControlPlane, error) {
 	root := testenv.RepoRoot(t)
 	bin, err := toolsBin(root)
 	if err != nil {
@@ -124,7 +125,7 @@ func startStack(t testing.TB, n *node, tempDir string) (*harness.ControlPlane, e
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	return harness.Start(ctx, harness.Config{
+	cfg := harness.Config{
 		ToolsBin:        bin,
 		TempDir:         tempDir,
 		ProviderCRDsDir: testenv.ProviderCRDsDir(t),
@@ -147,7 +148,11 @@ func startStack(t testing.TB, n *node, tempDir string) (*harness.ControlPlane, e
 		Logf: func(format string, args ...any) {
 			fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05.000 ")+format+"\n", args...)
 		},
-	})
+	}
+	for _, f := range tune {
+		f(&cfg)
+	}
+	return harness.Start(ctx, cfg)
 }
 
 var (

@@ -3,15 +3,11 @@
 package e2e
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -32,7 +28,7 @@ var (
 )
 
 // packageRegistry is a registry on loopback holding the repo's packages, as
-// `make push` builds them, and the provider's own package. It is filled once,
+// `make push` builds them (the function, our provider, the Configuration). It is filled once,
 // by the first test that needs it, and closed when the package's tests end.
 func packageRegistry(t testing.TB) *harness.Registry {
 	t.Helper()
@@ -125,9 +121,9 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05.000 ")+format+"\n", args...)
 }
 
-// pushPackages builds the repo's packages with the script `make push` runs,
-// and the provider's package from its source, and pushes them to host under
-// the names the manifests use.
+// pushPackages builds the repo's packages (the function, our provider and
+// the Configuration) with the script `make push` runs, and pushes them to
+// host under the names the manifests use.
 func pushPackages(root, toolsBin, host string) error {
 	out, err := os.MkdirTemp("", "homelab-packages-")
 	if err != nil {
@@ -139,98 +135,7 @@ func pushPackages(root, toolsBin, host string) error {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("hack/packages.sh --push: %w\n%s", err, b)
 	}
-	pkg, err := providerPackage(root, toolsBin, out)
-	if err != nil {
-		return err
-	}
-	ref, err := manifestPackage(filepath.Join(root, "crossplane", "provider", "provider.yaml"))
-	if err != nil {
-		return err
-	}
-	push := exec.Command(filepath.Join(toolsBin, "crossplane-cli"), "xpkg", "push", "-f", pkg, host+strings.TrimPrefix(ref, labRegistry))
-	if b, err := push.CombinedOutput(); err != nil {
-		return fmt.Errorf("cannot push the provider package: %w\n%s", err, b)
-	}
 	return nil
-}
-
-// providerPackage builds provider-proxmox-bpg's own package (its
-// package/crossplane.yaml and CRDs, from the source the provider binary is
-// built from) with the pinned crossplane CLI. It carries no runtime image:
-// the harness runs the provider.
-func providerPackage(root, toolsBin, out string) (string, error) {
-	src := os.Getenv("PROXMOX_SRC_DIR")
-	if src == "" {
-		src = filepath.Join(root, "..", "shared", "proxmox")
-	}
-	tgz := filepath.Join(src, "provider-proxmox-bpg-v1.18.0.tar.gz")
-	dir := filepath.Join(out, "provider-src")
-	if err := untar(tgz, dir, "/package/"); err != nil {
-		return "", fmt.Errorf("cannot unpack the provider's package from %s (set PROXMOX_SRC_DIR): %w", tgz, err)
-	}
-	pkgRoot := filepath.Join(dir, "provider-proxmox-bpg-v1.18.0", "package")
-	pkg := filepath.Join(out, "provider.xpkg")
-	build := exec.Command(filepath.Join(toolsBin, "crossplane-cli"), "xpkg", "build",
-		"--package-root="+pkgRoot, "--examples-root="+filepath.Join(out, "no-examples"), "-o", pkg)
-	if b, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("cannot build the provider package: %w\n%s", err, b)
-	}
-	return pkg, nil
-}
-
-// untar extracts the files of a .tar.gz whose path contains part.
-func untar(tgz, dir, part string) error {
-	f, err := os.Open(tgz)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		return err
-	}
-	tr := tar.NewReader(zr)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if h.Typeflag != tar.TypeReg || !strings.Contains(h.Name, part) || strings.Contains(h.Name, "..") {
-			continue
-		}
-		p := filepath.Join(dir, h.Name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		w, err := os.Create(p)
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(w, tr)
-		if cerr := w.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return err
-		}
-	}
-}
-
-// manifestPackage is spec.package of the first object in a manifest.
-func manifestPackage(path string) (string, error) {
-	objs, err := harness.ReadObjects(path)
-	if err != nil {
-		return "", err
-	}
-	for _, o := range objs {
-		if p, ok, _ := unstructuredString(o.Object, "spec", "package"); ok {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s names no spec.package", path)
 }
 
 // TestConfigurationPackage installs the Machine API as a user without a
@@ -258,21 +163,25 @@ func TestConfigurationPackage(t *testing.T) {
 	if _, err := get(ctx, cp, gvkComposition, "", "machine"); err != nil {
 		t.Fatalf("the Composition from the package: %v", err)
 	}
-	for _, crd := range []string{
-		"environmentvms.virtualenvironmentvm.proxmoxbpg.crossplane.io",
-		"environmentfiles.virtualenvironmentfile.proxmoxbpg.crossplane.io",
-	} {
-		waitFor(t, "CRD "+crd+" activated by the package's policy", func(ctx context.Context) (bool, string, error) {
+	// Our provider is a SafeStart package: its kinds arrive as inactive
+	// ManagedResourceDefinitions, and become CRDs because the package's
+	// activation policy names them.
+	for _, crd := range []string{"virtualmachines.ve.proxmox.homelab.dev", "files.ve.proxmox.homelab.dev"} {
+		waitFor(t, "MRD "+crd+" activated by the package's policy", func(ctx context.Context) (bool, string, error) {
+			m, err := get(ctx, cp, gvkMRD, "", crd)
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			state, _, _ := unstructuredString(m.Object, "spec", "state")
+			return state == "Active", "spec.state " + state, nil
+		})
+		waitFor(t, "CRD "+crd+" established", func(ctx context.Context) (bool, string, error) {
 			c, err := get(ctx, cp, gvkCRD, "", crd)
 			if err != nil {
 				return false, err.Error(), nil
 			}
 			return harness.ConditionStatus(c, "Established") == "True", conditionsString(c), nil
 		})
-	}
-	// Only what the policy activates: the provider's other kinds stay MRDs.
-	if _, err := get(ctx, cp, gvkCRD, "", "environmentcontainers.virtualenvironmentcontainer.proxmoxbpg.crossplane.io"); err == nil {
-		t.Error("a provider kind the policy does not name became a CRD")
 	}
 
 	// The provider, installed from its package and run by the harness, is

@@ -45,7 +45,7 @@ func TestStackServesProviderCRDs(t *testing.T) {
 		"cpu":      []any{map[string]any{"cores": int64(2)}},
 	}, "spec", "forProvider")
 	if err := cp.Client.Create(ctx, vm); err != nil {
-		t.Fatalf("the apiserver refused a valid EnvironmentVM: %v", err)
+		t.Fatalf("the apiserver refused a valid VirtualMachine: %v", err)
 	}
 
 	bad := newObject(gvkVM)
@@ -56,13 +56,13 @@ func TestStackServesProviderCRDs(t *testing.T) {
 	}, "spec", "forProvider")
 	err := cp.Client.Create(ctx, bad, client.DryRunAll)
 	if err == nil || !strings.Contains(err.Error(), "spec.forProvider.cpu[0].cores") {
-		t.Errorf("Create(EnvironmentVM with cores: \"two\"): want a schema error naming spec.forProvider.cpu[0].cores, got %v", err)
+		t.Errorf("Create(VirtualMachine with cores: \"two\"): want a schema error naming spec.forProvider.cpu[0].cores, got %v", err)
 	}
 
 	if err := cp.Client.Delete(ctx, owner); err != nil {
 		t.Fatalf("cannot delete owner: %v", err)
 	}
-	waitFor(t, "the garbage collector to delete the owned EnvironmentVM", func(ctx context.Context) (bool, string, error) {
+	waitFor(t, "the garbage collector to delete the owned VirtualMachine", func(ctx context.Context) (bool, string, error) {
 		_, err := get(ctx, cp, gvkVM, "", vm.GetName())
 		if err == nil {
 			return false, "still there", nil

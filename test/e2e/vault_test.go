@@ -35,6 +35,7 @@ import (
 
 	"github.com/homelab-infra/homelab-infra/internal/agent/secrets"
 	"github.com/homelab-infra/homelab-infra/internal/agent/state"
+	"github.com/homelab-infra/homelab-infra/internal/compose"
 	"github.com/homelab-infra/homelab-infra/internal/labctl"
 	"github.com/homelab-infra/homelab-infra/internal/repo"
 	"github.com/homelab-infra/homelab-infra/internal/testenv"
@@ -180,7 +181,7 @@ func TestVaultNoSecretInTheCluster(t *testing.T) {
 		}
 	}
 	// The search saw the objects that matter.
-	for _, want := range []string{"Secret " + ns + "/dns01-vault", "EnvironmentFile "} {
+	for _, want := range []string{"Secret " + ns + "/dns01-vault", compose.FileKind + " "} {
 		found := false
 		for _, o := range objects {
 			if strings.HasPrefix(o.name, want) && (strings.Contains(o.json, wrap) || strings.Contains(o.json, base64.StdEncoding.EncodeToString([]byte(wrap)))) {
@@ -192,7 +193,7 @@ func TestVaultNoSecretInTheCluster(t *testing.T) {
 		}
 	}
 	// The wrapping token in them is used up: whoever reads the Secret, the
-	// EnvironmentFile or the snippet on Proxmox now can do nothing with it.
+	// File or the snippet on Proxmox now can do nothing with it.
 	if _, err := srv.Root.Logical().Write("sys/wrapping/lookup", map[string]any{"token": wrap}); err == nil {
 		t.Errorf("the wrapping token in the cluster is still valid after first boot")
 	}

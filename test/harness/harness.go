@@ -2,8 +2,8 @@
 // for the end-to-end tests: etcd, kube-apiserver and kube-controller-manager
 // built from pinned modules (hack/tools, hack/build-tools.sh), Crossplane core
 // started the way its Helm chart starts it (`core init`, then `core start`),
-// the provider's CRDs, optionally the real provider-proxmox-bpg (with bpg's
-// Terraform provider and the terraform CLI; provider.go), and a composition
+// the provider's CRDs, optionally our real provider (provider/: bpg's Terraform provider
+// in-process; provider.go), and a composition
 // function served over mTLS from a local process.
 //
 // Everything listens on loopback ports chosen at start, and every process is
@@ -37,7 +37,7 @@ type Config struct {
 	// Established and its claim kind Offered. The controller-manager starts
 	// after them, so its garbage collector watches their kinds at once.
 	Manifests []string
-	// Provider, if set, runs provider-proxmox-bpg against the cluster.
+	// Provider, if set, runs our Proxmox provider against the cluster.
 	Provider *ProviderConfig
 	// Function, if set, is served over mTLS and registered with Crossplane.
 	Function *FunctionConfig
@@ -78,6 +78,8 @@ type ControlPlane struct {
 	Function *Process
 	// Provider is the provider's process (nil without one).
 	Provider *Process
+	// ProviderMetrics is the provider's Prometheus endpoint (URL).
+	ProviderMetrics string
 	// FunctionEndpoint is where Crossplane reaches the function.
 	FunctionEndpoint string
 	// CrossplaneCA signs Crossplane's client and the function's server
@@ -91,10 +93,6 @@ type ControlPlane struct {
 	oneShots []*Process
 	// stopRuntime ends the package runtime loop (packages.go).
 	stopRuntime func()
-	// extraLogs are logs not of one process (terraform's), also in Tails.
-	extraLogs []string
-	// scratch are folders outside Dir that Stop removes.
-	scratch []string
 }
 
 // Start brings the stack up. On error it stops what it started and the error
@@ -121,9 +119,6 @@ func Start(ctx context.Context, cfg Config) (_ *ControlPlane, err error) {
 			// Keep the folder: its logs are the post-mortem.
 			tails := cp.Tails(30)
 			cp.stopProcesses()
-			for _, d := range cp.scratch {
-				_ = os.RemoveAll(d)
-			}
 			err = fmt.Errorf("%w\n(the stack's folder is kept: %s)\n%s", err, cp.Dir, tails)
 		}
 	}()
@@ -173,9 +168,6 @@ func (cp *ControlPlane) steps() []Step {
 // Set HARNESS_KEEP=1 to keep the folder (data and logs) for a post-mortem.
 func (cp *ControlPlane) Stop() {
 	cp.stopProcesses()
-	for _, d := range cp.scratch {
-		_ = os.RemoveAll(d)
-	}
 	if os.Getenv("HARNESS_KEEP") != "" {
 		cp.cfg.Logf("harness: kept %s", cp.Dir)
 		return
@@ -205,9 +197,6 @@ func (cp *ControlPlane) Tails(n int) string {
 			state = fmt.Sprintf("exited: %v", err)
 		}
 		fmt.Fprintf(&b, "----- %s (%s), last %d lines of %s -----\n%s\n", p.Name, state, n, p.LogPath, p.Tail(n))
-	}
-	for _, l := range cp.extraLogs {
-		fmt.Fprintf(&b, "----- last %d lines of %s -----\n%s\n", n, l, tailFile(l, n))
 	}
 	return b.String()
 }

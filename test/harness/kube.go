@@ -174,7 +174,7 @@ func (cp *ControlPlane) installProviderCRDs(ctx context.Context) error {
 	}
 	paths, err := filepath.Glob(filepath.Join(cp.cfg.ProviderCRDsDir, "*.yaml"))
 	if err != nil || len(paths) == 0 {
-		return fmt.Errorf("cannot find CRDs in %s (set PROVIDER_CRDS_DIR): %v", cp.cfg.ProviderCRDsDir, err)
+		return fmt.Errorf("cannot find CRDs in %s: %v", cp.cfg.ProviderCRDsDir, err)
 	}
 	for _, p := range paths {
 		if _, err := cp.ApplyFile(ctx, p); err != nil {

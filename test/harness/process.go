@@ -140,6 +140,17 @@ func (p *Process) Stop(grace time.Duration) {
 	<-p.reaped
 }
 
+// Kill ends the process and its group at once with SIGKILL, as a crash or
+// an OOM kill does: no handler runs.
+func (p *Process) Kill() {
+	select {
+	case <-p.exited:
+	default:
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	}
+	p.Stop(0)
+}
+
 // Tail returns the last n lines of the process's log.
 func (p *Process) Tail(n int) string {
 	return tailFile(p.LogPath, n)

@@ -14,22 +14,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// The pins of the provider stack hack/build-provider.sh builds: the
-// provider reads them from its environment to write each workspace's
-// required_providers and to find terraform.
-const (
-	TerraformVersion      = "1.5.7"
-	TerraformProviderName = "bpg/proxmox"
-	BPGVersion            = "0.111.1"
-)
-
-// ProviderConfig runs the real provider-proxmox-bpg (Upjet, terraform-CLI
-// mode) against the stack: every EnvironmentVM and EnvironmentFile goes
-// through terraform and bpg's Terraform provider to whatever Proxmox API its
-// credentials point at.
+// ProviderConfig runs our Proxmox provider (provider/, Upjet no-fork over
+// bpg's Terraform provider) against the stack: every VirtualMachine and File
+// goes through bpg's Go code, in the provider's own process, to whatever
+// Proxmox API its credentials point at.
 type ProviderConfig struct {
-	// Bin is the folder hack/build-provider.sh prints: provider, terraform,
-	// plugins/ (a terraform filesystem mirror holding bpg) and crds/.
+	// Bin is the folder hack/build-provider.sh prints, holding provider.
 	Bin string
 	// ProviderConfigFile is the ProviderConfig to apply, as users apply it
 	// (crossplane/provider/providerconfig.yaml).
@@ -44,66 +34,48 @@ type ProviderConfig struct {
 	MaxReconcileRate int
 }
 
-// usageCRDs are the provider's ProviderConfigUsage kinds: not among the
-// resource CRDs of PROVIDER_CRDS_DIR, but the provider's usage tracker
-// writes one per managed resource and fails without them.
-var usageCRDs = []string{
-	"proxmoxbpg.crossplane.io_providerconfigusages.yaml",
-	"proxmoxbpg.m.crossplane.io_providerconfigusages.yaml",
-}
-
-// startProvider writes the terraform CLI config, starts the provider, and
-// creates the credentials Secret and the ProviderConfig.
+// startProvider starts the provider and creates the credentials Secret and
+// the ProviderConfig.
 func (cp *ControlPlane) startProvider(ctx context.Context) error {
 	pc := cp.cfg.Provider
 	if pc == nil {
 		return nil
 	}
-	for _, b := range []string{"provider", "terraform", "plugins"} {
-		if _, err := os.Stat(filepath.Join(pc.Bin, b)); err != nil {
-			return fmt.Errorf("cannot find %s in PROVIDER_BIN %q (run hack/build-provider.sh): %w", b, pc.Bin, err)
-		}
+	if err := cp.runProvider(ctx); err != nil {
+		return err
 	}
-	// From packages, Crossplane installs these from the provider's package.
-	for _, f := range usageCRDs {
-		if cp.cfg.Packages != nil {
+	return cp.applyProviderConfig(ctx, pc)
+}
+
+// RestartProvider kills the provider at once (SIGKILL, as a node failure or
+// an OOM kill would) and starts it again, for the tests of a provider that
+// dies in the middle of an operation.
+func (cp *ControlPlane) RestartProvider(ctx context.Context) error {
+	if cp.Provider == nil {
+		return fmt.Errorf("the stack runs no provider")
+	}
+	cp.Provider.Kill()
+	// The dead process leaves the list, so Tails shows the log once.
+	for i, p := range cp.procs {
+		if p == cp.Provider {
+			cp.procs = append(cp.procs[:i], cp.procs[i+1:]...)
 			break
 		}
-		if _, err := cp.ApplyFile(ctx, filepath.Join(pc.Bin, "crds", f)); err != nil {
-			return err
-		}
 	}
+	return cp.runProvider(ctx)
+}
 
+// runProvider starts the provider process and waits until it serves.
+func (cp *ControlPlane) runProvider(ctx context.Context) error {
+	pc := cp.cfg.Provider
+	bin := filepath.Join(pc.Bin, "provider")
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("cannot find the provider in PROVIDER_BIN %q (run hack/build-provider.sh): %w", pc.Bin, err)
+	}
 	home := filepath.Join(cp.Dir, "provider")
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return fmt.Errorf("cannot create the provider's folder: %w", err)
 	}
-	// Upjet's workspaces live in $TMPDIR, and terraform's plugins listen on
-	// unix sockets there: keep the path short, a socket path has at most
-	// 107 bytes (a stack in a test's TempDir exceeds it: "bind: invalid
-	// argument").
-	tmp, err := os.MkdirTemp("", "upjet-")
-	if err != nil {
-		return fmt.Errorf("cannot create the provider's TMPDIR: %w", err)
-	}
-	cp.scratch = append(cp.scratch, tmp)
-	// terraform init installs providers from the mirror only: `direct` is
-	// excluded for every provider, so nothing is ever fetched.
-	rc := fmt.Sprintf(`provider_installation {
-  filesystem_mirror {
-    path    = %q
-    include = ["registry.terraform.io/%s"]
-  }
-  direct {
-    exclude = ["registry.terraform.io/*/*"]
-  }
-}
-`, filepath.Join(pc.Bin, "plugins"), TerraformProviderName)
-	rcPath := filepath.Join(home, "terraformrc")
-	if err := os.WriteFile(rcPath, []byte(rc), 0o600); err != nil {
-		return fmt.Errorf("cannot write the terraform CLI config: %w", err)
-	}
-
 	port, err := FreePort()
 	if err != nil {
 		return err
@@ -118,17 +90,8 @@ func (cp *ControlPlane) startProvider(ctx context.Context) error {
 	metrics := "127.0.0.1:" + strconv.Itoa(port)
 	env := []string{
 		"HOME=" + home, // bpg writes $HOME/.ssh/known_hosts
-		"PATH=" + pc.Bin + ":/usr/local/bin:/usr/bin:/bin",
-		"TMPDIR=" + tmp, // Upjet's workspaces: $TMPDIR/<uid>
+		"PATH=/usr/local/bin:/usr/bin:/bin",
 		"KUBECONFIG=" + cp.Kubeconfig,
-		"TERRAFORM_VERSION=" + TerraformVersion,
-		"TERRAFORM_PROVIDER_SOURCE=" + TerraformProviderName,
-		"TERRAFORM_PROVIDER_VERSION=" + BPGVersion,
-		"TF_CLI_CONFIG_FILE=" + rcPath,
-		// No panicwrap fork and no checkpoint call home.
-		"TF_FORK=0", "CHECKPOINT_DISABLE=1",
-		// Terraform's and bpg's warnings and errors, for a failure's tail.
-		"TF_LOG=WARN", "TF_LOG_PATH=" + filepath.Join(cp.logDir(), "terraform.log"),
 	}
 	args := []string{
 		"--debug",
@@ -139,8 +102,7 @@ func (cp *ControlPlane) startProvider(ctx context.Context) error {
 		"--certs-dir=",
 		"--metrics-bind-address=" + metrics,
 	}
-	cp.extraLogs = append(cp.extraLogs, filepath.Join(cp.logDir(), "terraform.log"))
-	p, err := cp.start("provider-proxmox-bpg", env, filepath.Join(pc.Bin, "provider"), args...)
+	p, err := cp.start("provider", env, bin, args...)
 	if err != nil {
 		return err
 	}
@@ -151,7 +113,8 @@ func (cp *ControlPlane) startProvider(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("the provider is not serving: %w", err)
 	}
-	return cp.applyProviderConfig(ctx, pc)
+	cp.ProviderMetrics = "http://" + metrics + "/metrics"
+	return nil
 }
 
 // applyProviderConfig creates the Secret the ProviderConfig names and
