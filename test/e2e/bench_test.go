@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +14,9 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/homelab-infra/homelab-infra/internal/testenv"
+	"github.com/homelab-infra/homelab-infra/test/harness"
 )
 
 // benchClaims is how many claims the scale benchmark applies at once.
@@ -40,8 +44,12 @@ func BenchmarkApply200Claims(b *testing.B) {
 		if err := cp.Function.ResetPeakRSS(); err != nil {
 			b.Fatal(err)
 		}
+		if err := cp.Provider.ResetPeakRSS(); err != nil {
+			b.Fatal(err)
+		}
 		fnCPU0, _ := cpuSeconds(cp.Function.Pid())
 		pvCPU0, _ := cpuSeconds(cp.Provider.Pid())
+		treePeak := sampleTreeRSS(cp.Provider.Pid())
 
 		b.ResetTimer()
 		start := time.Now()
@@ -71,16 +79,89 @@ func BenchmarkApply200Claims(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		pvPeak, err := cp.Provider.PeakRSS()
+		if err != nil {
+			b.Fatal(err)
+		}
+		pvPeak = max(pvPeak, treePeak())
 		b.ReportMetric(applied.Seconds(), "s-to-apply")
 		b.ReportMetric(composed.Seconds(), "s-to-compose-snippets")
 		b.ReportMetric(created.Seconds(), "s-to-create-all-VMs")
 		b.ReportMetric(fnCPU2-fnCPU0, "s-function-CPU")
 		b.ReportMetric(pvCPU-pvCPU0, "s-provider-CPU")
 		b.ReportMetric(float64(peak)/(1<<20), "MiB-function-peak-RSS")
-		b.Logf("%d claims: applied in %s, snippets composed after %s (function CPU %.1f s), all VMs created in Proxmox after %s; CPU: function %.1f s, provider with terraform and bpg %.1f s; function peak RSS %.1f MiB",
+		b.ReportMetric(float64(pvPeak)/(1<<20), "MiB-provider-peak-RSS")
+		b.Logf("%d claims: applied in %s, snippets composed after %s (function CPU %.1f s), all VMs created in Proxmox after %s; CPU: function %.1f s, provider %.1f s; peak RSS: function %.1f MiB, provider %.1f MiB",
 			benchClaims, applied.Round(time.Millisecond), composed.Round(time.Millisecond), fnCPU1-fnCPU0, created.Round(time.Second),
-			fnCPU2-fnCPU0, pvCPU-pvCPU0, float64(peak)/(1<<20))
+			fnCPU2-fnCPU0, pvCPU-pvCPU0, float64(peak)/(1<<20), float64(pvPeak)/(1<<20))
 	}
+}
+
+// sampleTreeRSS samples, every 200 ms until the returned function is
+// called, the summed resident memory of pid and every process below it
+// (a provider that forks terraform and plugins counts them too), and
+// returns the peak in bytes.
+func sampleTreeRSS(pid int) func() int64 {
+	stop := make(chan struct{})
+	done := make(chan int64)
+	go func() {
+		var peak int64
+		for {
+			peak = max(peak, treeRSS(pid))
+			select {
+			case <-stop:
+				done <- peak
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	return func() int64 { close(stop); return <-done }
+}
+
+// treeRSS is the summed VmRSS of pid and its descendants, in bytes.
+func treeRSS(pid int) int64 {
+	parent := map[int]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		if f := strings.Fields(s[strings.LastIndex(s, ")")+2:]); len(f) > 1 {
+			parent[p], _ = strconv.Atoi(f[1])
+		}
+	}
+	var sum int64
+	for p := range parent {
+		for q := p; q > 1; q = parent[q] {
+			if q == pid {
+				sum += statusKB(p, "VmRSS")
+				break
+			}
+		}
+	}
+	return sum
+}
+
+// statusKB reads a "<key>: <n> kB" line of /proc/<pid>/status, in bytes.
+func statusKB(pid int, key string) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, key+":"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n << 10
+		}
+	}
+	return 0
 }
 
 // cpuSeconds is a process's user and system CPU time, its waited-for
@@ -129,5 +210,61 @@ func applyAll(b *testing.B, apply func(context.Context, *unstructured.Unstructur
 	close(errs)
 	for err := range errs {
 		b.Fatal(err)
+	}
+}
+
+// BenchmarkSteadyStatePoll is what one machine costs between changes: on a
+// stack and node of its own, whose provider polls every 5 s, one Ready
+// machine (a VirtualMachine and its File) is left alone for a minute, and
+// the Proxmox API calls and the provider's CPU are divided by the VM's
+// polls (each poll reads the VM's config once). Writes must be zero.
+func BenchmarkSteadyStatePoll(b *testing.B) {
+	root := testenv.RepoRoot(b)
+	dir := b.TempDir()
+	n, err := startNode(root, filepath.Join(dir, "node"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer n.Stop()
+	const every = 5 * time.Second
+	cp, err := startStack(b, n, dir, func(c *harness.Config) { c.Provider.Poll = every })
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cp.Stop()
+	ns := newNamespace(b, cp, "steady")
+	claim, id := machineClaim(b, "dns01", ns)
+	if err := cp.Apply(ctxFor(b), claim); err != nil {
+		b.Fatal(err)
+	}
+	waitClaimReady(b, cp, ns, claim.GetName())
+	// Let the creation's own reconciles pass.
+	time.Sleep(3 * every)
+	config := fmt.Sprintf("/qemu/%d/config", id)
+	for i := 0; i < b.N; i++ {
+		from := len(n.Sim.Requests())
+		cpu0, _ := cpuSeconds(cp.Provider.Pid())
+		b.ResetTimer()
+		time.Sleep(12 * every)
+		b.StopTimer()
+		cpu1, _ := cpuSeconds(cp.Provider.Pid())
+		var calls, writes, polls int
+		for _, r := range n.Sim.Requests()[from:] {
+			calls++
+			if r.Method != "GET" {
+				writes++
+			}
+			if r.Method == "GET" && strings.HasSuffix(r.Path, config) {
+				polls++
+			}
+		}
+		if polls == 0 {
+			b.Fatalf("the provider did not poll VM %d in %s", id, 12*every)
+		}
+		b.ReportMetric(float64(calls)/float64(polls), "API-calls/poll")
+		b.ReportMetric(float64(writes), "writes")
+		b.ReportMetric((cpu1-cpu0)/float64(polls)*1000, "provider-CPU-ms/poll")
+		b.Logf("steady state: %d polls of VM %d in %s, %d API calls (%.1f a poll, %d writes), provider CPU %.0f ms a poll",
+			polls, id, 12*every, calls, float64(calls)/float64(polls), writes, (cpu1-cpu0)/float64(polls)*1000)
 	}
 }
