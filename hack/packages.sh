@@ -4,7 +4,10 @@
 #                                  (amd64 and arm64; internal/runtimeimage)
 #   provider-proxmox-<arch>.xpkg   our Proxmox provider (provider/), its
 #                                  generated CRDs and its runtime image
-#                                  (with Debian's CA bundle, for Proxmox's TLS)
+#                                  (with Debian's CA bundle, for Proxmox's TLS);
+#                                  PROVIDER_ARCHS (default "amd64 arm64") picks
+#                                  the architectures: the provider is a large
+#                                  build, and a test on this machine needs one
 #   configuration.xpkg             crossplane/: the XRD and the Composition,
 #                                  depending on the provider and the function
 # with the crossplane CLI the tests pin (hack/build-tools.sh).
@@ -47,6 +50,7 @@ to() { if [ -n "$registry" ]; then echo "$registry/${1#*/}"; else echo "$1"; fi;
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fn_files=() pv_files=()
+provider_archs=" ${PROVIDER_ARCHS:-amd64 arm64} "
 for arch in amd64 arm64; do
   log "function-machine for linux/$arch"
   mkdir -p "$tmp/$arch"
@@ -57,6 +61,7 @@ for arch in amd64 arm64; do
     --embed-runtime-image-tarball="$tmp/$arch/image.tar" -o "$out/function-machine-$arch.xpkg" >&2
   fn_files+=("$out/function-machine-$arch.xpkg")
 
+  [[ $provider_archs == *" $arch "* ]] || continue
   log "provider-proxmox for linux/$arch"
   (cd "$root/provider" && CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -ldflags "-s -w" -o "$tmp/$arch/provider" ./cmd/provider)
   (cd "$root" && go run ./hack/runtimeimage --binary "$tmp/$arch/provider" --arch "$arch" \
