@@ -26,6 +26,7 @@ var gvkProviderConfig = schema.FromAPIVersionAndKind("proxmox.homelab.dev/v1beta
 // condition names the cause, the provider makes nothing in Proxmox, and once
 // the Secret is fixed the same resource goes on to create its VM.
 func TestProviderConfigFaults(t *testing.T) {
+	t.Parallel()
 	cp, n := stackWithNode(t)
 	good := map[string]string{}
 	if err := json.Unmarshal(n.Credentials(), &good); err != nil {
