@@ -24,7 +24,7 @@ import (
 func TestProxmoxRefusesACall(t *testing.T) {
 	cp, n := stackWithNode(t)
 	id := vmIDs.Add(1)
-	grant := n.Sim.Deny("POST", `/nodes/pve1/qemu/9002/clone`, "/vms/9002", "VM.Clone")
+	grant := n.Sim.Deny("/vms/9002", "VM.Clone")
 	defer grant()
 	vm := bareVM("default", id)
 	if err := cp.Apply(ctxFor(t), vm); err != nil {
