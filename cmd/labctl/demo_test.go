@@ -27,7 +27,7 @@ func TestDemoOnAFreshClone(t *testing.T) {
 	if err != nil {
 		t.Fatalf("make demo failed on a fresh clone: %v\n%s", err, out)
 	}
-	for _, want := range []string{"ok: 2 claims", "kind: EnvironmentVM", "# user-data of dns01, decoded"} {
+	for _, want := range []string{"ok: 2 claims", "kind: VirtualMachine", "# user-data of dns01, decoded"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("make demo's output lacks %q:\n%s", want, out)
 		}
