@@ -71,7 +71,7 @@ func GetProvider() (*ujconfig.Provider, error) {
 			APIVersion:    []string{"v1beta1"},
 			ControllerMap: map[string]string{"providerconfig": ujconfig.PackageNameConfig},
 		}),
-		ujconfig.WithDefaultResourceOptions(externalNames()),
+		ujconfig.WithDefaultResourceOptions(externalNames(), customDiffs()),
 	)
 	for name, kind := range kinds {
 		pc.AddResourceConfigurator(name, func(r *ujconfig.Resource) {
