@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,6 +126,15 @@ func TestClaimsCompose(t *testing.T) {
 			})
 			if w := n.Sim.ConfigWrites(int(tc.vmID)); w != writes {
 				t.Errorf("VM %d: %d writes to Proxmox in reconciles that should change nothing:\n%s", tc.vmID, w-writes, n.Sim.RequestLog(40))
+			}
+			// Nor before: the create is the only write. bpg's vmCreate ends by
+			// starting the VM, and nothing may change it after that (an
+			// update right after the create, before the count above began,
+			// would be a difference the create left behind).
+			if after, started := writesAfterStart(n.Sim.Requests(), tc.vmID); !started {
+				t.Errorf("VM %d: the simulator saw no start of it:\n%s", tc.vmID, n.Sim.RequestLog(40))
+			} else if len(after) > 0 {
+				t.Errorf("VM %d: the provider wrote to it after creating and starting it:\n%s", tc.vmID, strings.Join(after, "\n"))
 			}
 			// Nor does the spec move: a late-initialized field would be
 			// written by the provider and taken out by the next apply.
@@ -273,4 +283,25 @@ func printerColumns(t testing.TB, cp *harness.ControlPlane, ns, name string) map
 		}
 	}
 	return cols
+}
+
+// writesAfterStart lists the calls that changed VM id after its first start,
+// and whether it was started at all. Starting is the last write of bpg's
+// create: vmCreateClone ends in vmCreateStart (proxmoxtf/resource/vm/vm.go:2994
+// at v0.111.1), which starts the VM and reads it back, adding a reboot only
+// under reboot_after_creation (vm.go:3522), which the Composition leaves off.
+func writesAfterStart(rs []proxmoxsim.Request, id int64) (writes []string, started bool) {
+	prefix := fmt.Sprintf("/api2/json/nodes/pve1/qemu/%d/", id)
+	for _, r := range rs {
+		// The guest agent's calls (POST agent/ping, say) read the guest.
+		if r.Method == "GET" || !strings.HasPrefix(r.Path, prefix) || strings.HasPrefix(r.Path, prefix+"agent/") || r.Status >= 300 {
+			continue
+		}
+		if !started {
+			started = r.Method == "POST" && r.Path == prefix+"status/start"
+			continue
+		}
+		writes = append(writes, r.String())
+	}
+	return writes, started
 }
