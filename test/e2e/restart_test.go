@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -91,6 +92,13 @@ func TestProviderRestart(t *testing.T) {
 			}
 			t.Logf("%s: provider restarted", tc.reason)
 			waitVMReady(t, cp, vm.GetName())
+			// Synced says an update has started, not that it is done (Upjet's
+			// async controllers, upjet pkg/controller/external_async_tfpluginsdk.go:183
+			// at v2.2.0): the disk reaching its size is the convergence.
+			waitWithin(t, providerTimeout, "virtio0 at 16 GiB", func(context.Context) (bool, string, error) {
+				st, _ := n.Sim.VM(int(id))
+				return st.Disks["virtio0"] == 16<<30, fmt.Sprintf("virtio0 is %d bytes", st.Disks["virtio0"]), nil
+			})
 			st, ok := n.Sim.VM(int(id))
 			if !ok {
 				t.Fatalf("%s: VM %d is Ready but not in Proxmox", tc.reason, id)
