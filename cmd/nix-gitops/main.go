@@ -27,7 +27,7 @@ import (
 const usage = `nix-gitops: make this NixOS machine converge itself from Git, safely.
 
 Usage:
-  nix-gitops apply [--first-boot] [--retry-bad] [--no-wait] [flags]
+  nix-gitops apply [--first-boot [--condition]] [--retry-bad] [--no-wait] [flags]
       Converge once and exit: poll the tracked ref; if it moved, fetch it,
       refuse non-fast-forward or badly signed commits, build
       nixosConfigurations.<host>.config.system.build.toplevel from that exact
@@ -36,6 +36,10 @@ Usage:
         --first-boot  as started by nix-gitops-apply.service at boot: after the
                       first success it does nothing, unless started by the timer
                       ($TRIGGER_UNIT) or the config says everyBoot
+        --condition   the unit's ExecCondition=: exit 1 (systemd skips this
+                      start) once a boot-time run has finished in this boot,
+                      unless the timer started it; a switch starts
+                      multi-user.target again, which must not run the agent
         --retry-bad   try the head even if it is remembered as a bad commit
         --no-wait     exit 75 at once if another run holds the lock (default: wait)
       Exit codes: 0 applied (or applied for the next boot), 10 up to date,
@@ -60,9 +64,11 @@ Usage:
   nix-gitops secrets --fix-owners --declarations PATH
       Give every declared secret's files to their owner, group and mode
       (NixOS activation runs it after creating users). No Vault, no lock.
-  nix-gitops units --bin PATH --dir DIR [--config PATH] [--flake-file PATH]
+  nix-gitops units --bin PATH --dir DIR [--config PATH] [--flake-file PATH] [--flake-in-config]
       Write the systemd units (nix-gitops-apply.service, nix-gitops-apply.timer,
       nix-gitops.service): the one definition the NixOS module and images use.
+      They start once the flake target file exists, or with --flake-in-config
+      (the config file names the flake) once the config file does.
   nix-gitops version
 
 The flake ref comes from --flake, else the config key "flake", else the first
@@ -121,6 +127,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	retryBad := fs.Bool("retry-bad", false, "retry a bad head (apply)")
 	noWait := fs.Bool("no-wait", false, "do not wait for the lock")
 	asJSON := fs.Bool("json", false, "JSON output (status)")
+	condition := fs.Bool("condition", false, "ExecCondition= of the boot-time unit (apply --first-boot)")
 	if err := fs.Parse(rest); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -130,6 +137,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "nix-gitops %s: unexpected argument %q\n", cmd, fs.Arg(0))
 		return units.ExitBadConfig
+	}
+	if *condition && (cmd != "apply" || !*firstBoot) {
+		fmt.Fprintln(stderr, "nix-gitops: --condition goes with apply --first-boot (the boot-time unit's ExecCondition=)")
+		return units.ExitBadConfig
+	}
+	if *condition {
+		return bootCondition(*configPath, !config.WasSet(fs, "config"), applyFlags, stderr)
 	}
 	cfg, err := config.Load(*configPath, !config.WasSet(fs, "config"))
 	if err != nil {
@@ -228,7 +242,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	if errors.Is(err, state.ErrBusy) {
 		log.Error("busy", "err", err)
-		return units.ExitBusy
+		return markBootRun(a, *firstBoot, units.ExitBusy)
 	}
 	if err != nil {
 		log.Error(cmd+" failed", "err", err)
@@ -241,7 +255,39 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		// time, and this machine has nothing else to run.
 		code = units.ExitRetry
 	}
+	return markBootRun(a, *firstBoot, code)
+}
+
+// markBootRun records a boot-time run that ended as a success for systemd
+// (the unit's SuccessExitStatus), so that later starts in this boot are
+// skipped (bootCondition); a failure is retried and runs again.
+func markBootRun(a *agent.Agent, firstBoot bool, code int) int {
+	if !firstBoot || !units.IsSuccess(code) {
+		return code
+	}
+	if err := agent.MarkBootRun(a.Cfg.StateDir); err != nil {
+		a.Log.Error("cannot record the boot-time run; a switch may start it again", "err", err)
+	}
 	return code
+}
+
+// bootCondition is `apply --first-boot --condition`, the ExecCondition= of
+// nix-gitops-apply.service (see internal/agent/bootrun.go): 1 (skip) once a
+// boot-time run has finished in this boot and the timer did not make this
+// start, else 0. A configuration it cannot read lets the start run, which
+// then reports it.
+func bootCondition(path string, optional bool, applyFlags func(*config.Config), stderr io.Writer) int {
+	cfg, err := config.Load(path, optional)
+	if err != nil {
+		return 0
+	}
+	applyFlags(&cfg)
+	cfg.Defaults()
+	if os.Getenv("TRIGGER_UNIT") != "" || !agent.BootRunDone(cfg.StateDir) {
+		return 0
+	}
+	fmt.Fprintln(stderr, "nix-gitops: the boot-time run has finished in this boot; this start (a switch starting multi-user.target) is skipped. The timer and `nix-gitops apply` still run.")
+	return 1
 }
 
 func unitsCmd(args []string, stdout, stderr io.Writer) int {
@@ -251,6 +297,7 @@ func unitsCmd(args []string, stdout, stderr io.Writer) int {
 	dir := fs.String("dir", "", "folder to write the units into")
 	cfgFile := fs.String("config", config.DefaultConfigFile, "config file the units pass on and wait for")
 	target := fs.String("flake-file", config.DefaultTargetFile, "flake target file the units wait for")
+	inConfig := fs.Bool("flake-in-config", false, "the config file names the flake: start whenever it exists")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -258,7 +305,7 @@ func unitsCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "nix-gitops units: --bin and --dir are required")
 		return 2
 	}
-	names, err := units.Write(*dir, units.Options{Bin: *bin, ConfigFile: *cfgFile, TargetFile: *target})
+	names, err := units.Write(*dir, units.Options{Bin: *bin, ConfigFile: *cfgFile, TargetFile: *target, FlakeInConfig: *inConfig})
 	if err != nil {
 		fmt.Fprintln(stderr, "nix-gitops units:", err)
 		return 1

@@ -129,6 +129,45 @@ func TestFirstBootStamp(t *testing.T) {
 	}
 }
 
+// TestBootTimeStartOncePerBoot: every switch starts multi-user.target
+// again, which wants nix-gitops-apply.service. Its ExecCondition= (`apply
+// --first-boot --condition`) lets the boot-time start run until one run has
+// ended as a success for systemd in this boot, then skips the starts a
+// switch makes (exit 1); the timer's starts ($TRIGGER_UNIT) and a later
+// boot still run. Fake: the stand-in toplevel.
+func TestBootTimeStartOncePerBoot(t *testing.T) {
+	l := newLab(t)
+	condition := func(want int, why string) {
+		t.Helper()
+		if r := l.run("apply", "--first-boot", "--condition"); r.code != want {
+			t.Errorf("%s: the condition exited %d, want %d\n%s", why, r.code, want, r.stderr)
+		}
+	}
+	condition(0, "no run yet in this boot")
+	// A boot-time run that fails is retried by the unit: it runs again.
+	l.commit(testflake.System{Version: "1", BuildFail: true})
+	l.apply(23, "--first-boot")
+	condition(0, "the boot-time run failed (the unit retries it)")
+	l.commit(testflake.System{Version: "2"})
+	// Manual runs and the daemon's are not boot-time runs.
+	l.apply(0)
+	condition(0, "only a run with --first-boot counts")
+	l.apply(10, "--first-boot")
+	condition(1, "the boot-time run has finished in this boot")
+	l.env = append(l.env, "TRIGGER_UNIT=nix-gitops-apply.timer")
+	condition(0, "a start by the timer")
+	l.env = l.env[:len(l.env)-1]
+	marker := filepath.Join(l.cfg["stateDir"].(string), "boot-run")
+	if err := os.WriteFile(marker, []byte("00000000-0000-0000-0000-000000000000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	condition(0, "the recorded run was in an earlier boot")
+
+	if r := l.run("apply", "--condition"); r.code != 78 || !strings.Contains(r.stderr, "--condition goes with apply --first-boot") {
+		t.Errorf("--condition without --first-boot: exit %d, want 78 and a message\n%s", r.code, r.stderr)
+	}
+}
+
 // TestDaemon: `nix-gitops run` polls with the configured interval,
 // applies a new commit, and serves the same metrics on localhost; SIGTERM
 // stops it cleanly. Fake: the stand-in toplevel.

@@ -29,10 +29,14 @@ import (
 // stopping those half-way would force a rollback; the caller cancels
 // tickCtx on a second signal.
 //
-// After a tick that applied a generation which changed the daemon's own
-// unit or its config file, the daemon asks systemd to restart it (the switch
-// itself never restarts it: X-RestartIfChanged=false), so it goes on with
-// the new binary and settings.
+// After a switch (its own tick's, or another run's) to a generation that
+// changed the daemon's own unit or its config file, the daemon asks systemd
+// to restart it (the switch itself never restarts it:
+// X-RestartIfChanged=false), so it goes on with the new binary and settings.
+// A generation without the daemon's unit (daemon.enable turned off) stops it
+// the same way: the switch leaves it running (X-StopOnRemoval=false, since a
+// switch must never stop the run that is switching), so it stops itself once
+// that run is over.
 func (a *Agent) Run(stop <-chan struct{}, tickCtx context.Context) error {
 	a.Stopping = stop
 	// A daemon lives for months between ticks that allocate little: a
@@ -58,24 +62,23 @@ func (a *Agent) Run(stop <-chan struct{}, tickCtx context.Context) error {
 	}
 	self := selfUnit{Name: health.OwnUnit(), Config: a.ConfigFile}
 	started := self.fingerprint(tickCtx)
+	system := a.runningSystem()
 	for {
 		done, cancel := context.WithCancel(context.Background())
 		cancel() // an already-done lock context: never wait for a manual run
-		res, err := a.Apply(tickCtx, done)
+		_, err := a.Apply(tickCtx, done)
 		switch {
 		case errors.Is(err, state.ErrBusy):
 			a.Log.Info("another run holds the lock; skipping this tick")
 		case err != nil:
 			a.Log.Error("tick failed", "err", err)
-		case res.Outcome == OutcomeApplied && self.Name != "":
-			if now := self.fingerprint(tickCtx); now != started {
-				a.Log.Info("this generation changed the daemon's unit or config; restarting to run them", "unit", self.Name)
-				if err := self.restart(tickCtx); err != nil {
-					a.Log.Error("cannot restart the daemon; it goes on with the old binary and config", "err", err)
-				} else {
-					<-stop // systemd stops this process now
-					return nil
-				}
+		}
+		// The running system changed (a switch): its unit or config may have.
+		if now := a.runningSystem(); self.Name != "" && now != system {
+			system = now
+			if self.fingerprint(tickCtx) != started && self.replace(tickCtx, a) {
+				<-stop // systemd stops this process now
+				return nil
 			}
 		}
 		wait := a.Cfg.Poll.Interval.D()
@@ -98,7 +101,8 @@ type selfUnit struct {
 
 // fingerprint hashes what the daemon was started with: its unit's fragment
 // and drop-ins, as systemd loaded them, and the config file. Asked once at
-// start and after each tick that applied something, never on a no-op tick.
+// start and after a tick that found the running system changed, never on a
+// no-op tick.
 func (u selfUnit) fingerprint(ctx context.Context) string {
 	if u.Name == "" {
 		return ""
@@ -116,9 +120,29 @@ func (u selfUnit) fingerprint(ctx context.Context) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// restart asks systemd to restart the unit without waiting for it: the
-// stop it starts with reaches this process as SIGTERM.
-func (u selfUnit) restart(ctx context.Context) error {
-	_, err := run.Output(ctx, run.Cmd{Name: "systemctl", Args: []string{"restart", "--no-block", u.Name}, Env: run.Environ("LC_ALL=C"), Timeout: 30 * time.Second})
-	return err
+// replace asks systemd, without waiting, to restart the unit, or to stop it
+// when the running system has no unit file for it any more (its LoadState
+// is not-found); the stop reaches this process as SIGTERM. It reports
+// whether systemd took the job.
+func (u selfUnit) replace(ctx context.Context, a *Agent) bool {
+	verb := "restart"
+	out, err := run.Output(ctx, run.Cmd{Name: "systemctl", Args: []string{"show", "--property=LoadState", "--value", u.Name},
+		Env: run.Environ("LC_ALL=C", "SYSTEMD_PAGER="), Timeout: 30 * time.Second})
+	if err == nil && strings.TrimSpace(string(out)) == "not-found" {
+		verb = "stop"
+		a.Log.Info("the running system has no unit for the daemon (daemon.enable is off); stopping it", "unit", u.Name)
+	} else {
+		a.Log.Info("this generation changed the daemon's unit or config; restarting to run them", "unit", u.Name)
+	}
+	if _, err := run.Output(ctx, run.Cmd{Name: "systemctl", Args: []string{verb, "--no-block", u.Name}, Env: run.Environ("LC_ALL=C"), Timeout: 30 * time.Second}); err != nil {
+		a.Log.Error("cannot "+verb+" the daemon; it goes on with the old binary and config", "err", err)
+		return false
+	}
+	return true
+}
+
+// runningSystem is where the running system's link points ("" if unreadable).
+func (a *Agent) runningSystem() string {
+	p, _ := os.Readlink(a.Cfg.CurrentSystem)
+	return p
 }

@@ -16,11 +16,17 @@ func TestMain(m *testing.M) {
 	if treeFile != "" {
 		os.Remove(treeFile)
 	}
+	if agentBin.path != "" {
+		os.RemoveAll(filepath.Dir(agentBin.path))
+	}
 	os.Exit(code)
 }
 
 // fakeAgent is the package the module tests give services.nix-gitops.package.
-const fakeAgent = `{ type = "derivation"; name = "nix-gitops"; outPath = "/nix/store/00000000000000000000000000000000-nix-gitops"; meta.mainProgram = "nix-gitops"; }`
+const fakeAgent = `{ type = "derivation"; name = "nix-gitops"; outPath = "` + fakeAgentPath + `"; meta.mainProgram = "nix-gitops"; }`
+
+// fakeAgentPath is fakeAgent's store path.
+const fakeAgentPath = "/nix/store/00000000000000000000000000000000-nix-gitops"
 
 // mods is a Nix list of module expressions.
 func mods(ms ...string) string { return "[ " + strings.Join(ms, "\n") + " ]" }
@@ -33,17 +39,11 @@ func nixosExpr(t *testing.T, modules, body string) string {
 	t.Helper()
 	testenv.Real(t)
 	testenv.LookPath(t, "nix-instantiate")
-	root := testenv.RepoRoot(t)
-	tree, err := OptionTreeFile(root)
+	expr, err := MachineExpr(testenv.RepoRoot(t), modules, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fmt.Sprintf(`let
-	  lib = %s;
-	  tree = builtins.fromJSON (builtins.readFile %s);
-	  r = import %s { inherit lib tree; modules = %s; };
-	in %s`, LibExpr(root), NixString(tree), NixString(filepath.Join(root, "internal/nixcheck/testdata/machine.nix")),
-		modules, body)
+	return expr
 }
 
 // evalNixOS evaluates nixosExpr's result as JSON into out.

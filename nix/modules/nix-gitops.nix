@@ -20,8 +20,19 @@
 let
   cfg = config.services.nix-gitops;
   exe = lib.getExe cfg.package;
+  # The units start once there is a flake to follow: the target file
+  # cloud-init writes, or the config file when it names the flake (this
+  # module always writes the config file, so its presence alone says
+  # nothing: a clone without user-data would fail its start and be
+  # degraded).
   units = pkgs.runCommand "nix-gitops-units" { } (''
-    ${exe} units --bin ${exe} --dir $out/lib/systemd/system --flake-file ${cfg.flakeTargetFile}
+    ${exe} units --bin ${exe} --dir $out/lib/systemd/system --flake-file ${cfg.flakeTargetFile}${lib.optionalString (settings ? flake) " --flake-in-config"}
+  '' + lib.optionalString (!cfg.daemon.enable) ''
+    # Off, the daemon is not in the system: after the run that switched to
+    # it, the daemon finds its unit gone and stops itself (the switch leaves
+    # it running, X-StopOnRemoval=false: a switch never stops the run that
+    # switches). With its file kept, it would run on until the next boot.
+    rm $out/lib/systemd/system/nix-gitops.service
   '' + lib.optionalString (!cfg.timer.enable) ''
     # Off, the timer is not in the system: the switch that turns it off
     # stops it (switch-to-configuration stops an active unit the new system

@@ -45,19 +45,27 @@ func TestRenderOptions(t *testing.T) {
 		reason  string
 		opts    Options
 		want    []string // substrings of the apply service
+		not     []string // and what it must not hold
 		wantErr string
 	}{
 		"Defaults": {
-			reason: "default paths add no flags, and the start is gated on either file",
+			reason: "default paths add no flags, and the start waits for the flake target alone",
 			opts:   Options{Bin: "/usr/bin/nix-gitops"},
-			want: []string{"ExecStart=/usr/bin/nix-gitops apply --first-boot\n", "ConditionPathExists=|/etc/nix-flake-target\n",
-				"ConditionPathExists=|/etc/nix-gitops/config.json\n", "DefaultDependencies=no\n", "network-online.target", "SuccessExitStatus=10 20 21 75\n",
+			want: []string{"ExecStart=/usr/bin/nix-gitops apply --first-boot\n", "ConditionPathExists=/etc/nix-flake-target\n",
+				"DefaultDependencies=no\n", "network-online.target", "SuccessExitStatus=10 20 21 75\n",
 				"After=sysinit.target basic.target network-online.target nss-lookup.target cloud-final.service cloud-init.target\n", "Restart=on-failure\n"},
 		},
 		"MovedPaths": {
 			reason: "moved paths are passed on and gate the start",
 			opts:   Options{Bin: "/opt/ng", ConfigFile: "/srv/c.json", TargetFile: "/srv/target"},
-			want:   []string{"ExecStart=/opt/ng apply --first-boot --config /srv/c.json --flake-file /srv/target\n", "ConditionPathExists=|/srv/target\n"},
+			want:   []string{"ExecStart=/opt/ng apply --first-boot --config /srv/c.json --flake-file /srv/target\n", "ConditionPathExists=/srv/target\n"},
+			not:    []string{"ConditionPathExists=/srv/c.json"},
+		},
+		"FlakeInConfig": {
+			reason: "the config file names the flake: it alone gates the start",
+			opts:   Options{Bin: "/opt/ng", ConfigFile: "/srv/c.json", TargetFile: "/srv/target", FlakeInConfig: true},
+			want:   []string{"ConditionPathExists=/srv/c.json\n"},
+			not:    []string{"ConditionPathExists=/srv/target"},
 		},
 		"RelativeBin":  {reason: "systemd needs an absolute ExecStart", opts: Options{Bin: "nix-gitops"}, wantErr: "--bin"},
 		"SpaceInPath":  {reason: "a space would split ExecStart", opts: Options{Bin: "/a b/nix-gitops"}, wantErr: "--bin"},
@@ -78,6 +86,11 @@ func TestRenderOptions(t *testing.T) {
 			for _, w := range tc.want {
 				if !strings.Contains(files[ApplyService], w) {
 					t.Errorf("%s\napply service lacks %q:\n%s", tc.reason, w, files[ApplyService])
+				}
+			}
+			for _, w := range tc.not {
+				if strings.Contains(files[ApplyService], w) {
+					t.Errorf("%s\napply service holds %q:\n%s", tc.reason, w, files[ApplyService])
 				}
 			}
 		})
