@@ -108,6 +108,21 @@ func (r *Repo) guestToplevel(host string, s System) (string, error) {
 			return "", fmt.Errorf("testflake: %q is not a unit name", w)
 		}
 	}
+	files, err := fileList("systemd file", s.SystemdFiles)
+	if err != nil {
+		return "", err
+	}
+	etc, err := fileList("etc file", s.Etc)
+	if err != nil {
+		return "", err
+	}
+	var links []string
+	for _, p := range sortedKeys(s.SystemdLinks) {
+		if !pathRE.MatchString(p) || !pathRE.MatchString(s.SystemdLinks[p]) {
+			return "", fmt.Errorf("testflake: systemd link %q -> %q is not a plain path", p, s.SystemdLinks[p])
+		}
+		links = append(links, p+"="+s.SystemdLinks[p])
+	}
 	extra := `""`
 	if s.ActivateExtra != "" {
 		extra = fmt.Sprintf("builtins.toFile \"testflake-activate-extra\" %s", nixString(s.ActivateExtra))
@@ -132,6 +147,9 @@ func (r *Repo) guestToplevel(host string, s System) (string, error) {
 	}
 	fmt.Fprintf(&b, "        inherit agent;\n")
 	fmt.Fprintf(&b, "        units = \"%s\";\n", strings.Join(unitList, " "))
+	fmt.Fprintf(&b, "        systemdFiles = \"%s\";\n", strings.Join(files, " "))
+	fmt.Fprintf(&b, "        systemdLinks = %s;\n", nixString(strings.Join(links, " ")))
+	fmt.Fprintf(&b, "        etcFiles = \"%s\";\n", strings.Join(etc, " "))
 	fmt.Fprintf(&b, "        activateExtra = %s;\n", extra)
 	// Files whose content is the same in every system are store paths of
 	// their own, as in NixOS's etc tree: an unchanged system.conf resolves to
@@ -174,6 +192,22 @@ func (r *Repo) WriteTemplateSystem(dir, host string, s System) error {
 		}
 	}
 	return nil
+}
+
+// pathRE is a relative path without spaces, quotes or "..": what the
+// builder's word lists carry.
+var pathRE = regexp.MustCompile(`^[A-Za-z0-9:_.@-]+(/[A-Za-z0-9:_.@-]+)*$`)
+
+// fileList is files as "path=${builtins.toFile ...}" words for the builder.
+func fileList(what string, files map[string]string) ([]string, error) {
+	var l []string
+	for _, p := range sortedKeys(files) {
+		if !pathRE.MatchString(p) || strings.Contains(p, "..") {
+			return nil, fmt.Errorf("testflake: %s %q is not a plain relative path", what, p)
+		}
+		l = append(l, fmt.Sprintf("%s=${builtins.toFile %s %s}", p, nixString(nameRE.ReplaceAllString(p, "_")), nixString(files[p])))
+	}
+	return l, nil
 }
 
 func orEmpty(m map[string]string) map[string]string {

@@ -114,6 +114,16 @@ type System struct {
 	// ActivateExtra is shell the activation runs (the system's activation
 	// snippets).
 	ActivateExtra string
+	// SystemdFiles, when set, are the system's etc/systemd/system as its
+	// NixOS modules make it (internal/nixcheck's Tree): unit files and
+	// drop-ins by path, instead of the agent's own units as `nix-gitops
+	// units` writes them; SystemdLinks are its .wants links, by path, to
+	// their targets. "@agent@" in a file stands for the system's agent
+	// package, as a store path of NixOS's would.
+	SystemdFiles, SystemdLinks map[string]string
+	// Etc are more files of the system's etc tree, by path
+	// (environment.etc), such as nix-gitops/secrets.json.
+	Etc map[string]string
 }
 
 // Spec is one commit's flake: a System per host.

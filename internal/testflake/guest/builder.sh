@@ -25,10 +25,31 @@ printf '%s\n' "$agentConfig" >"$out/etc/nix-gitops/config.json"
 /bin/ln -s "$fstab" "$out/etc/fstab"
 printf '%s' "$healthScript" >"$out/etc/testflake/health"
 /bin/chmod 0555 "$out/etc/testflake/health"
-# The agent's own units, exactly as `nix-gitops units` renders them for the
-# agent package in this system (the NixOS module ships the same files).
-"$agent/bin/nix-gitops" units --bin "$agent/bin/nix-gitops" --dir "$out/etc/systemd/system" >/dev/null
-/bin/ln -s ../nix-gitops-apply.service "$out/etc/systemd/system/multi-user.target.wants/nix-gitops-apply.service"
+if [ -n "$systemdFiles" ]; then
+  # The units as the system's NixOS modules make them (internal/nixcheck's
+  # stand-in of nixpkgs' systemd-lib.nix): files, drop-ins and .wants links,
+  # with @agent@ standing for this system's agent package.
+  for f in $systemdFiles; do
+    p=$out/etc/systemd/system/${f%%=*}
+    case ${f%%=*} in */*) /bin/mkdir -p "${p%/*}" ;; esac
+    /bin/sed -e "s|@agent@|$agent|g" "${f#*=}" >"$p"
+  done
+  for l in $systemdLinks; do
+    p=$out/etc/systemd/system/${l%%=*}
+    /bin/mkdir -p "${p%/*}"
+    /bin/ln -sfn "${l#*=}" "$p"
+  done
+else
+  # The agent's own units, exactly as `nix-gitops units` renders them for the
+  # agent package in this system (what the image installs).
+  "$agent/bin/nix-gitops" units --bin "$agent/bin/nix-gitops" --dir "$out/etc/systemd/system" >/dev/null
+  /bin/ln -s ../nix-gitops-apply.service "$out/etc/systemd/system/multi-user.target.wants/nix-gitops-apply.service"
+fi
+for f in $etcFiles; do
+  p=$out/etc/${f%%=*}
+  case ${f%%=*} in */*) /bin/mkdir -p "${p%/*}" ;; esac
+  /bin/sed -e "s|@agent@|$agent|g" "${f#*=}" >"$p"
+done
 # NixOS ships its targets in /etc/systemd/system too; switch-to-configuration
 # restarts the active ones found there (which starts new wanted units), and
 # restarts sysinit-reactivation.target, a NixOS unit, on every switch.
