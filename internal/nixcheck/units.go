@@ -5,11 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -298,14 +299,7 @@ func toOption(v any) string {
 }
 
 // sortedKeys are a map's keys in the order of a Nix attribute set's names.
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // Tree is what NixOS installs in /etc/systemd/system for a machine's units
 // (systemd-lib.nix generateUnits): Files by path in that folder, and Links
