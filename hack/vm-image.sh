@@ -120,7 +120,11 @@ if [ ! -e "$base/ok" ]; then
   mkdir -p "$base.tmp"
   root="$base.tmp/root"
   inc=$(IFS=,; echo "${pkgs[*]}")
-  debootstrap --variant=minbase --components=main --cache-dir="$debs" --include="$inc" "$suite" "$root" "$(mirror)" >"$base.tmp/debootstrap.log" 2>&1 || {
+  # debootstrap mounts /proc and /sys in the target; in a namespace of its
+  # own those mounts die with it, even when a build is killed halfway (one
+  # run in the host's namespace left a /proc mounted in the cache).
+  unshare --mount --propagation private -- \
+    debootstrap --variant=minbase --components=main --cache-dir="$debs" --include="$inc" "$suite" "$root" "$(mirror)" >"$base.tmp/debootstrap.log" 2>&1 || {
     tail -n 30 "$base.tmp/debootstrap.log" >&2
     echo "vm-image: debootstrap failed (full log: $base.tmp/debootstrap.log)" >&2
     exit 1
