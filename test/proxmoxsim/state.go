@@ -138,13 +138,17 @@ func (s *Sim) Refusals(msg string) int {
 // Deny takes privilege on aclPath away from every API token, the way an
 // administrator does in PVE, which has no negative ACL entry: a role
 // holding what the token has there but that privilege, set on that exact
-// path, replaces what the path inherits (AccessControl.pm roles(): the
-// most specific path's ACL entries for a user override those above it).
+// path in place of the token's own entries there, replaces what the path
+// inherits (AccessControl.pm roles(): the most specific path's ACL entries
+// for a user override those above it, and the entries of one path add up,
+// so an entry granting the privilege on that very path, such as a role
+// with VM.Clone on /vms/<template>, is set aside too).
 // Every call needing the privilege there is then refused as PVE refuses
 // it, with "Permission check failed (<aclPath>, <privilege>)", and every
 // other call is unaffected. A pool's roles still add to its member VMs'
 // (RPCEnvironment permissions()): deny on /pool/<pool> for those. The
-// returned function removes the entries and roles again.
+// returned function removes the entries and roles again and puts back
+// those set aside.
 func (s *Sim) Deny(aclPath, privilege string) (grant func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -155,6 +159,7 @@ func (s *Sim) Deny(aclPath, privilege string) (grant func()) {
 	}
 	s.denies++
 	prefix := fmt.Sprintf("Deny%d-", s.denies)
+	var aside, added []ACLEntry
 	for i, tok := range a.Tokens() {
 		who := tok
 		if user, name, _ := strings.Cut(tok, "!"); !a.Users[user].Tokens[name].Privsep {
@@ -162,17 +167,27 @@ func (s *Sim) Deny(aclPath, privilege string) (grant func()) {
 		}
 		privs := map[string]bool{}
 		for p := range a.Permissions(who, path) {
-			privs[p] = p != privilege
-		}
-		for p, keep := range privs {
-			if !keep {
-				delete(privs, p)
+			if p != privilege {
+				privs[p] = true
 			}
 		}
 		role := fmt.Sprintf("%s%d", prefix, i)
 		a.Roles[role] = privs
-		a.ACL[path] = append(a.ACL[path], ACLEntry{Who: who, Role: role, Propagate: true})
+		added = append(added, ACLEntry{Who: who, Role: role, Propagate: true})
 	}
+	var kept []ACLEntry
+	for _, e := range a.ACL[path] {
+		own := false
+		for _, n := range added {
+			own = own || e.Who == n.Who
+		}
+		if own {
+			aside = append(aside, e)
+			continue
+		}
+		kept = append(kept, e)
+	}
+	a.ACL[path] = append(kept, added...)
 	return func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -184,6 +199,7 @@ func (s *Sim) Deny(aclPath, privilege string) (grant func()) {
 			}
 			kept = append(kept, e)
 		}
-		a.ACL[path] = kept
+		a.ACL[path] = append(kept, aside...)
+		aside = nil
 	}
 }
