@@ -113,9 +113,12 @@ vault-e2e: deps
 	VAULT_BIN=$$(hack/build-vault.sh) $(GO) test -tags vault -count=1 -run '^TestVault' -timeout 20m $(VAULT_PKGS)
 	TOOLS_BIN=$$(hack/build-tools.sh) PROVIDER_BIN=$$(hack/build-provider.sh) VAULT_BIN=$$(hack/build-vault.sh) $(GO) test -tags 'e2e vault' -count=1 -run '^TestVault' -timeout 30m ./test/e2e/
 
-## rollout-e2e: rollouts of a fleet of real agents (processes on loopback), read through a real Prometheus
+## rollout-e2e: rollouts of a fleet of real agents (processes on loopback), read through a real Prometheus:
+## by labctl, and by the WorkflowTemplate on real Argo Workflows with a real node
 rollout-e2e: deps
-	PROMETHEUS_BIN=$$(hack/build-rollout.sh prometheus)/prometheus $(GO) test -tags rollout -count=1 -timeout 40m -v ./test/rollout/...
+	PROMETHEUS_BIN=$$(hack/build-rollout.sh prometheus)/prometheus TOOLS_BIN=$$(hack/build-tools.sh) \
+	  KUBELET_BIN=$$(hack/build-rollout.sh kubelet) ARGO_BIN=$$(hack/build-rollout.sh argo) \
+	  $(GO) test -tags rollout -count=1 -timeout 60m -v ./test/rollout/...
 
 ## vm-e2e: a claim's cloud-init boots a real guest that converges from Git
 # -v: the image build and each TCG boot take minutes; their times show in CI.

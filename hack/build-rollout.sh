@@ -6,14 +6,12 @@
 #   prometheus  Prometheus (hack/tools/prometheus, module v0.316.0 = Prometheus 3.x),
 #               without the cloud service discoveries (build tag remove_all_sd); the
 #               rollout suite runs it. Cold: 5.5 CPU-minutes.
-#   kubelet     the kubelet v1.35.4 (hack/tools/kubelet), a real node for Argo's step pods
-#               (1 CPU-minute after hack/build-tools.sh, whose kube-apiserver shares most
-#               packages; about 10 alone)
+#   kubelet     the kubelet and kube-scheduler v1.35.4 (hack/tools/kubelet): a real node
+#               for Argo's step pods, and what places them on it (1 CPU-minute after
+#               hack/build-tools.sh, whose kube-apiserver shares most packages; about 10 alone)
 #   argo        Argo Workflows v4.0.5's workflow-controller and argoexec (hack/tools/argo),
-#               and the module's CRDs in crds/. Cold: 13.4 CPU-minutes.
-# kubelet and argo are for the Argo suite that is not written yet (issue 20):
-# nothing runs them, so hack/prebuild.sh does not build them.
-#
+#               and the module's CRDs: crds/ the full ones (schema checks), crds-minimal/
+#               the ones Argo's install manifests apply (a cluster). Cold: 13.4 CPU-minutes.
 #   hack/build-rollout.sh [part...]   prints each part's bin folder, one a line, in the order asked
 #                                     (all of them when none is named); progress goes to stderr
 #
@@ -36,8 +34,9 @@ gobuild() { # module dir, output, package, [extra go build flags...]
 }
 
 kubelet() {
-  gobuild kubelet "$1/kubelet" k8s.io/kubernetes/cmd/kubelet \
-    -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=v1.35.4 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=35"
+  local v="-s -w -X k8s.io/component-base/version.gitVersion=v1.35.4 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=35"
+  gobuild kubelet "$1/kubelet" k8s.io/kubernetes/cmd/kubelet -ldflags "$v"
+  gobuild kubelet "$1/kube-scheduler" k8s.io/kubernetes/cmd/kube-scheduler -ldflags "$v"
 }
 
 argo() {
@@ -62,7 +61,8 @@ argo() {
   cp "$tools/argo/go.sum" "$1/.src/go.sum"
   gobuild argo "$1/argoexec" $mod/cmd/argoexec -modfile "$1/.src/go.mod"
   cp -r "$src/manifests/base/crds/full" "$1/crds"
-  chmod -R u+w "$1/crds"
+  cp -r "$src/manifests/base/crds/minimal" "$1/crds-minimal"
+  chmod -R u+w "$1/crds" "$1/crds-minimal"
   rm -rf "$1/.src"
 }
 

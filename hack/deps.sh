@@ -24,6 +24,10 @@ pkgs=(
   debootstrap    # builds the Debian trixie stand-in template (hack/vm-image.sh)
   e2fsprogs      # mkfs.ext4 -d: the guest's disk from a folder, with nothing mounted
   socat          # guestfwd: one socat per guest connection to the loopback git server
+  # Rollout suite (test/rollout, make rollout-e2e): the harness's real node
+  containerd     # the kubelet's container runtime (1.6: the last the 1.35 kubelet supports)
+  runc           # containerd's runtime (crun refuses this machine's hybrid cgroups)
+  containernetworking-plugins # pod networking: bridge, host-local, loopback
 )
 
 missing=()

@@ -10,6 +10,10 @@
 #                                  build, and a test on this machine needs one
 #   configuration.xpkg             crossplane/: the XRD and the Composition,
 #                                  depending on the provider and the function
+#   labctl-image.tar               the rollout workflow's step image: labctl and
+#                                  this host's git with its shared libraries
+#                                  (the driver runs the git command-line tool),
+#                                  for this host's architecture only
 # with the crossplane CLI the tests pin (hack/build-tools.sh).
 #
 #   hack/packages.sh [OUT]                                build into OUT (default bin/packages)
@@ -17,9 +21,9 @@
 #
 # They are pushed to the names the manifests install them by
 # (crossplane/functions.yaml and crossplane/provider/provider.yaml: one
-# index for both architectures; deploy/configuration.yaml), or with REGISTRY
-# in place of those names' registry host (e.g. a loopback registry in the
-# tests).
+# index for both architectures; deploy/configuration.yaml; workflows/rollout.yaml's
+# image), or with REGISTRY in place of those names' registry host (e.g. a
+# loopback registry in the tests).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 push= registry=
@@ -44,6 +48,8 @@ cfg_pkg=$(pkgname "$root/deploy/configuration.yaml")
 [ -n "$fn_pkg" ] && [ -n "$pv_pkg" ] && [ -n "$cfg_pkg" ] || { echo "packages: cannot read spec.package from crossplane/functions.yaml, crossplane/provider/provider.yaml and deploy/configuration.yaml" >&2; exit 1; }
 ca_bundle=/etc/ssl/certs/ca-certificates.crt
 [ -f "$ca_bundle" ] || { echo "packages: $ca_bundle is missing (Debian's ca-certificates; hack/deps.sh installs it)" >&2; exit 1; }
+step_img=$(sed -n 's/^ *image: *//p' "$root/workflows/rollout.yaml" | sort -u)
+[ "$(echo "$step_img" | wc -l)" = 1 ] && [ -n "$step_img" ] || { echo "packages: workflows/rollout.yaml must name one step image, not: $step_img" >&2; exit 1; }
 # REGISTRY replaces the first path segment (the registry host).
 to() { if [ -n "$registry" ]; then echo "$registry/${1#*/}"; else echo "$1"; fi; }
 
@@ -79,10 +85,21 @@ log "configuration"
   --ignore='claims/*,package/*,functions.yaml,kustomization.yaml,provider/provider.yaml,provider/providerconfig.yaml,provider/kustomization.yaml' \
   -o "$out/configuration.xpkg" >&2
 
+arch=$(go env GOARCH)
+gitexec=$(git --exec-path)
+log "the rollout step image for linux/$arch, with $(git --version)"
+mkdir -p "$tmp/step"
+(cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp/step/labctl" ./cmd/labctl)
+(cd "$root" && go run ./hack/runtimeimage --binary "$tmp/step/labctl" --arch "$arch" --ref "$step_img" \
+  --source github.com/homelab-infra/homelab-infra --tmp --ports "" --ca-bundle "$ca_bundle" \
+  --host-programs "$(command -v git),$gitexec/git-remote-http,$gitexec/git-remote-https" --out "$out/labctl-image.tar")
+
 if [ -n "$push" ]; then
-  log "pushing $(to "$fn_pkg"), $(to "$pv_pkg") and $(to "$cfg_pkg")"
+  log "pushing $(to "$fn_pkg"), $(to "$pv_pkg"), $(to "$cfg_pkg") and $(to "$step_img")"
   (IFS=,; "$xp" xpkg push -f "${fn_files[*]}" "$(to "$fn_pkg")" >&2)
   (IFS=,; "$xp" xpkg push -f "${pv_files[*]}" "$(to "$pv_pkg")" >&2)
   "$xp" xpkg push -f "$out/configuration.xpkg" "$(to "$cfg_pkg")" >&2
+  # A plain image: xpkg push writes any OCI image tarball.
+  "$xp" xpkg push -f "$out/labctl-image.tar" "$(to "$step_img")" >&2
 fi
-ls "$out"/*.xpkg
+ls "$out"/*.xpkg "$out"/labctl-image.tar

@@ -12,10 +12,11 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 run() { nice -n 10 "$here/$1" "${@:2}" >/dev/null || { echo "prebuild: $* failed" >&2; return 1; }; }
 # Two lanes for two cores. Each lane is ordered by when make test needs it:
-# the control plane first (e2e), then Vault (vault-e2e), then Prometheus
-# (rollout-e2e), then the VM suite's base image (debootstrap and
-# switch-to-configuration-ng, root only).
-( run build-tools.sh; run build-provider.sh; run schemas.sh ) & a=$!
+# the control plane first (e2e), then Vault (vault-e2e), then Prometheus, the
+# kubelet and Argo Workflows (rollout-e2e; the kubelet after the control
+# plane, whose apiserver build compiles most of its packages), then the VM
+# suite's base image (debootstrap and switch-to-configuration-ng, root only).
+( run build-tools.sh; run build-provider.sh; run schemas.sh; run build-rollout.sh kubelet; run build-rollout.sh argo ) & a=$!
 ( run build-flux.sh; run build-vault.sh; run build-rollout.sh prometheus
   if [ "$(id -u)" = 0 ]; then run vm-image.sh --base-only; fi ) & b=$!
 rc=0

@@ -17,6 +17,7 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/willabides/kongplete"
 
+	"github.com/homelab-infra/homelab-infra/internal/agent/gitsource"
 	"github.com/homelab-infra/homelab-infra/internal/repo"
 )
 
@@ -81,6 +82,15 @@ func newParser(c *cli, stdout, stderr io.Writer, exit func(int)) (*kong.Kong, er
 }
 
 func main() {
+	if gitsource.IsAskPass() {
+		// Started by git as GIT_ASKPASS (labctl rollout --git-token-file):
+		// answer with the token file.
+		if err := gitsource.AskPass(os.Args[1], os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "labctl askpass:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 

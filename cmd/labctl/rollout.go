@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/homelab-infra/homelab-infra/internal/agent/gitsource"
 	"github.com/homelab-infra/homelab-infra/internal/rollout"
 )
 
@@ -42,6 +43,10 @@ type rolloutFlags struct {
 	Hosts  []string `name:"host" help:"Machines by host name (repeatable)."`
 	Group  string   `help:"The rollout's group, one rollout at a time per group; default: from the selector."`
 	Output string   `short:"o" enum:"text,json,yaml" default:"text" help:"Output format: text (a table), json or yaml."`
+	// The Git token may push deploy/* and reboot/* only (the forge
+	// enforces it); git reads it through labctl as GIT_ASKPASS.
+	GitTokenFile string `type:"path" env:"ROLLOUT_GIT_TOKEN_FILE" placeholder:"PATH" help:"A file holding the Git token for the remote (HTTP(S)); git gets it through labctl as GIT_ASKPASS, never in an argument or URL. Default: git's own credentials."`
+	GitUser      string `env:"ROLLOUT_GIT_USER" default:"rollout" help:"The user name sent with --git-token-file's token."`
 }
 
 func (f *rolloutFlags) plan(ctx context.Context, g *globals) (*rollout.Git, rollout.Plan, error) {
@@ -50,6 +55,13 @@ func (f *rolloutFlags) plan(ctx context.Context, g *globals) (*rollout.Git, roll
 		return nil, rollout.Plan{}, err
 	}
 	git := &rollout.Git{Dir: root, Remote: f.Remote, Branch: f.Branch}
+	if f.GitTokenFile != "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, rollout.Plan{}, fmt.Errorf("cannot find labctl's own executable for GIT_ASKPASS: %w", err)
+		}
+		git.Env = gitsource.AskPassEnv(self, f.GitTokenFile, f.GitUser)
+	}
 	in, err := rollout.Load(ctx, git, f.Target, rollout.Selector{Roles: f.Role, Tags: f.Tag, Hosts: f.Hosts}, f.Group)
 	if err != nil {
 		return nil, rollout.Plan{}, err
@@ -283,6 +295,7 @@ func (c *rolloutRebootCmd) Run(g *globals) error {
 type rolloutReportCmd struct {
 	stepCmd
 	Status string `help:"The workflow's status ({{workflow.status}}), printed with the report."`
+	File   string `type:"path" placeholder:"PATH" help:"Also write the report as JSON to this file, for a workflow's output parameter."`
 }
 
 func (c *rolloutReportCmd) Run(g *globals) error {
@@ -296,6 +309,11 @@ func (c *rolloutReportCmd) Run(g *globals) error {
 		return err
 	}
 	r.Outcome = c.Status
+	if c.File != "" {
+		if err := writeJSON(c.File, r); err != nil {
+			return err
+		}
+	}
 	return c.print(g, r, func(w io.Writer) error { return rollout.PrintReport(w, r) })
 }
 

@@ -141,7 +141,9 @@ func (d *Driver) Run(ctx context.Context, p Plan) Report {
 
 // Status reports where a plan's machines are, for a workflow's exit handler:
 // advanced (their deploy ref at the target, with their verdicts), pending
-// (not), and those waiting for their reboot.
+// (not), those waiting for their reboot, and the machine that halted the
+// rollout: the first whose verdict on the target is a failure, or else the
+// first pending one without a fresh verdict.
 func (d *Driver) Status(ctx context.Context, p Plan) (Report, error) {
 	r := Report{Target: p.Target}
 	refs, err := d.Git.Refs(ctx, "deploy")
@@ -170,9 +172,23 @@ func (d *Driver) Status(ctx context.Context, p Plan) (Report, error) {
 			if v.Commit == p.Target && v.State == "pending-reboot" {
 				r.RebootPending = append(r.RebootPending, h)
 			}
+			if v.Commit == p.Target && failedState(v.State) && r.Failed == nil {
+				r.Failed = &Failure{Host: h, Reason: failureReason(v.State, p.Target, h)}
+			}
 		}
 	}
+	if r.Failed == nil && len(r.Pending) > 0 {
+		// A machine left behind without a fresh verdict halted it.
+		r.Failed = d.Preflight(ctx, p, r.Pending)
+	}
 	return r, nil
+}
+
+// failedState: a verdict that halts a rollout.
+func failedState(s string) bool { return s == "rolled-back" || s == "failed" || s == "refused" }
+
+func failureReason(state, target, host string) string {
+	return fmt.Sprintf("%s on %s: see `nix-gitops status` and the journal on %s", state, short(target), host)
 }
 
 // Soak lets the canary run for the policy's soak, then halts on any alert
@@ -347,9 +363,8 @@ func (d *Driver) await(ctx context.Context, p Plan, host string, ok func(Verdict
 				if ok(v) {
 					return v, nil
 				}
-				switch v.State {
-				case "rolled-back", "failed", "refused":
-					return v, &Failure{Host: host, Reason: fmt.Sprintf("%s on %s: see `nix-gitops status` and the journal on %s", v.State, short(p.Target), host)}
+				if failedState(v.State) {
+					return v, &Failure{Host: host, Reason: failureReason(v.State, p.Target, host)}
 				}
 			}
 		}

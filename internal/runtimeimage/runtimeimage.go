@@ -37,6 +37,9 @@ type Spec struct {
 	// Files are more read-only files, by path without the leading slash
 	// (e.g. the CA bundle a provider verifies its API's certificate with).
 	Files map[string][]byte
+	// Executables are more programs and libraries, by path without the
+	// leading slash (HostClosure reads them).
+	Executables map[string][]byte
 	// ScratchDirs are world-writable, sticky folders (e.g. tmp), for a
 	// program that writes its own state, such as SSH's known_hosts.
 	ScratchDirs []string
@@ -116,13 +119,18 @@ func tarOf(s Spec) []byte {
 		_, _ = tw.Write(data)
 	}
 	file(s.Name, 0o755, s.Binary)
-	paths := make([]string, 0, len(s.Files))
-	for p := range s.Files {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
-	for _, p := range paths {
-		file(p, 0o644, s.Files[p])
+	for _, set := range []struct {
+		mode  int64
+		files map[string][]byte
+	}{{0o644, s.Files}, {0o755, s.Executables}} {
+		paths := make([]string, 0, len(set.files))
+		for p := range set.files {
+			paths = append(paths, p)
+		}
+		sort.Strings(paths)
+		for _, p := range paths {
+			file(p, set.mode, set.files[p])
+		}
 	}
 	for _, d := range s.ScratchDirs {
 		_ = tw.WriteHeader(&tar.Header{

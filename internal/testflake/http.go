@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/cgi"
 	"os/exec"
+	"strings"
 	"sync/atomic"
 )
 
@@ -16,6 +17,11 @@ type Server struct {
 	Root string
 	// Token, when set, is required as the Basic-auth password.
 	Token string
+	// PushToken, when set, lets a push (receive-pack) in with it as the
+	// Basic-auth password, as the Basic-auth user (git http-backend takes
+	// pushes only from an authenticated REMOTE_USER); other pushes are
+	// refused. Hooks in the repository see the user.
+	PushToken string
 	// Requests and BytesOut count what was served, for benchmarks.
 	Requests, BytesOut atomic.Int64
 }
@@ -37,6 +43,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	env := []string{"GIT_PROJECT_ROOT=" + s.Root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null"}
+	if s.PushToken != "" && (strings.HasSuffix(r.URL.Path, "/git-receive-pack") || r.URL.Query().Get("service") == "git-receive-pack") {
+		user, pw, ok := r.BasicAuth()
+		if !ok || subtle.ConstantTimeCompare([]byte(pw), []byte(s.PushToken)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="testflake push"`)
+			http.Error(w, "authentication required to push", http.StatusUnauthorized)
+			return
+		}
+		env = append(env, "REMOTE_USER="+user)
+	}
 	if p := r.Header.Get("Git-Protocol"); p != "" {
 		env = append(env, "GIT_PROTOCOL="+p)
 	}

@@ -103,7 +103,7 @@ func (cp *ControlPlane) startCrossplane(ctx context.Context) error {
 		return err
 	}
 	metrics, health := ports[0], ports[1]
-	args := []string{"core", "start"}
+	args := append([]string{"core", "start"}, cp.cfg.CrossplaneArgs...)
 	if cp.cfg.Debug {
 		args = append(args, "--debug")
 	}

@@ -49,6 +49,16 @@ type Config struct {
 	Steps []func(cp *ControlPlane) Step
 	// Debug turns on Crossplane's and the function's debug logs.
 	Debug bool
+	// InCluster serves the API server on the kubernetes Service's address,
+	// as pods on a node expect it (incluster.go; StartNode needs it), and
+	// runs the controllers pods need: the one that publishes the cluster's
+	// CA to every namespace (kube-root-ca.crt, which service account token
+	// volumes mount), and those that turn Deployments into pods. It needs
+	// root.
+	InCluster bool
+	// CrossplaneArgs are extra flags for `crossplane core start` (e.g. a
+	// shorter --poll-interval).
+	CrossplaneArgs []string
 	// TempDir is where the stack's folder is made; "" means os.TempDir().
 	TempDir string
 	// Logf reports progress (which step, how long). Nil means quiet.
@@ -85,6 +95,10 @@ type ControlPlane struct {
 	// CrossplaneCA signs Crossplane's client and the function's server
 	// certificates (Secret crossplane-root-ca).
 	CrossplaneCA *CA
+	// ClusterIP is the kubernetes Service's address, where the API server
+	// listens (port 443) with Config.InCluster: pods and host processes
+	// both reach it, so servers pods must reach listen there too.
+	ClusterIP string
 
 	cfg   Config
 	procs []*Process
@@ -93,6 +107,15 @@ type ControlPlane struct {
 	oneShots []*Process
 	// stopRuntime ends the package runtime loop (packages.go).
 	stopRuntime func()
+	// scheduling: kube-scheduler runs (the first node started it).
+	scheduling bool
+	// nodes are the nodes started (node.go).
+	nodes []*Node
+	// down: Down stopped the components.
+	down bool
+	// cleanups undo what the stack changed on the host (an address on lo),
+	// newest first, in Stop.
+	cleanups []func()
 }
 
 // Start brings the stack up. On error it stops what it started and the error
@@ -119,6 +142,7 @@ func Start(ctx context.Context, cfg Config) (_ *ControlPlane, err error) {
 			// Keep the folder: its logs are the post-mortem.
 			tails := cp.Tails(30)
 			cp.stopProcesses()
+			cp.cleanUp()
 			err = fmt.Errorf("%w\n(the stack's folder is kept: %s)\n%s", err, cp.Dir, tails)
 		}
 	}()
@@ -167,12 +191,21 @@ func (cp *ControlPlane) steps() []Step {
 // Stop ends every process, newest first, and removes the stack's folder.
 // Set HARNESS_KEEP=1 to keep the folder (data and logs) for a post-mortem.
 func (cp *ControlPlane) Stop() {
+	cp.drainNodes()
 	cp.stopProcesses()
+	cp.cleanUp()
 	if os.Getenv("HARNESS_KEEP") != "" {
 		cp.cfg.Logf("harness: kept %s", cp.Dir)
 		return
 	}
 	_ = os.RemoveAll(cp.Dir)
+}
+
+func (cp *ControlPlane) cleanUp() {
+	for i := len(cp.cleanups) - 1; i >= 0; i-- {
+		cp.cleanups[i]()
+	}
+	cp.cleanups = nil
 }
 
 func (cp *ControlPlane) stopProcesses() {

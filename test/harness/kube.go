@@ -31,9 +31,16 @@ func (cp *ControlPlane) startKube(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	bind, serviceCIDR := "127.0.0.1", "10.96.0.0/24"
+	if cp.cfg.InCluster {
+		if cp.ClusterIP, serviceCIDR, err = cp.serviceRange(); err != nil {
+			return err
+		}
+		bind = cp.ClusterIP
+	}
 	servingCert, servingKey, err := ca.Issue(CertSpec{
 		CommonName: "kube-apiserver",
-		Hosts:      []string{"127.0.0.1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
+		Hosts:      []string{bind, "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
 		Server:     true,
 	})
 	if err != nil {
@@ -64,6 +71,9 @@ func (cp *ControlPlane) startKube(ctx context.Context) error {
 		return err
 	}
 	etcdClient, etcdPeer, apiPort := ports[0], ports[1], ports[2]
+	if cp.cfg.InCluster {
+		apiPort = 443 // the kubernetes Service's port, which pods are told
+	}
 	clientURL := "http://127.0.0.1:" + strconv.Itoa(etcdClient)
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(etcdPeer)
 	etcd, err := cp.start("etcd", cp.baseEnv(), filepath.Join(cp.cfg.ToolsBin, "etcd"),
@@ -88,8 +98,8 @@ func (cp *ControlPlane) startKube(ctx context.Context) error {
 
 	api, err := cp.start("kube-apiserver", cp.baseEnv(), filepath.Join(cp.cfg.ToolsBin, "kube-apiserver"),
 		"--etcd-servers="+clientURL,
-		"--bind-address=127.0.0.1",
-		"--advertise-address=127.0.0.1",
+		"--bind-address="+bind,
+		"--advertise-address="+bind,
 		"--secure-port="+strconv.Itoa(apiPort),
 		"--cert-dir="+pki,
 		"--tls-cert-file="+filepath.Join(pki, "apiserver.crt"),
@@ -99,7 +109,7 @@ func (cp *ControlPlane) startKube(ctx context.Context) error {
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file="+filepath.Join(pki, "sa.pub"),
 		"--service-account-signing-key-file="+filepath.Join(pki, "sa.key"),
-		"--service-cluster-ip-range=10.96.0.0/24",
+		"--service-cluster-ip-range="+serviceCIDR,
 		// No Service traffic is ever routed here, so the apiserver need not
 		// keep an Endpoints object for itself.
 		"--endpoint-reconciler-type=none",
@@ -111,7 +121,7 @@ func (cp *ControlPlane) startKube(ctx context.Context) error {
 		return err
 	}
 
-	host := "https://127.0.0.1:" + strconv.Itoa(apiPort)
+	host := "https://" + bind + ":" + strconv.Itoa(apiPort)
 	cp.REST = &rest.Config{
 		Host: host,
 		TLSClientConfig: rest.TLSClientConfig{
@@ -189,14 +199,22 @@ func (cp *ControlPlane) installProviderCRDs(ctx context.Context) error {
 // namespace controller empties deleted namespaces, and the service account
 // controller makes the default accounts Crossplane expects.
 func (cp *ControlPlane) startControllerManager(ctx context.Context) error {
-	kcm, err := cp.start("kube-controller-manager", cp.baseEnv(), filepath.Join(cp.cfg.ToolsBin, "kube-controller-manager"),
-		"--kubeconfig="+cp.Kubeconfig,
-		"--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller",
+	controllers := "garbage-collector-controller,namespace-controller,serviceaccount-controller"
+	var extra []string
+	if cp.cfg.InCluster {
+		// kube-root-ca.crt in every namespace: pods' service account
+		// token volumes project it. Deployments become pods on the node.
+		controllers += ",root-ca-certificate-publisher-controller,deployment-controller,replicaset-controller"
+		extra = append(extra, "--root-ca-file="+filepath.Join(cp.Dir, "pki", "ca.crt"))
+	}
+	kcm, err := cp.start("kube-controller-manager", cp.baseEnv(), filepath.Join(cp.cfg.ToolsBin, "kube-controller-manager"), append([]string{
+		"--kubeconfig=" + cp.Kubeconfig,
+		"--controllers=" + controllers,
 		"--leader-elect=false",
 		// Serve nothing: the controllers need no port of their own.
 		"--secure-port=0",
 		"--v=1",
-	)
+	}, extra...)...)
 	if err != nil {
 		return err
 	}

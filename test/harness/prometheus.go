@@ -28,6 +28,9 @@ type PrometheusConfig struct {
 	Rules string
 	// Interval is the scrape and rule evaluation interval [1s].
 	Interval time.Duration
+	// Listen is the address it serves on [127.0.0.1]: pods reach it on
+	// the stack's ClusterIP.
+	Listen string
 }
 
 // StartPrometheus starts the server and waits until it is ready.
@@ -57,7 +60,10 @@ func StartPrometheus(ctx context.Context, c PrometheusConfig) (*Prometheus, erro
 	if err != nil {
 		return nil, err
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1"
+	}
+	addr := fmt.Sprintf("%s:%d", c.Listen, port)
 	p, err := StartProcess("prometheus", filepath.Join(c.Dir, "prometheus.log"), []string{"HOME=" + c.Dir}, c.Bin,
 		"--config.file="+filepath.Join(c.Dir, "prometheus.yml"), "--storage.tsdb.path="+filepath.Join(c.Dir, "data"),
 		"--web.listen-address="+addr, "--web.enable-lifecycle")

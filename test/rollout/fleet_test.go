@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -43,6 +44,7 @@ type fleet struct {
 	prom   *harness.Prometheus
 	// appErrors is what the canary's application exporter reports.
 	appErrors sync.Map
+	vmIDs     map[string]int
 }
 
 // policy is the rollout policy the fleet's commits carry.
@@ -69,6 +71,9 @@ gates:
 
 var defaultPolicy = policy{Canary: 1, WaveSize: 2, Parallelism: 2, Soak: "3s"}
 
+// testKey is the machines' admin key in their claims (no VM is made).
+const testKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAFLJ6VeZ/nBqc9gC5W59y5uJxq2icS504scLzx64ilF ops@workstation"
+
 func buildAgent(t testing.TB, dir string) string {
 	bin := filepath.Join(dir, "nix-gitops")
 	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "../../cmd/nix-gitops")
@@ -82,6 +87,24 @@ func buildAgent(t testing.TB, dir string) string {
 // newFleet makes the repository with a first commit and starts the agents
 // (each host name's role is roles[host]) and Prometheus.
 func newFleet(t testing.TB, roles map[string]string) *fleet {
+	return newFleetOn(t, roles, fleetNet{addr: "127.0.0.1"})
+}
+
+// fleetNet is where the fleet's servers listen, and who may push.
+type fleetNet struct {
+	// addr is the git server's and Prometheus' address: pods reach the
+	// stack's ClusterIP.
+	addr string
+	// pushToken, when set, is the token pushes over HTTP need (as user
+	// rollout); the repository then takes only fast-forwards of deploy/*
+	// and reboot/* from that user, as a forge's protected refs do.
+	pushToken string
+	// spare are machines added later (not in roles yet): Prometheus
+	// scrapes their ports from the start.
+	spare []string
+}
+
+func newFleetOn(t testing.TB, roles map[string]string, net fleetNet) *fleet {
 	testenv.LookPath(t, "git")
 	testenv.LookPath(t, "nix")
 	promBin := os.Getenv("PROMETHEUS_BIN")
@@ -97,21 +120,32 @@ func newFleet(t testing.TB, roles map[string]string) *fleet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(&testflake.Server{Root: filepath.Dir(repo.Bare)})
+	if net.pushToken != "" {
+		protect(t, repo.Bare)
+	}
+	srv := httptest.NewUnstartedServer(&testflake.Server{Root: filepath.Dir(repo.Bare), PushToken: net.pushToken})
+	l, err := netListen(net.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Listener = l
+	srv.Start()
 	t.Cleanup(srv.Close)
 	f := &fleet{t: t, dir: dir, repo: repo, url: srv.URL + "/" + filepath.Base(repo.Bare), bin: buildAgent(t, dir),
 		roles: roles, agents: map[string]*harness.Process{}, ports: map[string]int{}}
 	f.commit(defaultPolicy, nil)
 
 	var targets []string
-	for _, h := range f.hosts() {
+	for _, h := range append(f.hosts(), net.spare...) {
 		port, err := harness.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
 		f.ports[h] = port
 		targets = append(targets, fmt.Sprintf("127.0.0.1:%d", port))
-		f.start(h)
+		if !slices.Contains(net.spare, h) {
+			f.start(h)
+		}
 	}
 	// The canary's application, as a node's exporter would serve it.
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -124,7 +158,7 @@ func newFleet(t testing.TB, roles map[string]string) *fleet {
 	targets = append(targets, strings.TrimPrefix(app.URL, "http://"))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	f.prom, err = harness.StartPrometheus(ctx, harness.PrometheusConfig{Bin: promBin, Dir: filepath.Join(dir, "prometheus"), Targets: targets,
+	f.prom, err = harness.StartPrometheus(ctx, harness.PrometheusConfig{Bin: promBin, Dir: filepath.Join(dir, "prometheus"), Targets: targets, Listen: net.addr,
 		Rules: "groups:\n  - name: apps\n    rules:\n      - alert: AppErrors\n        expr: app_errors > 0\n"})
 	if err != nil {
 		t.Fatal(err)
@@ -132,12 +166,46 @@ func newFleet(t testing.TB, roles map[string]string) *fleet {
 	t.Cleanup(func() { f.prom.Proc.Stop(5 * time.Second) })
 	t.Cleanup(func() {
 		if t.Failed() {
-			for _, h := range f.hosts() {
-				t.Logf("agent %s:\n%s", h, f.agents[h].Tail(30))
+			for h, a := range f.agents {
+				t.Logf("agent %s:\n%s", h, a.Tail(30))
 			}
 		}
 	})
 	return f
+}
+
+// vmID is host's VM id in its claim: fixed once given (the XRD refuses an
+// edit of it).
+func (f *fleet) vmID(h string) int {
+	if f.vmIDs == nil {
+		f.vmIDs = map[string]int{}
+	}
+	if _, ok := f.vmIDs[h]; !ok {
+		f.vmIDs[h] = 2001 + len(f.vmIDs)
+	}
+	return f.vmIDs[h]
+}
+
+func netListen(addr string) (net.Listener, error) { return net.Listen("tcp", addr+":0") }
+
+// protect makes the bare repository take, from the rollout's user, only
+// fast-forwards of deploy/* and reboot/* (an update hook, and git's own
+// refusal of non-fast-forwards and deletions): what a forge's protected
+// branches and a token limited to those refs enforce.
+func protect(t testing.TB, bare string) {
+	t.Helper()
+	for _, kv := range [][2]string{{"receive.denyNonFastForwards", "true"}, {"receive.denyDeletes", "true"}} {
+		if _, err := testflake.Git(bare, nil, "config", kv[0], kv[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hook := "#!/bin/sh\n# $1 the ref; pushes of the tests' own commits come without a user.\n" +
+		"[ -z \"$REMOTE_USER\" ] && exit 0\n" +
+		"case \"$1\" in refs/heads/deploy/*|refs/heads/reboot/*) exit 0 ;; esac\n" +
+		"echo \"$REMOTE_USER may move deploy/* and reboot/* only, not $1\" >&2\nexit 1\n"
+	if err := os.WriteFile(filepath.Join(bare, "hooks", "update"), []byte(hook), 0o755); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (f *fleet) hosts() []string {
@@ -170,8 +238,20 @@ func (f *fleet) commit(p policy, systems map[string]testflake.System) string {
 			s.Kernel = "k1"
 		}
 		spec.Hosts[h] = s
-		claim := fmt.Sprintf("apiVersion: homelab.dev/v1alpha1\nkind: Machine\nmetadata: {name: %s, namespace: infra-machines}\nspec:\n  class: small\n  hostname: %s\n  role: %s\n  nix: {flakeRef: %q}\n",
-			h, h, f.roles[h], f.repo.FlakeRef(f.url, h))
+		// A whole claim: the Argo suite applies them to its cluster.
+		claim := fmt.Sprintf(`apiVersion: homelab.dev/v1alpha1
+kind: Machine
+metadata: {name: %s, namespace: infra-machines}
+spec:
+  class: small
+  hostname: %s
+  role: %s
+  network: {dhcp: true}
+  proxmox: {vmId: %d}
+  image: nixos-26.05
+  nix: {flakeRef: %q}
+  bootstrap: {adminUser: ops, sshAuthorizedKeys: [%q]}
+`, h, h, f.roles[h], f.vmID(h), f.repo.FlakeRef(f.url, h), testKey)
 		if err := os.WriteFile(filepath.Join(claims, h+".yaml"), []byte(claim), 0o644); err != nil {
 			f.t.Fatal(err)
 		}
@@ -248,6 +328,22 @@ func (f *fleet) stop(h string) { f.agents[h].Stop(10 * time.Second) }
 func (f *fleet) ref(kind, h string) string {
 	out, _ := testflake.Git(f.repo.Bare, nil, "rev-parse", "--verify", "--quiet", "refs/heads/"+kind+"/"+h)
 	return out
+}
+
+// refs are the remote's deploy/* and reboot/* refs.
+func (f *fleet) refs() map[string]string {
+	f.t.Helper()
+	out, err := testflake.Git(f.repo.Bare, nil, "for-each-ref", "--format=%(refname:short) %(objectname)", "refs/heads/deploy", "refs/heads/reboot")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	refs := map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(l, " "); ok {
+			refs[k] = v
+		}
+	}
+	return refs
 }
 
 // running is the version host runs.

@@ -106,9 +106,17 @@ func (s *Source) Env() []string {
 		extra = append(extra, "GIT_SSH_COMMAND=ssh -o BatchMode=yes -o ConnectTimeout=15")
 	}
 	if s.Auth.TokenFile != "" && s.Self != "" {
-		extra = append(extra, "GIT_ASKPASS="+s.Self, envAskpassToken+"="+s.Auth.TokenFile, envAskpassUser+"="+s.Auth.TokenUser)
+		extra = append(extra, AskPassEnv(s.Self, s.Auth.TokenFile, s.Auth.TokenUser)...)
 	}
 	return extra
+}
+
+// AskPassEnv makes git ask self (a program that calls AskPass when
+// IsAskPass) for the user and the token file's content: git's
+// environment, never an argument or a URL. labctl's rollout steps use it
+// too.
+func AskPassEnv(self, tokenFile, user string) []string {
+	return []string{"GIT_ASKPASS=" + self, envAskpassToken + "=" + tokenFile, envAskpassUser + "=" + user}
 }
 
 func (s *Source) env() []string { return run.Environ(s.Env()...) }
