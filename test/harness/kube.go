@@ -204,7 +204,11 @@ func (cp *ControlPlane) startControllerManager(ctx context.Context) error {
 	if cp.cfg.InCluster {
 		// kube-root-ca.crt in every namespace: pods' service account
 		// token volumes project it. Deployments become pods on the node.
-		controllers += ",root-ca-certificate-publisher-controller,deployment-controller,replicaset-controller"
+		// The node lifecycle controller lifts the not-ready taint the API
+		// server's TaintNodesByCondition admission puts on every new node
+		// (plugin/pkg/admission/nodetaint/admission.go): without it no pod
+		// is ever scheduled.
+		controllers += ",root-ca-certificate-publisher-controller,deployment-controller,replicaset-controller,node-lifecycle-controller"
 		extra = append(extra, "--root-ca-file="+filepath.Join(cp.Dir, "pki", "ca.crt"))
 	}
 	kcm, err := cp.start("kube-controller-manager", cp.baseEnv(), filepath.Join(cp.cfg.ToolsBin, "kube-controller-manager"), append([]string{

@@ -136,6 +136,11 @@ state = %q
 	// failCgroupV1 false: 1.35 refuses cgroup v1 by default (KEP-5573),
 	// and this machine has the hybrid hierarchy. cgroupfs, no QoS cgroups,
 	// no allocatable enforcement: nothing here manages cgroups for it.
+	// evictionHard: the defaults are shares of the disk (imagefs.available
+	// 15%, cmd/kubelet/app/server.go eviction.DefaultEvictionHard), which a
+	// large shared disk crosses with tens of GB free: the node reports
+	// DiskPressure, is tainted, and would evict the steps. Absolute floors
+	// instead; every signal named, as the kubelet drops the unnamed ones.
 	kcfg := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 failCgroupV1: false
@@ -155,6 +160,12 @@ authentication:
   webhook: {enabled: false}
 authorization: {mode: AlwaysAllow}
 registerNode: true
+evictionHard:
+  memory.available: 100Mi
+  nodefs.available: 1Gi
+  nodefs.inodesFree: "1%%"
+  imagefs.available: 1Gi
+  imagefs.inodesFree: "1%%"
 `, n.Socket, kport, hport, filepath.Join(n.dir, "pod-logs"))
 	if err := os.WriteFile(filepath.Join(n.dir, "kubelet.yaml"), []byte(kcfg), 0o644); err != nil {
 		return nil, err
@@ -174,6 +185,11 @@ registerNode: true
 				return false, fmt.Errorf("node %s: %s", cond.Reason, strings.TrimSpace(cond.Message))
 			}
 			if cond.Type == corev1.NodeReady {
+				// Schedulable too: a taint left (not-ready, disk-pressure)
+				// would keep every pod Pending without a word.
+				if len(node.Spec.Taints) > 0 {
+					return false, fmt.Errorf("node is Ready but tainted: %v", node.Spec.Taints)
+				}
 				return true, nil
 			}
 		}
