@@ -45,12 +45,13 @@ func TestArgo(t *testing.T) {
 		f.booted(h)
 	}
 	// The claims say so: each machine runs main's first commit and waits
-	// for its ref (kubectl get machines: CONVERGED False, VERDICT
-	// waiting-for-ref).
+	// for its ref, which does not exist, so nothing is desired yet
+	// (kubectl get machines: CONVERGED False, VERDICT waiting-for-ref, no
+	// DESIRED).
 	c0 := f.log()[0]
 	first := map[string]claimState{}
 	for _, h := range f.hosts() {
-		first[h] = claimState{Desired: c0, Running: c0, Verdict: "waiting-for-ref", Converged: "False", Reason: "WaitingForRef"}
+		first[h] = claimState{Running: c0, Verdict: "waiting-for-ref", Converged: "False", Reason: "WaitingForRef"}
 	}
 	s.waitClaims(first)
 
