@@ -169,9 +169,10 @@ func TestServeMTLS(t *testing.T) {
 	if err != nil {
 		t.Fatalf("RunFunction over mTLS: %v", err)
 	}
-	// The first reconcile composes the snippet; the VM follows once it exists.
-	if rsp.GetDesired().GetResources()["user-data"] == nil {
-		t.Errorf("want the snippet composed over gRPC, got %v", rsp.GetDesired().GetResources())
+	// The first reconcile holds the machine's identities; the snippet and
+	// the VM follow once it does.
+	if rsp.GetDesired().GetResources()["machine-vmid-1053"] == nil {
+		t.Errorf("want the VM id's identity composed over gRPC, got %v", rsp.GetDesired().GetResources())
 	}
 
 	if _, err := call(t, target, credentials.NewTLS(&tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS12})); err == nil {
@@ -189,8 +190,8 @@ func TestServeInsecure(t *testing.T) {
 	if err != nil {
 		t.Fatalf("RunFunction with --insecure: %v", err)
 	}
-	if rsp.GetDesired().GetResources()["user-data"] == nil {
-		t.Errorf("want the snippet composed, got %v", rsp.GetDesired().GetResources())
+	if rsp.GetDesired().GetResources()["machine-vmid-1053"] == nil {
+		t.Errorf("want the VM id's identity composed, got %v", rsp.GetDesired().GetResources())
 	}
 }
 

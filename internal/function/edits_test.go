@@ -12,17 +12,29 @@ import (
 	"github.com/homelab-infra/homelab-infra/internal/repo"
 )
 
-// runWith runs the function on the dns01 claim, edited, with what is
-// observed and the other XMachines Crossplane found.
-func runWith(t *testing.T, edit func(xr map[string]any), observed map[string]map[string]any, others []map[string]any) *fnv1.RunFunctionResponse {
+// runWith runs the function on the dns01 claim, edited, holding its
+// identities, with what else is observed and the identity objects Crossplane
+// found by name (by requirement; nil: none exists).
+func runWith(t *testing.T, edit func(xr map[string]any), observed map[string]map[string]any, found map[string][]map[string]any) *fnv1.RunFunctionResponse {
 	t.Helper()
-	claims, input := exampleClaims(t)
+	claims, _ := exampleClaims(t)
 	xr := repo.XRFor(claims["dns01"])
-	xr["metadata"].(map[string]any)["creationTimestamp"] = "2026-06-01T10:00:00Z"
 	if edit != nil {
 		edit(xr)
 	}
-	req, err := NewRequest(xr, input, observed, map[string][]map[string]any{MachinesRequirement: others})
+	return runXR(t, xr, held(t, xr, observed), found)
+}
+
+// runXR runs the function on xr with exactly what is observed.
+func runXR(t *testing.T, xr map[string]any, observed map[string]map[string]any, found map[string][]map[string]any) *fnv1.RunFunctionResponse {
+	t.Helper()
+	_, input := exampleClaims(t)
+	xr["metadata"].(map[string]any)["uid"] = "uid-" + xr["metadata"].(map[string]any)["name"].(string)
+	required := Offline()
+	for k, v := range found {
+		required[k] = v
+	}
+	req, err := NewRequest(xr, input, observed, required)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,124 +45,8 @@ func runWith(t *testing.T, edit func(xr map[string]any), observed map[string]map
 	return rsp
 }
 
-func otherXR(name, created, hostname, ip string, vmID int64, deleting bool) map[string]any {
-	meta := map[string]any{"name": name, "creationTimestamp": created}
-	if deleting {
-		meta["deletionTimestamp"] = "2026-06-02T00:00:00Z"
-	}
-	return map[string]any{
-		"apiVersion": "homelab.dev/v1alpha1", "kind": "XMachine", "metadata": meta,
-		"spec": map[string]any{
-			"hostname": hostname, "claimRef": map[string]any{"namespace": "team", "name": name},
-			"network": map[string]any{"ip": ip, "cidr": "10.0.10.0/24", "gateway": "10.0.10.1"},
-			"proxmox": map[string]any{"vmId": vmID},
-		},
-	}
-}
-
-func composedXR(xr map[string]any) map[string]any {
-	xr["spec"].(map[string]any)["resourceRefs"] = []any{map[string]any{"kind": "VirtualMachine", "name": "x-vm"}}
-	return xr
-}
-
-func refusedXR(xr map[string]any) map[string]any {
-	xr["status"] = map[string]any{"conditions": []any{map[string]any{"type": "Valid", "status": "False", "reason": "Refused"}}}
-	return xr
-}
-
 func warnings(rsp *fnv1.RunFunctionResponse) string {
 	return messages(rsp, fnv1.Severity_SEVERITY_WARNING)
-}
-
-// TestConflicts: another XMachine (from any repository) already holding the
-// VM id, host name or static address makes the newer claim Fatal, naming
-// the field and the other machine; the older one is unaffected.
-func TestConflicts(t *testing.T) {
-	cases := map[string]struct {
-		reason    string
-		others    []map[string]any
-		wantFatal []string
-	}{
-		"None": {
-			reason: "no other machine",
-		},
-		"SameVMIDOlder": {
-			reason:    "an older machine has the VM id",
-			others:    []map[string]any{otherXR("x", "2026-05-01T00:00:00Z", "x", "10.0.10.60", 1053, false)},
-			wantFatal: []string{"spec.proxmox.vmId: 1053 is already the VM id of Machine team/x"},
-		},
-		"SameVMIDNewer": {
-			reason: "a newer machine with the same id is the one refused, not this one",
-			others: []map[string]any{otherXR("x", "2026-07-01T00:00:00Z", "x", "10.0.10.60", 1053, false)},
-		},
-		"SameTimeByName": {
-			reason:    "created in the same second: the name decides, the same way every time",
-			others:    []map[string]any{otherXR("a-older-name", "2026-06-01T10:00:00Z", "x", "10.0.10.60", 1053, false)},
-			wantFatal: []string{"spec.proxmox.vmId"},
-		},
-		"NewerButComposed": {
-			reason:    "a newer machine that already has its VM keeps the id",
-			others:    []map[string]any{composedXR(otherXR("x", "2026-07-01T00:00:00Z", "x", "10.0.10.60", 1053, false))},
-			wantFatal: []string{"spec.proxmox.vmId: 1053 is already the VM id of Machine team/x"},
-		},
-		"OlderButRefused": {
-			reason: "an older machine the function refused (and so composed nothing) holds nothing",
-			others: []map[string]any{refusedXR(otherXR("x", "2026-05-01T00:00:00Z", "x", "10.0.10.60", 1053, false))},
-		},
-		"Deleting": {
-			reason: "a machine being deleted gives its id back",
-			others: []map[string]any{otherXR("x", "2026-05-01T00:00:00Z", "dns01", "10.0.10.53", 1053, true)},
-		},
-		"SameHostnameAndIP": {
-			reason:    "host name and address clash too; each is named",
-			others:    []map[string]any{otherXR("x", "2026-05-01T00:00:00Z", "dns01", "10.0.10.53", 2000, false)},
-			wantFatal: []string{"spec.hostname: dns01 is already the host name of Machine team/x", "spec.network.ip: 10.0.10.53 is already the address of Machine team/x"},
-		},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			rsp := runWith(t, nil, nil, tc.others)
-			got := fatals(rsp)
-			if len(tc.wantFatal) == 0 {
-				if got != "" {
-					t.Errorf("%s: unexpected Fatal: %s", tc.reason, got)
-				}
-				if rsp.GetDesired().GetResources()["user-data"] == nil {
-					t.Errorf("%s: nothing composed", tc.reason)
-				}
-				return
-			}
-			for _, w := range tc.wantFatal {
-				if !strings.Contains(got, w) {
-					t.Errorf("%s: want a Fatal containing %q, got %q", tc.reason, w, got)
-				}
-			}
-			if n := len(rsp.GetDesired().GetResources()); n != 0 {
-				t.Errorf("%s: composed %d resources for a refused machine", tc.reason, n)
-			}
-		})
-	}
-}
-
-// TestNoComposeUntilOthersKnown: without the other machines the function
-// asks for them and composes nothing (it cannot yet tell a clash).
-func TestNoComposeUntilOthersKnown(t *testing.T) {
-	claims, input := exampleClaims(t)
-	req, err := NewRequest(repo.XRFor(claims["dns01"]), input, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rsp, err := (&Function{}).RunFunction(context.Background(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sel := rsp.GetRequirements().GetResources()[MachinesRequirement]
-	if sel.GetKind() != "XMachine" || sel.GetMatchLabels() == nil {
-		t.Errorf("want a requirement for every XMachine, got %v", sel)
-	}
-	if n := len(rsp.GetDesired().GetResources()); n != 0 {
-		t.Errorf("composed %d resources before the other machines were known", n)
-	}
 }
 
 // observedBig is a VM whose disk Proxmox reports at 64 GiB.
@@ -158,7 +54,7 @@ func observedBig(t *testing.T) map[string]map[string]any {
 	t.Helper()
 	vm := observedVM("dns01")
 	vm["status"].(map[string]any)["atProvider"].(map[string]any)["disk"] = []any{map[string]any{"interface": "virtio0", "size": 64}}
-	obs := SnippetUploaded(runWith(t, nil, nil, nil))
+	obs := Applied(runWith(t, nil, nil, nil))
 	obs["vm"] = vm
 	return obs
 }
@@ -188,7 +84,7 @@ func TestDiskNeverShrinks(t *testing.T) {
 // placement stay as created, whatever renders now (a Secret's keys changed,
 // a Composition default moved), and the claim is told why.
 func TestUserDataIsFirstBootOnly(t *testing.T) {
-	obs := SnippetUploaded(runWith(t, nil, nil, nil))
+	obs := Applied(runWith(t, nil, nil, nil))
 	file := obs["user-data"]
 	raw, _, _ := unstructured.NestedSlice(file, "spec", "forProvider", "sourceRaw")
 	raw[0].(map[string]any)["data"] = "#cloud-config\nhostname: as-created\n"
@@ -223,7 +119,7 @@ func TestUserDataCondition(t *testing.T) {
 	}{
 		"First":    {reason: "nothing yet", want: "False Uploading uploading snippet local:snippets/dns01-1053-user-data.yaml to node pve1"},
 		"Failed":   {reason: "the provider could not upload it", observed: map[string]map[string]any{"user-data": failing}, want: "False UploadFailed cannot upload snippet local:snippets/dns01-1053-user-data.yaml to node pve1, so the VM is not created yet: apply failed: error transferring file: tee: Is a directory. Check the ProviderConfig's SSH access"},
-		"Uploaded": {reason: "it exists", observed: SnippetUploaded(runWith(t, nil, nil, nil)), want: "True Uploaded snippet local:snippets/dns01-1053-user-data.yaml is on node pve1"},
+		"Uploaded": {reason: "it exists", observed: Applied(runWith(t, nil, nil, nil)), want: "True Uploaded snippet local:snippets/dns01-1053-user-data.yaml is on node pve1"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -5,9 +5,10 @@
 // gRPC; labctl render calls it in-process, so both print the same thing.
 //
 // One stage a file: the input (input.go), the Secret with the admin keys
-// (secret.go), the other machines (others.go), what the provider reports of
-// this one's resources (observed.go), the XR's status (status.go), the
-// machine's running state from its agent (running.go).
+// (secret.go), the identities only one machine may hold (identity.go), what
+// the provider reports of this one's resources (observed.go), the XR's
+// status (status.go), the machine's running state from its agent
+// (running.go).
 package function
 
 import (
@@ -87,15 +88,17 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 
 	// Crossplane fetches what the function requires and calls again before
 	// it applies anything; until then compose nothing.
-	others, haveOthers := otherMachines(req, rsp)
+	ids := compose.Identities(spec)
+	xrUID, _, _ := unstructured.NestedString(oxr, "metadata", "uid")
+	taken, haveIDs := identities(req, rsp, ids, xrUID)
 	keys, haveKeys := secretKeys(req, rsp, spec, oxr)
 	vaultFile, haveVault := vaultBootstrap(req, rsp, spec, oxr)
 	running := runningState(req, rsp, spec, oxr)
-	if !haveOthers || !haveKeys || !haveVault {
+	if !haveIDs || !haveKeys || !haveVault {
 		return rsp, nil
 	}
-	if errs := conflicts(spec, oxr, others); len(errs) > 0 {
-		fatal(rsp, fmt.Errorf("invalid Machine %s, nothing composed:\n%w", xrName, errs))
+	if len(taken) > 0 {
+		fatal(rsp, fmt.Errorf("invalid Machine %s, nothing composed:\n%w", xrName, taken))
 		return rsp, nil
 	}
 
@@ -135,20 +138,44 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 	if rsp.Desired.Resources == nil {
 		rsp.Desired.Resources = map[string]*fnv1.Resource{}
 	}
-	if err := desire(rsp, compose.UserData, file, obs.fileReady()); err != nil {
-		fatal(rsp, err)
-		return rsp, nil
-	}
-	// The VM reads its snippet when it starts, and bpg starts it as soon as
-	// it is cloned: compose it only once the snippet exists (or when the VM
-	// does, so that it is never dropped).
-	if obs.vm != nil || obs.fileReady() == fnv1.Ready_READY_TRUE {
-		if err := desire(rsp, compose.VM, vm, obs.vmReady()); err != nil {
+	held := allHeld(req, ids)
+	for _, id := range ids {
+		ready := fnv1.Ready_READY_FALSE
+		if _, ok := req.GetObserved().GetResources()[id.Name]; ok {
+			ready = fnv1.Ready_READY_TRUE
+		}
+		if err := desire(rsp, id.Name, compose.IdentityObject(id, holderName(oxr, xrName)), ready); err != nil {
 			fatal(rsp, err)
 			return rsp, nil
 		}
 	}
-	userDataCondition(rsp, m, obs)
+	switch {
+	case held:
+		if err := desire(rsp, compose.UserData, file, obs.fileReady()); err != nil {
+			fatal(rsp, err)
+			return rsp, nil
+		}
+		// The VM reads its snippet when it starts, and bpg starts it as
+		// soon as it is cloned: compose it only once the snippet exists (or
+		// when the VM does, so that it is never dropped).
+		if obs.vm != nil || obs.fileReady() == fnv1.Ready_READY_TRUE {
+			if err := desire(rsp, compose.VM, vm, obs.vmReady()); err != nil {
+				fatal(rsp, err)
+				return rsp, nil
+			}
+		}
+		userDataCondition(rsp, m, obs)
+	default:
+		// Until every identity is this XR's, nothing changes in Proxmox:
+		// a new machine gets no snippet or VM, and an existing one keeps
+		// its resources and the values it holds exactly as they are (an
+		// edit of its host name or address waits for the new value to be
+		// held; then the old one is let go).
+		if err := holdAsObserved(req, rsp, obs); err != nil {
+			fatal(rsp, err)
+			return rsp, nil
+		}
+	}
 
 	if err := setStatus(rsp, Status(m, obs.vmStatus())); err != nil {
 		fatal(rsp, fmt.Errorf("cannot set the XMachine's status: %w", err))

@@ -14,6 +14,7 @@ import (
 
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 
+	"github.com/homelab-infra/homelab-infra/internal/compose"
 	"github.com/homelab-infra/homelab-infra/internal/repo"
 	"github.com/homelab-infra/homelab-infra/internal/testenv"
 )
@@ -107,10 +108,43 @@ func run(t *testing.T, c *repo.Claim, input []byte, observed map[string]map[stri
 	return rsp
 }
 
+// held adds to observed the machine's identity objects, as Crossplane
+// observes them once the XR holds them.
+func held(t testing.TB, xr map[string]any, observed map[string]map[string]any) map[string]map[string]any {
+	t.Helper()
+	spec, err := SpecOf(xr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]any{}
+	for k, v := range observed {
+		out[k] = v
+	}
+	for _, id := range compose.Identities(spec) {
+		out[id.Name] = compose.IdentityObject(id, holderName(xr, "x")).Object
+	}
+	return out
+}
+
+// converge runs the function on claim c as Crossplane does while every
+// step succeeds: again with what it desired applied, until it composes the
+// VM. It returns the last response.
+func converge(t *testing.T, c *repo.Claim, input []byte) *fnv1.RunFunctionResponse {
+	t.Helper()
+	rsp := run(t, c, input, nil)
+	for i := 0; i < 2 && !Composed(rsp); i++ {
+		rsp = run(t, c, input, Applied(rsp))
+	}
+	if !Composed(rsp) {
+		t.Fatalf("%s: no VM after three reconciles", c.Name)
+	}
+	return rsp
+}
+
 // TestGoldenResponses pins the function's full response for each example
-// claim: the first reconcile (nothing observed: only the snippet), the next
-// (the snippet uploaded: the VM follows), and a later one (the VM running),
-// which shows status and readiness.
+// claim: the first reconcile (nothing observed: only the identities), the
+// one after the snippet is uploaded (the VM follows), and a later one (the
+// VM running), which shows status and readiness.
 func TestGoldenResponses(t *testing.T) {
 	claims, input := exampleClaims(t)
 	cases := map[string]struct {
@@ -119,26 +153,26 @@ func TestGoldenResponses(t *testing.T) {
 		// observed builds the observed state from the first response.
 		observed func(t *testing.T, first *fnv1.RunFunctionResponse, xr string) map[string]map[string]any
 	}{
-		"dns01-first": {reason: "the first reconcile composes only the snippet the VM will boot with", claim: "dns01"},
+		"dns01-first": {reason: "the first reconcile holds the machine's identities and composes nothing else", claim: "dns01"},
 		"dns01": {
 			reason: "static address, pinned node, VLAN and VM id, once the snippet exists",
 			claim:  "dns01",
 			observed: func(_ *testing.T, first *fnv1.RunFunctionResponse, _ string) map[string]map[string]any {
-				return SnippetUploaded(first)
+				return Applied(first)
 			},
 		},
 		"docker01": {
 			reason: "DHCP, everything else from the site defaults, once the snippet exists",
 			claim:  "docker01",
 			observed: func(_ *testing.T, first *fnv1.RunFunctionResponse, _ string) map[string]map[string]any {
-				return SnippetUploaded(first)
+				return Applied(first)
 			},
 		},
 		"dns01-observed": {
 			reason: "a running VM fills status.vmId and ipv4Addresses; readiness follows each resource's Ready condition and the guest's address",
 			claim:  "dns01",
 			observed: func(_ *testing.T, first *fnv1.RunFunctionResponse, xr string) map[string]map[string]any {
-				o := SnippetUploaded(first)
+				o := Applied(first)
 				o["vm"] = observedVM(xr)
 				return o
 			},
@@ -149,6 +183,9 @@ func TestGoldenResponses(t *testing.T) {
 			c := claims[tc.claim]
 			rsp := run(t, c, input, nil)
 			if tc.observed != nil {
+				// The reconcile before the VM: identities held, snippet
+				// composed.
+				rsp = run(t, c, input, Applied(rsp))
 				rsp = run(t, c, input, tc.observed(t, rsp, c.Name))
 			}
 			golden(t, name+".golden.yaml", responseYAML(t, rsp))
@@ -163,9 +200,7 @@ func TestDeterministic(t *testing.T) {
 	for name, c := range claims {
 		var first string
 		for i := 0; i < 5; i++ {
-			rsp := run(t, c, input, nil)
-			rsp = run(t, c, input, SnippetUploaded(rsp))
-			got := string(responseYAML(t, rsp))
+			got := string(responseYAML(t, converge(t, c, input)))
 			if i == 0 {
 				first = got
 				if !strings.Contains(got, name+"-vm") || !strings.Contains(got, name+"-user-data") {

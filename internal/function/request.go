@@ -59,9 +59,13 @@ func NewRequest(xr map[string]any, input []byte, observed map[string]map[string]
 }
 
 // Offline is the requirement answer of a run without a cluster (labctl
-// render): no other machines are known, nor any running state.
+// render): no machine holds any identity, and no running state is known.
 func Offline() map[string][]map[string]any {
-	return map[string][]map[string]any{MachinesRequirement: nil, RunningStateRequirement: nil}
+	out := map[string][]map[string]any{RunningStateRequirement: nil}
+	for _, r := range compose.IdentityRequirements {
+		out[r] = nil
+	}
+	return out
 }
 
 // toStruct converts through JSON so that any Go value YAML decoding produced
@@ -75,19 +79,27 @@ func toStruct(v map[string]any) (*structpb.Struct, error) {
 	return s, s.UnmarshalJSON(b)
 }
 
-// SnippetUploaded is the observed state after the provider has made the
-// snippet rsp asked for: it exists and is Ready. The function composes the
-// VM only then, so labctl render and the tests run the function a second
-// time with it to see everything Crossplane creates.
-func SnippetUploaded(rsp *fnv1.RunFunctionResponse) map[string]map[string]any {
-	r := rsp.GetDesired().GetResources()[compose.UserData]
-	if r == nil {
-		return nil
+// Applied is the observed state once Crossplane has applied what rsp
+// desires and the provider has made it: every desired resource exists and
+// is Ready (the identities held, the snippet uploaded). The function
+// composes the snippet only once the identities are held, and the VM only
+// once the snippet exists, so labctl render and the tests run it again with
+// this to see everything Crossplane creates.
+func Applied(rsp *fnv1.RunFunctionResponse) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for name, r := range rsp.GetDesired().GetResources() {
+		obj := r.GetResource().AsMap()
+		obj["status"] = map[string]any{"conditions": []any{
+			map[string]any{"type": "Ready", "status": "True", "reason": "Available"},
+			map[string]any{"type": "Synced", "status": "True", "reason": "ReconcileSuccess"},
+		}}
+		out[name] = obj
 	}
-	obj := r.GetResource().AsMap()
-	obj["status"] = map[string]any{"conditions": []any{
-		map[string]any{"type": "Ready", "status": "True", "reason": "Available"},
-		map[string]any{"type": "Synced", "status": "True", "reason": "ReconcileSuccess"},
-	}}
-	return map[string]map[string]any{compose.UserData: obj}
+	return out
+}
+
+// Composed reports whether rsp desires the machine's VM, the last resource
+// the function composes.
+func Composed(rsp *fnv1.RunFunctionResponse) bool {
+	return rsp.GetDesired().GetResources()[compose.VM] != nil
 }

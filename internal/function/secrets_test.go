@@ -138,11 +138,11 @@ func vaultFileOf(t *testing.T, userData string) bootstrap.File {
 	return bootstrap.File{}
 }
 
-// runWithRequired runs the function on xr; when resolved, the request
+// runWithRequired runs the function on xr, holding its identities; when resolved, the request
 // carries items as Crossplane's answer to the requirement name.
 func runWithRequired(t *testing.T, xr map[string]any, input []byte, name string, resolved bool, items []*structpb.Struct) *fnv1.RunFunctionResponse {
 	t.Helper()
-	req, err := NewRequest(xr, input, nil, Offline())
+	req, err := NewRequest(xr, input, held(t, xr, nil), Offline())
 	if err != nil {
 		t.Fatal(err)
 	}

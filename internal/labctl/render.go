@@ -116,10 +116,11 @@ func RenderFrom(ctx context.Context, root string, args []string, stdin io.Reader
 				return nil, fmt.Errorf("%s: cannot run the function: %w", c.Where(), err)
 			}
 		}
-		// The VM follows once the provider has uploaded the snippet: run
-		// the function again as Crossplane will then.
-		if obs := function.SnippetUploaded(rsp); obs != nil && rsp.GetDesired().GetResources()[compose.VM] == nil {
-			again, err := function.NewRequest(repo.XRFor(c), input, obs, nil)
+		// The snippet follows once the machine holds its identities, the
+		// VM once the snippet exists: run the function again as Crossplane
+		// will then, until it composes the VM or refuses the claim.
+		for i := 0; i < 2 && !function.Composed(rsp) && len(rsp.GetDesired().GetResources()) > 0; i++ {
+			again, err := function.NewRequest(repo.XRFor(c), input, function.Applied(rsp), nil)
 			if err != nil {
 				return nil, fmt.Errorf("%s: cannot build the function request: %w", c.Where(), err)
 			}
@@ -161,7 +162,11 @@ func rendered(c *repo.Claim, req *fnv1.RunFunctionRequest, rsp *fnv1.RunFunction
 	r := &Rendered{Claim: c}
 	names := make([]string, 0, len(rsp.GetDesired().GetResources()))
 	for n := range rsp.GetDesired().GetResources() {
-		names = append(names, n)
+		// The identity Leases are the cluster's record of who holds a VM
+		// id, host name or address, not part of the machine.
+		if !compose.IsIdentity(n) {
+			names = append(names, n)
+		}
 	}
 	// The function's order: the snippet before the VM that boots with it.
 	sort.Slice(names, func(i, j int) bool { return rank(names[i]) < rank(names[j]) })

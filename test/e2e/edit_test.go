@@ -307,10 +307,11 @@ func claimCondition(cp *harness.ControlPlane, ns, name, typ, status, msg string)
 	}
 }
 
-// TestMachineConflicts: claims need not come from one repo, so the function
-// checks every XMachine: a second claim on a VM id, host name or address
-// another machine holds is refused naming the field, and gets no VM and no
-// snippet (so no snippet can be overwritten either).
+// TestMachineConflicts: claims need not come from one repo, so uniqueness is
+// the cluster's: a second claim on a VM id, host name or address another
+// machine holds (its identity Lease) is refused naming the field and the
+// holder, and gets no VM and no snippet (so no snippet can be overwritten
+// either).
 func TestMachineConflicts(t *testing.T) {
 	t.Parallel()
 	cp, n := stackWithNode(t)
@@ -339,6 +340,8 @@ func TestMachineConflicts(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitFor(t, "the claim to be Valid=False naming "+tc.field, claimValid(cp, ns, c.GetName(), "False", tc.field+": "))
+			holder := "of Machine " + first.GetNamespace() + "/" + first.GetName()
+			waitFor(t, "the refusal to name the holder", claimValid(cp, ns, c.GetName(), "False", holder))
 			time.Sleep(time.Second)
 			for _, gvk := range []schemaGVK{gvkVM, gvkFile} {
 				if objs, err := composedOf(ctxFor(t), cp, gvk, ns, c.GetName()); err != nil || len(objs) != 0 {
