@@ -13,6 +13,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/homelab-infra/homelab-infra/internal/vault/bootstrap"
 )
 
@@ -181,4 +183,24 @@ func (c Config) check() error {
 		return errors.New("the flake ref must be one line")
 	}
 	return nil
+}
+
+// FlakeRefOf reads the flake ref a user-data Render made writes to
+// FlakeTargetPath: what the VM booted with, whatever renders now.
+func FlakeRefOf(userData string) (string, bool) {
+	var doc struct {
+		WriteFiles []struct {
+			Path    string `json:"path"`
+			Content string `json:"content"`
+		} `json:"write_files"`
+	}
+	if err := yaml.Unmarshal([]byte(userData), &doc); err != nil {
+		return "", false
+	}
+	for _, f := range doc.WriteFiles {
+		if f.Path == FlakeTargetPath {
+			return strings.TrimSuffix(f.Content, "\n"), true
+		}
+	}
+	return "", false
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/homelab-infra/homelab-infra/internal/machine"
 )
 
 // Create-only fields: bpg replaces the VM or the file when one of them
@@ -19,6 +21,8 @@ var (
 	vmCreateOnly = [][]string{
 		{"nodeName"}, {"vmId"}, {"clone"},
 		{"initialization", "0", "userDataFileId"}, {"initialization", "0", "datastoreId"},
+		// bpg moves a disk whose datastore changes (shut down, move, start).
+		{"disk", "0", "datastoreId"},
 	}
 	fileCreateOnly = [][]string{
 		{"nodeName"}, {"datastoreId"}, {"contentType"}, {"sourceRaw"},
@@ -36,6 +40,42 @@ func KeepCreateOnly(desired, observed *unstructured.Unstructured) []string {
 	fields := vmCreateOnly
 	if desired.GetKind() == FileKind {
 		fields = fileCreateOnly
+	}
+	return keep(desired, observed, fields)
+}
+
+// KeepDefaults copies into the desired VM, from the one that exists, the
+// fields a Composition default sets where the claim s leaves them unset:
+// the CPU type (no claim field), the bridge, the DNS domain (and the FQDN
+// in the description) and the nameservers. Each would reach every existing machine when the default is
+// edited (bpg reboots a VM for a new CPU type or cloud-init DNS, and moves a
+// NIC to a new bridge), so defaults apply to machines created after the
+// edit; a claim that sets the value changes its machine. It returns the
+// fields it kept.
+func KeepDefaults(desired, observed *unstructured.Unstructured, s *machine.Spec) []string {
+	if desired == nil || observed == nil {
+		return nil
+	}
+	fields := [][]string{{"cpu", "0", "type"}}
+	if s.Proxmox.Bridge == "" {
+		fields = append(fields, []string{"networkDevice", "0", "bridge"})
+	}
+	if s.Domain == "" {
+		// The description names the FQDN, which the VM got from its
+		// user-data at first boot and keeps.
+		fields = append(fields, []string{"initialization", "0", "dns", "0", "domain"}, []string{"description"})
+	}
+	if len(s.Network.DNS) == 0 {
+		fields = append(fields, []string{"initialization", "0", "dns", "0", "servers"})
+	}
+	return keep(desired, observed, fields)
+}
+
+// keep copies fields of observed's spec.forProvider into desired's where
+// they differ, and returns them.
+func keep(desired, observed *unstructured.Unstructured, fields [][]string) []string {
+	if desired == nil || observed == nil {
+		return nil
 	}
 	want, _, _ := unstructured.NestedMap(desired.Object, "spec", "forProvider")
 	have, _, _ := unstructured.NestedMap(observed.Object, "spec", "forProvider")
@@ -93,6 +133,9 @@ func set(root map[string]any, path []string, val any) {
 			next, ok := x[p]
 			if !ok {
 				next = map[string]any{}
+				if path[i+1] == "0" {
+					next = []any{map[string]any{}}
+				}
 				x[p] = next
 			}
 			cur = next

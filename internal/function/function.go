@@ -131,6 +131,9 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 	if kept := compose.KeepCreateOnly(vm, obs.vm); len(kept) > 0 {
 		response.Warning(rsp, fmt.Errorf("the Composition's defaults for this machine changed, but %v are fixed when a VM is created: the VM keeps its own", kept)).TargetCompositeAndClaim()
 	}
+	if kept := compose.KeepDefaults(vm, obs.vm, spec); len(kept) > 0 {
+		response.Warning(rsp, fmt.Errorf("the Composition's defaults changed %v, which would reboot this VM or move its NIC: defaults apply to machines created from now on, and this VM keeps its own. To change it, set the value in its claim (spec.proxmox.bridge, spec.network.dns; a new domain or CPU type needs a new machine)", kept)).TargetCompositeAndClaim()
+	}
 
 	if rsp.Desired == nil {
 		rsp.Desired = &fnv1.State{}
@@ -177,7 +180,7 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		}
 	}
 
-	if err := setStatus(rsp, Status(m, obs.vmStatus())); err != nil {
+	if err := setStatus(rsp, Status(m, file, vm, obs.vmStatus())); err != nil {
 		fatal(rsp, fmt.Errorf("cannot set the XMachine's status: %w", err))
 		return rsp, nil
 	}

@@ -5,8 +5,11 @@ import (
 
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 
+	"github.com/homelab-infra/homelab-infra/internal/cloudinit"
 	"github.com/homelab-infra/homelab-infra/internal/machine"
 )
 
@@ -35,16 +38,37 @@ func setStatus(rsp *fnv1.RunFunctionResponse, st map[string]any) error {
 	return nil
 }
 
-// Status is the XMachine's status: what was asked for (flake ref, node) and
-// what the provider observed of the VM (its id and IPv4 addresses).
-func Status(m *machine.Resolved, vm map[string]any) map[string]any {
+// Status is the XMachine's status: what the machine has, not what a
+// Composition default would give a new one. The flake ref is the one in
+// the user-data the VM booted with (file, as composed after keeping what
+// exists); the node is where Proxmox reports the VM (after a migration too),
+// else where it is composed; the VM id and IPv4 addresses are what the
+// provider observed (observedVM).
+func Status(m *machine.Resolved, file, vm *unstructured.Unstructured, observedVM map[string]any) map[string]any {
 	st := map[string]any{"flakeRef": m.Nix.FlakeRef, "node": m.Proxmox.Node}
-	at, ok := vm["status"].(map[string]any)
+	if file != nil {
+		raw, _, _ := unstructured.NestedSlice(file.Object, "spec", "forProvider", "sourceRaw")
+		if len(raw) > 0 {
+			data, _ := raw[0].(map[string]any)["data"].(string)
+			if ref, ok := cloudinit.FlakeRefOf(data); ok {
+				st["flakeRef"] = ref
+			}
+		}
+	}
+	if vm != nil {
+		if n, _, _ := unstructured.NestedString(vm.Object, "spec", "forProvider", "nodeName"); n != "" {
+			st["node"] = n
+		}
+	}
+	at, ok := observedVM["status"].(map[string]any)
 	if ok {
 		at, ok = at["atProvider"].(map[string]any)
 	}
 	if !ok {
 		return st
+	}
+	if n, ok := at["nodeName"].(string); ok && n != "" {
+		st["node"] = n
 	}
 	switch id := at["vmId"].(type) {
 	case int64:
