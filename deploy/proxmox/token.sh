@@ -7,7 +7,7 @@
 # (crossplane/provider/providerconfig.yaml).
 #
 #   deploy/proxmox/token.sh                     # the defaults below
-#   VM_STORAGE=ceph-vm SNIPPET_STORAGE=cephfs deploy/proxmox/token.sh
+#   VM_STORAGE=ceph-vm SNIPPET_STORAGE=cephfs TEMPLATE_VMIDS="9002 9003" deploy/proxmox/token.sh
 #
 # The control-plane tests run this very file against the simulated cluster
 # (test/proxmoxsim RunPveumScript), so what it grants is what the suite's
@@ -19,6 +19,8 @@ token=${PVE_TOKEN_NAME:-provider}
 vm_storage=${VM_STORAGE:-local-lvm}          # the Composition's defaults.storage
 snippet_storage=${SNIPPET_STORAGE:-local}    # the Composition's defaults.snippetDatastore
 zone=${SDN_ZONE:-localnetwork}               # plain Linux bridges (vmbr0) are in this zone
+templates=${TEMPLATE_VMIDS:-9002}            # the Composition's images' templateVmId
+pool=homelab                                 # internal/compose Pool: every VM is made in it
 major=${PVE_MAJOR:-$(pveversion | sed -n 's|^pve-manager/\([0-9]*\)\..*|\1|p')}
 
 # Reading the guest agent's addresses: PVE 9 split VM.Monitor up.
@@ -30,14 +32,31 @@ esac
 
 pveum user add "$user" --comment "homelab-infra provider (Crossplane)"
 
-# The machines: clone the template, configure, start, reboot, stop, read,
-# read the guest agent's addresses, destroy. VM.Config.CDROM with
-# VM.Config.Cloudinit: qemu-server checks both for any change of a VM's
-# cloud-init drive.
-pveum role add HomelabVM --privs "VM.Allocate VM.Clone VM.Audit VM.PowerMgmt \
+# The machines are made in the project's pool and the token's VM privileges
+# hold there only: clone (into the pool), configure, start, reboot, stop,
+# read the guest agent's addresses, destroy. A VM outside the pool (made by
+# hand or by another tool) is out of reach whatever a claim says.
+# VM.Config.CDROM with VM.Config.Cloudinit: qemu-server checks both for any
+# change of a VM's cloud-init drive. Pool.Audit: the provider reads which
+# pool a VM is in.
+pveum pool add "$pool" --comment "homelab-infra machines (Crossplane)"
+pveum role add HomelabVM --privs "VM.Allocate VM.Audit VM.PowerMgmt \
 VM.Config.CPU VM.Config.Memory VM.Config.Disk VM.Config.CDROM VM.Config.Cloudinit \
-VM.Config.Network VM.Config.Options $agent_audit"
-pveum acl modify /vms --users "$user" --roles HomelabVM
+VM.Config.Network VM.Config.Options $agent_audit Pool.Audit"
+pveum acl modify "/pool/$pool" --users "$user" --roles HomelabVM
+
+# Every VM, read only: whether a claim's VM id is free, and whose an
+# existing VM is (its description carries the claim's mark). Nothing is
+# changed outside the pool.
+pveum role add HomelabAudit --privs "VM.Audit"
+pveum acl modify /vms --users "$user" --roles HomelabAudit
+
+# The templates: cloned, never changed (an ACL on a VM replaces what /vms
+# grants there).
+pveum role add HomelabTemplate --privs "VM.Clone VM.Audit"
+for t in $templates; do
+  pveum acl modify "/vms/$t" --users "$user" --roles HomelabTemplate
+done
 
 # The disks' datastore: space for the clones' disks and cloud-init drives.
 pveum role add HomelabDisks --privs "Datastore.AllocateSpace Datastore.Audit"

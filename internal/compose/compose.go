@@ -48,6 +48,22 @@ const AnnotationExternalName = "crossplane.io/external-name"
 // apply takes it out again: a change on every reconcile.
 var ManagementPolicies = []any{"Observe", "Create", "Update", "Delete"}
 
+// ObservePolicies are a VM's until it is known to be absent or this
+// claim's (function/ownership.go): the provider only reads it.
+var ObservePolicies = []any{"Observe"}
+
+// Pool is the Proxmox pool every VM is created in. deploy/proxmox/token.sh
+// creates it and grants the API token its VM privileges on the pool only,
+// so a VM outside it (hand-made, another tool's) is out of the token's
+// reach whatever a claim says.
+const Pool = "homelab"
+
+// Mark is what a VM's description says when it is the claim owner's
+// machine: a claim adopts an existing VM only when it carries its mark.
+func Mark(owner string) string {
+	return "Machine " + owner + ", managed by Crossplane (homelab-infra)"
+}
+
 // Settings of every VM that are the same for all machines; each is a fault
 // found with the real provider (README, "Proxmox").
 const (
@@ -151,7 +167,8 @@ func VirtualMachine(xrName, owner string, m *machine.Resolved, diskGiB int64) *u
 	fp := map[string]any{
 		"name":        m.Hostname,
 		"nodeName":    m.Proxmox.Node,
-		"description": fmt.Sprintf("%s: Machine %s, managed by Crossplane (homelab-infra); edits here are overwritten", m.FQDN, owner),
+		"description": fmt.Sprintf("%s: %s; edits here are overwritten", m.FQDN, Mark(owner)),
+		"poolId":      Pool,
 		"clone":       []any{clone},
 		"cpu":         []any{cpu},
 		"memory":      []any{map[string]any{"dedicated": m.Class.MemoryMiB}},

@@ -19,7 +19,7 @@ import (
 // keys in a Secret, a new rendering of the user-data.
 var (
 	vmCreateOnly = [][]string{
-		{"nodeName"}, {"vmId"}, {"clone"},
+		{"nodeName"}, {"vmId"}, {"clone"}, {"poolId"},
 		{"initialization", "0", "userDataFileId"}, {"initialization", "0", "datastoreId"},
 		// bpg moves a disk whose datastore changes (shut down, move, start).
 		{"disk", "0", "datastoreId"},
@@ -40,6 +40,10 @@ func KeepCreateOnly(desired, observed *unstructured.Unstructured) []string {
 	fields := vmCreateOnly
 	if desired.GetKind() == FileKind {
 		fields = fileCreateOnly
+	} else if _, ok, _ := unstructured.NestedString(observed.Object, "spec", "forProvider", "poolId"); !ok {
+		// A VM made before VMs had a pool stays out of it: moving it needs
+		// Pool.Allocate, which the token does not have (README, upgrade).
+		unstructured.RemoveNestedField(desired.Object, "spec", "forProvider", "poolId")
 	}
 	return keep(desired, observed, fields)
 }

@@ -76,11 +76,7 @@ func TestDefaultEditsKeepExistingMachines(t *testing.T) {
 			}
 
 			// A machine created now takes the new default.
-			fresh := run(t, c, []byte(edited), held(t, xr, nil))
-			fresh = run(t, c, []byte(edited), Applied(fresh))
-			if !Composed(fresh) {
-				t.Fatalf("%s: no VM for a new machine", tc.reason)
-			}
+			fresh := convergeFrom(t, c, []byte(edited), held(t, xr, nil))
 			if diff := cmp.Diff(responseSpecs(before), responseSpecs(fresh)); diff == "" {
 				t.Errorf("%s: a new machine did not take the new default", tc.reason)
 			}

@@ -76,6 +76,7 @@ func observedVM(xrName string) map[string]any {
 		"apiVersion": "ve.proxmox.homelab.dev/v1alpha1",
 		"kind":       "VirtualMachine",
 		"metadata":   map[string]any{"name": xrName + "-vm"},
+		"spec":       map[string]any{"managementPolicies": compose.ManagementPolicies},
 		"status": map[string]any{
 			"atProvider": map[string]any{
 				"vmId":          1053,
@@ -131,62 +132,55 @@ func held(t testing.TB, xr map[string]any, observed map[string]map[string]any) m
 // VM. It returns the last response.
 func converge(t *testing.T, c *repo.Claim, input []byte) *fnv1.RunFunctionResponse {
 	t.Helper()
-	rsp := run(t, c, input, nil)
-	for i := 0; i < 2 && !Composed(rsp); i++ {
+	return convergeFrom(t, c, input, nil)
+}
+
+// convergeFrom is converge from what is observed.
+func convergeFrom(t *testing.T, c *repo.Claim, input []byte, observed map[string]map[string]any) *fnv1.RunFunctionResponse {
+	t.Helper()
+	rsp := run(t, c, input, observed)
+	for i := 0; i < 3 && !Composed(rsp); i++ {
 		rsp = run(t, c, input, Applied(rsp))
 	}
 	if !Composed(rsp) {
-		t.Fatalf("%s: no VM after three reconciles", c.Name)
+		t.Fatalf("%s: no VM to make after four reconciles", c.Name)
 	}
 	return rsp
 }
 
 // TestGoldenResponses pins the function's full response for each example
-// claim: the first reconcile (nothing observed: only the identities), the
-// one after the snippet is uploaded (the VM follows), and a later one (the
-// VM running), which shows status and readiness.
+// claim at each step Crossplane and the provider take it through: the first
+// reconcile (only the identities), the one after the snippet is uploaded
+// (the VM, Observe-only: is its id free?), the one that lets the provider
+// make the VM, and a later one (the VM running), which shows status and
+// readiness.
 func TestGoldenResponses(t *testing.T) {
 	claims, input := exampleClaims(t)
 	cases := map[string]struct {
 		reason string
 		claim  string
-		// observed builds the observed state from the first response.
-		observed func(t *testing.T, first *fnv1.RunFunctionResponse, xr string) map[string]map[string]any
+		// steps is how many times the function runs again with what it
+		// desired applied (Applied).
+		steps int
+		// running: the last run observes the VM running.
+		running bool
 	}{
-		"dns01-first": {reason: "the first reconcile holds the machine's identities and composes nothing else", claim: "dns01"},
-		"dns01": {
-			reason: "static address, pinned node, VLAN and VM id, once the snippet exists",
-			claim:  "dns01",
-			observed: func(_ *testing.T, first *fnv1.RunFunctionResponse, _ string) map[string]map[string]any {
-				return Applied(first)
-			},
-		},
-		"docker01": {
-			reason: "DHCP, everything else from the site defaults, once the snippet exists",
-			claim:  "docker01",
-			observed: func(_ *testing.T, first *fnv1.RunFunctionResponse, _ string) map[string]map[string]any {
-				return Applied(first)
-			},
-		},
-		"dns01-observed": {
-			reason: "a running VM fills status.vmId and ipv4Addresses; readiness follows each resource's Ready condition and the guest's address",
-			claim:  "dns01",
-			observed: func(_ *testing.T, first *fnv1.RunFunctionResponse, xr string) map[string]map[string]any {
-				o := Applied(first)
-				o["vm"] = observedVM(xr)
-				return o
-			},
-		},
+		"dns01-first":    {reason: "the first reconcile holds the machine's identities and composes nothing else", claim: "dns01"},
+		"dns01-checking": {reason: "the snippet exists: the VM follows, Observe-only until the provider reports its id free", claim: "dns01", steps: 2},
+		"dns01":          {reason: "static address, pinned node, VLAN and VM id: the VM for the provider to make", claim: "dns01", steps: 3},
+		"docker01":       {reason: "DHCP, everything else from the site defaults", claim: "docker01", steps: 3},
+		"dns01-observed": {reason: "a running VM fills status.vmId and ipv4Addresses; readiness follows each resource's Ready condition and the guest's address", claim: "dns01", steps: 4, running: true},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			c := claims[tc.claim]
 			rsp := run(t, c, input, nil)
-			if tc.observed != nil {
-				// The reconcile before the VM: identities held, snippet
-				// composed.
-				rsp = run(t, c, input, Applied(rsp))
-				rsp = run(t, c, input, tc.observed(t, rsp, c.Name))
+			for i := 0; i < tc.steps; i++ {
+				obs := Applied(rsp)
+				if tc.running && i == tc.steps-1 {
+					obs["vm"] = observedVM(c.Name)
+				}
+				rsp = run(t, c, input, obs)
 			}
 			golden(t, name+".golden.yaml", responseYAML(t, rsp))
 		})

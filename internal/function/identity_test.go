@@ -320,7 +320,7 @@ func TestUniquenessCostIsFlat(t *testing.T) {
 	converge := func(c *cluster, i int) (int, int) {
 		xr := machineXR(t, base, i)
 		var obs map[string]map[string]any
-		for pass := 0; pass < 3; pass++ {
+		for pass := 0; pass < 4; pass++ {
 			req, rsp := c.reconcile(t, f, xr, input, obs)
 			if ft := fatals(rsp); ft != "" {
 				t.Fatalf("machine %d: unexpected Fatal: %s", i, ft)
@@ -335,7 +335,7 @@ func TestUniquenessCostIsFlat(t *testing.T) {
 			}
 			obs = Applied(rsp)
 		}
-		t.Fatalf("machine %d: no VM after three reconciles", i)
+		t.Fatalf("machine %d: no VM after four reconciles", i)
 		return 0, 0
 	}
 	alone := newCluster()
@@ -414,7 +414,7 @@ func BenchmarkReconcileInFleet(b *testing.B) {
 			for i := 0; i < n; i++ {
 				xr := machineXR(b, base, i)
 				var obs map[string]map[string]any
-				for pass := 0; pass < 3; pass++ {
+				for pass := 0; pass < 4; pass++ {
 					var rsp *fnv1.RunFunctionResponse
 					req, rsp = c.reconcile(b, f, xr, input, obs)
 					obs = Applied(rsp)

@@ -6,6 +6,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 
 	"github.com/homelab-infra/homelab-infra/internal/compose"
@@ -80,11 +82,13 @@ func toStruct(v map[string]any) (*structpb.Struct, error) {
 }
 
 // Applied is the observed state once Crossplane has applied what rsp
-// desires and the provider has made it: every desired resource exists and
-// is Ready (the identities held, the snippet uploaded). The function
-// composes the snippet only once the identities are held, and the VM only
-// once the snippet exists, so labctl render and the tests run it again with
-// this to see everything Crossplane creates.
+// desires and the provider has acted on it: every resource the provider
+// may make exists and is Ready (the identities held, the snippet
+// uploaded), and an Observe-only VM is reported absent, as the provider
+// reports a VM id no VM has. The function composes the snippet only once
+// the identities are held, the VM only once the snippet exists, and lets
+// the provider create it only once it is known absent, so labctl render and
+// the tests run it again with this until Composed.
 func Applied(rsp *fnv1.RunFunctionResponse) map[string]map[string]any {
 	out := map[string]map[string]any{}
 	for name, r := range rsp.GetDesired().GetResources() {
@@ -93,13 +97,23 @@ func Applied(rsp *fnv1.RunFunctionResponse) map[string]map[string]any {
 			map[string]any{"type": "Ready", "status": "True", "reason": "Available"},
 			map[string]any{"type": "Synced", "status": "True", "reason": "ReconcileSuccess"},
 		}}
+		if pols, _, _ := unstructured.NestedSlice(obj, "spec", "managementPolicies"); len(pols) > 0 && !managesFully(pols) {
+			obj["status"] = map[string]any{"conditions": []any{
+				map[string]any{"type": "Synced", "status": "False", "reason": "ReconcileError", "message": notExist},
+			}}
+		}
 		out[name] = obj
 	}
 	return out
 }
 
-// Composed reports whether rsp desires the machine's VM, the last resource
-// the function composes.
+// Composed reports whether rsp desires the machine's VM for the provider
+// to make: the function's last step.
 func Composed(rsp *fnv1.RunFunctionResponse) bool {
-	return rsp.GetDesired().GetResources()[compose.VM] != nil
+	vm := rsp.GetDesired().GetResources()[compose.VM]
+	if vm == nil {
+		return false
+	}
+	pols, _, _ := unstructured.NestedSlice(vm.GetResource().AsMap(), "spec", "managementPolicies")
+	return managesFully(pols)
 }

@@ -117,9 +117,10 @@ func RenderFrom(ctx context.Context, root string, args []string, stdin io.Reader
 			}
 		}
 		// The snippet follows once the machine holds its identities, the
-		// VM once the snippet exists: run the function again as Crossplane
-		// will then, until it composes the VM or refuses the claim.
-		for i := 0; i < 2 && !function.Composed(rsp) && len(rsp.GetDesired().GetResources()) > 0; i++ {
+		// VM once the snippet exists, and the provider makes it once it
+		// knows the id is free: run the function again as Crossplane will
+		// then, until it composes the VM or refuses the claim.
+		for i := 0; i < 3 && !function.Composed(rsp) && len(rsp.GetDesired().GetResources()) > 0; i++ {
 			again, err := function.NewRequest(repo.XRFor(c), input, function.Applied(rsp), nil)
 			if err != nil {
 				return nil, fmt.Errorf("%s: cannot build the function request: %w", c.Where(), err)

@@ -95,7 +95,7 @@ func startNode(root, dir string, tune func(*proxmoxsim.Options)) (*node, error) 
 		return nil, err
 	}
 	if o.Access == nil {
-		o.Access, err = proxmoxsim.RunPveumScript(api, filepath.Join(root, "deploy", "proxmox", "token.sh"))
+		o.Access, err = proxmoxsim.RunPveumScript(api, filepath.Join(root, "deploy", "proxmox", "token.sh"), fmt.Sprintf("TEMPLATE_VMIDS=%d", facts.TemplateVMID))
 		if err != nil {
 			return nil, fmt.Errorf("cannot run the README's token set-up: %w", err)
 		}

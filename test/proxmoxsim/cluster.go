@@ -36,12 +36,19 @@ func init() {
 		}
 	})
 	handle("GET", "/pools", func(s *Sim, c *call) (any, *apiError) {
-		// Only the pools the caller has Pool.Audit on.
+		// Only the pools the caller has Pool.Audit on, or the one named by
+		// poolid with its members (the schema's description of GET /pools;
+		// the member fields are its returns).
 		out := []map[string]any{}
 		for _, name := range sortedKeys(s.access.Pools) {
-			if s.access.check(c.who, "/pool/"+name, "Pool.Audit") == nil {
-				out = append(out, map[string]any{"poolid": name})
+			if s.access.check(c.who, "/pool/"+name, "Pool.Audit") != nil || c.has("poolid") && c.get("poolid") != name {
+				continue
 			}
+			e := map[string]any{"poolid": name}
+			if c.has("poolid") {
+				e["members"] = s.poolMembers(name, c.get("type"))
+			}
+			out = append(out, e)
 		}
 		return out, nil
 	})
@@ -261,4 +268,30 @@ func (s *Sim) deleteContent(c *call) (any, *apiError) {
 		t.log = append(t.log, fmt.Sprintf("Removed volume '%s'", volid))
 		return nil
 	})
+}
+
+// poolMembers are a pool's existing VMs and its storages, of type typ (all
+// when ""), as GET /pools lists them.
+func (s *Sim) poolMembers(name, typ string) []map[string]any {
+	p := s.access.Pools[name]
+	out := []map[string]any{}
+	if typ == "" || typ == "qemu" {
+		ids := make([]int, 0, len(p.VMs))
+		for id := range p.VMs {
+			ids = append(ids, id)
+		}
+		sort.Ints(ids)
+		for _, id := range ids {
+			if v := s.vms[id]; v != nil {
+				out = append(out, map[string]any{"id": fmt.Sprintf("qemu/%d", id), "type": "qemu", "vmid": id, "node": v.node, "name": v.conf["name"]})
+			}
+		}
+	}
+	if typ == "" || typ == "storage" {
+		for _, st := range sortedKeys(p.Storages) {
+			node := s.opts.Nodes[0].Name
+			out = append(out, map[string]any{"id": "storage/" + node + "/" + st, "type": "storage", "storage": st, "node": node})
+		}
+	}
+	return out
 }

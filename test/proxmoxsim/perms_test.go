@@ -18,7 +18,7 @@ import (
 // PUT); the config with the new cloud-init drive, the snippet, the network
 // and the sizing (PUT); the disk's resize; the start. Each step is
 // returned as it was answered.
-func bpgCreate(t *testing.T, s *Sim, tok string, id string) []answer {
+func bpgCreate(t *testing.T, s *Sim, tok, id, pool string) []answer {
 	t.Helper()
 	base := "/nodes/pve1/qemu/" + id
 	var out []answer
@@ -36,7 +36,11 @@ func bpgCreate(t *testing.T, s *Sim, tok string, id string) []answer {
 		return a.Status == http.StatusOK
 	}
 	writeSnippet(t, s, "u-"+id+".yaml", "#cloud-config\n")
-	_ = step(http.MethodPost, "/nodes/pve1/qemu/9002/clone", url.Values{"newid": {id}, "full": {"1"}, "name": {"dns01"}, "storage": {"local-lvm"}}) &&
+	clone := url.Values{"newid": {id}, "full": {"1"}, "name": {"dns01"}, "storage": {"local-lvm"}}
+	if pool != "" {
+		clone.Set("pool", pool)
+	}
+	_ = step(http.MethodPost, "/nodes/pve1/qemu/9002/clone", clone) &&
 		step(http.MethodPut, base+"/config", url.Values{"delete": {"ide2"}}) &&
 		step(http.MethodPut, base+"/config", url.Values{
 			"ide2": {"file=local-lvm:cloudinit,media=cdrom"}, "cicustom": {"user=local:snippets/u-" + id + ".yaml"},
@@ -81,7 +85,7 @@ func TestREADMERoleBefore(t *testing.T) {
 	t.Parallel()
 	access, tok := setUp(t, 9, filepath.Join("testdata", "readme-role-before.sh"))
 	s := newSim(t, func(o *Options) { o.Access = access })
-	steps := bpgCreate(t, s, tok, "1053")
+	steps := bpgCreate(t, s, tok, "1053", "")
 	if len(steps) != 2 || steps[0].Status != http.StatusOK {
 		t.Fatalf("want the clone to pass and the next call to fail, got %v", steps)
 	}
@@ -102,7 +106,7 @@ func TestDocumentedRole(t *testing.T) {
 		t.Run("PVE"+itoa(major), func(t *testing.T) {
 			access, tok := setUp(t, major, tokenScript(t))
 			s := newSim(t, func(o *Options) { o.Access, o.PVE = access, major })
-			for i, a := range bpgCreate(t, s, tok, "1053") {
+			for i, a := range bpgCreate(t, s, tok, "1053", "homelab") {
 				if a.Status != http.StatusOK {
 					t.Fatalf("step %d: %d %s %s", i, a.Status, a.Reason, a.Errors)
 				}
@@ -142,6 +146,7 @@ func TestPrivilegeLists(t *testing.T) {
 	}
 	a9, _ := setUp(t, 9, tokenScript(t))
 	a8, _ := setUp(t, 8, tokenScript(t))
+	a9.Pools["homelab"].VMs[1053], a8.Pools["homelab"].VMs[1053] = true, true
 	if p := a9.Permissions("crossplane@pve!provider", "/vms/1053"); !p["VM.GuestAgent.Audit"] || p["VM.Monitor"] {
 		t.Errorf("PVE 9: want VM.GuestAgent.Audit and no VM.Monitor, got %v", p)
 	}
@@ -170,6 +175,14 @@ func TestLeastPrivilege(t *testing.T) {
 		"NoPermissionsModify": {"/access", "Permissions.Modify", false},
 		"NoConsole":           {"/vms/1053", "VM.Console", false},
 		"NoHWType":            {"/vms/1053", "VM.Config.HWType", false},
+		"PoolVMs":             {"/pool/homelab", "VM.Config.Disk", true},
+		"ReadAnyVM":           {"/vms/4242", "VM.Audit", true},
+		"NoChangeOutsidePool": {"/vms/4242", "VM.Config.Options", false},
+		"NoAllocateOutside":   {"/vms/4242", "VM.Allocate", false},
+		"CloneTemplate":       {"/vms/9002", "VM.Clone", true},
+		"NoChangeTemplate":    {"/vms/9002", "VM.Config.Disk", false},
+		"NoCloneOthers":       {"/vms/4242", "VM.Clone", false},
+		"NoPoolAllocate":      {"/pool/homelab", "Pool.Allocate", false},
 		"Bridge":              {"/sdn/zones/localnetwork/vmbr0", "SDN.Use", true},
 		"BridgeVLAN":          {"/sdn/zones/localnetwork/vmbr0/10", "SDN.Use", true},
 	}
@@ -340,5 +353,44 @@ func TestTaskOwner(t *testing.T) {
 	}
 	if exit := waitTask(t, s, upid); exit != "OK" {
 		t.Errorf("the owner reads its task: %q", exit)
+	}
+}
+
+// TestForeignVMOutOfReach: with the documented token, a VM outside the
+// project's pool (made by hand) can be read but not changed, stopped or
+// destroyed, and the template can be cloned but not changed.
+func TestForeignVMOutOfReach(t *testing.T) {
+	t.Parallel()
+	access, tok := setUp(t, 9, tokenScript(t))
+	s := newSim(t, func(o *Options) { o.Access = access })
+	if err := s.HandMadeVM(4242, 9002, "pve1", "my test VM"); err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]struct {
+		method, path string
+		form         url.Values
+		wantStatus   int
+		want         string
+	}{
+		"Read":           {method: http.MethodGet, path: "/nodes/pve1/qemu/4242/config", wantStatus: 200},
+		"Change":         {method: http.MethodPut, path: "/nodes/pve1/qemu/4242/config", form: url.Values{"description": {"mine now"}}, wantStatus: 403, want: "Permission check failed (/vms/4242, VM.Config.Disk|VM.Config.CDROM"},
+		"Stop":           {method: http.MethodPost, path: "/nodes/pve1/qemu/4242/status/stop", wantStatus: 403, want: "Permission check failed (/vms/4242, VM.PowerMgmt)"},
+		"Destroy":        {method: http.MethodDelete, path: "/nodes/pve1/qemu/4242", wantStatus: 403, want: "Permission check failed (/vms/4242, VM.Allocate)"},
+		"ChangeTemplate": {method: http.MethodPut, path: "/nodes/pve1/qemu/9002/config", form: url.Values{"description": {"x"}}, wantStatus: 403, want: "Permission check failed (/vms/9002, VM.Config.Disk|VM.Config.CDROM"},
+		"CloneOutsidePool": {method: http.MethodPost, path: "/nodes/pve1/qemu/9002/clone", form: url.Values{"newid": {"1054"}, "full": {"1"}},
+			// The schema's 'or' (VM.Allocate on the new id, or on the pool
+			// named): neither holds, and PVE names no path.
+			wantStatus: 403, want: "Permission check failed"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			a := doAs(t, s, tok, tc.method, tc.path, tc.form)
+			if a.Status != tc.wantStatus || !strings.Contains(a.Reason, tc.want) {
+				t.Errorf("%s %s: want %d %q, got %d %q", tc.method, tc.path, tc.wantStatus, tc.want, a.Status, a.Reason)
+			}
+		})
+	}
+	if n := s.ConfigWrites(4242); n != 0 {
+		t.Errorf("the hand-made VM's config was written %d times", n)
 	}
 }

@@ -203,3 +203,45 @@ func (s *Sim) Deny(aclPath, privilege string) (grant func()) {
 		aside = nil
 	}
 }
+
+// HandMadeVM makes VM id on node as someone with root does in the web UI
+// (a full clone of template, started), in no pool, with description: a VM
+// no claim made. Its config changes are counted by ConfigWrites from then
+// on.
+func (s *Sim) HandMadeVM(id, template int, node, description string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.vms[template]
+	if t == nil || !t.isTemplate() {
+		return fmt.Errorf("VM %d is not a template", template)
+	}
+	if s.vms[id] != nil {
+		return fmt.Errorf("VM %d already exists", id)
+	}
+	v := newVM(id, node)
+	for k, val := range t.conf {
+		v.conf[k] = val
+	}
+	delete(v.conf, "template")
+	// Its own disks, as a full clone has.
+	for k, val := range v.conf {
+		volid, rest, _ := strings.Cut(val, ",")
+		old := s.volumes[volid]
+		if old == nil {
+			continue
+		}
+		nv := *old
+		nv.vmid, nv.node = id, node
+		nv.id = strings.Replace(strings.Replace(volid, fmt.Sprintf("base-%d-", template), fmt.Sprintf("vm-%d-", id), 1), fmt.Sprintf("vm-%d-", template), fmt.Sprintf("vm-%d-", id), 1)
+		s.volumes[nv.id] = &nv
+		v.conf[k] = nv.id
+		if rest != "" {
+			v.conf[k] += "," + rest
+		}
+	}
+	v.conf["name"] = fmt.Sprintf("hand-made-%d", id)
+	v.conf["description"] = description
+	v.running = true
+	s.vms[id] = v
+	return nil
+}
