@@ -134,6 +134,9 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 	if kept := compose.KeepDefaults(vm, obs.vm, spec); len(kept) > 0 {
 		response.Warning(rsp, fmt.Errorf("the Composition's defaults changed %v, which would reboot this VM or move its NIC: defaults apply to machines created from now on, and this VM keeps its own. To change it, set the value in its claim (spec.proxmox.bridge, spec.network.dns; a new domain or CPU type needs a new machine)", kept)).TargetCompositeAndClaim()
 	}
+	if node := followNode(vm, obs.vm); node != "" {
+		migrationWarning(rsp, *spec.Proxmox.VMID, node, file)
+	}
 	pols, foreign := vmOwnership(obs.vm, compose.Mark(claimOf(oxr, xrName)), *spec.Proxmox.VMID)
 	_ = unstructured.SetNestedSlice(vm.Object, pols, "spec", "managementPolicies")
 

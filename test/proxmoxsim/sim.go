@@ -43,6 +43,9 @@ type Options struct {
 	// README asks for) and "local-lvm" (LVM-thin, for disk images), both
 	// local to each node.
 	Storages []Storage
+	// SnippetStorage is the directory storage whose snippets folder each
+	// node's sshd sets up for the provider (NodeSSHD); default "local".
+	SnippetStorage string
 	// Templates are the template VMs the cluster holds (on their Node, by
 	// default the first).
 	Templates []Template
@@ -159,6 +162,9 @@ func Start(o Options) (*Sim, error) {
 	}
 	if o.PVE == 0 {
 		o.PVE = 9
+	}
+	if o.SnippetStorage == "" {
+		o.SnippetStorage = "local"
 	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}

@@ -221,7 +221,7 @@ func freeLoopback22() (string, error) {
 
 // NodeSSHD starts node's sshd for s: the node's directory storages mounted
 // at their StoragePath, the set-up script run for the snippets folder of
-// storage "local", providerKey (a private key file, "" for a new one)
+// storage Options.SnippetStorage, providerKey (a private key file, "" for a new one)
 // authorized; and sets the node's address to the sshd's.
 func (s *Sim) NodeSSHD(dir, node, setupScript, providerKey string) (*SSHD, error) {
 	mounts := map[string]string{}
@@ -231,7 +231,7 @@ func (s *Sim) NodeSSHD(dir, node, setupScript, providerKey string) (*SSHD, error
 		}
 	}
 	d, err := StartSSHD(dir, SSHDOptions{SetupScript: setupScript, Mounts: mounts, ProviderKey: providerKey,
-		SnippetsDir: filepath.Join(s.StoragePath("local"), "snippets")})
+		SnippetsDir: filepath.Join(s.StoragePath(s.opts.SnippetStorage), "snippets")})
 	if err != nil {
 		return nil, err
 	}
