@@ -174,7 +174,7 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		}
 		userDataCondition(rsp, m, obs)
 		if rsp.GetDesired().GetResources()[compose.VM] != nil {
-			ownershipCondition(rsp, pols, foreign, *spec.Proxmox.VMID)
+			ownershipCondition(rsp, pols, foreign, vmFailure(obs.vm, *spec.Proxmox.VMID, m.Proxmox.Node), *spec.Proxmox.VMID)
 		}
 	default:
 		// Until every identity is this XR's, nothing changes in Proxmox:

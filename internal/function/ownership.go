@@ -82,14 +82,17 @@ func hasAtProvider(obs *unstructured.Unstructured) bool {
 	return ok
 }
 
-// ownershipCondition tells the claim whose VM its id names.
-func ownershipCondition(rsp *fnv1.RunFunctionResponse, pols []any, foreign string, vmID int64) {
+// ownershipCondition tells the claim whose VM its id names, and what failed
+// when the provider could not make or change it (failed).
+func ownershipCondition(rsp *fnv1.RunFunctionResponse, pols []any, foreign, failed string, vmID int64) {
 	switch {
 	case foreign != "":
 		response.ConditionFalse(rsp, ConditionVM, ReasonForeign).WithMessage(foreign +
 			". It is never changed, rebooted or destroyed, also when this claim is deleted. Pick a free spec.proxmox.vmId" +
 			" (a new claim: the id cannot be edited), or, if the VM is this machine's, move it into pool " + compose.Pool +
 			" and put the mark in its description (README, Foreign VMs)").TargetCompositeAndClaim()
+	case managesFully(pols) && failed != "":
+		response.ConditionFalse(rsp, ConditionVM, ReasonFailed).WithMessage(failed).TargetCompositeAndClaim()
 	case managesFully(pols):
 		response.ConditionTrue(rsp, ConditionVM, ReasonOwned).
 			WithMessage(fmt.Sprintf("VM %d is this claim's", vmID)).TargetCompositeAndClaim()

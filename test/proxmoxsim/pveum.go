@@ -112,6 +112,7 @@ var pveumCommands = map[string]pveumCommand{
 	"user token add": {"POST", "/access/users/{userid}/token/{tokenid}", []string{"userid", "tokenid"}, nil},
 	"group add":      {"POST", "/access/groups", []string{"groupid"}, nil},
 	"role add":       {"POST", "/access/roles", []string{"roleid"}, nil},
+	"role modify":    {"PUT", "/access/roles/{roleid}", []string{"roleid"}, nil},
 	"acl modify":     {"PUT", "/access/acl", []string{"path"}, map[string]string{"delete": "0"}},
 	"pool add":       {"POST", "/pools", []string{"poolid"}, nil},
 	"pool modify":    {"PUT", "/pools", []string{"poolid"}, nil},
@@ -271,6 +272,20 @@ func (a *Access) apply(cmd string, p map[string]string) error {
 			privs[x] = true
 		}
 		a.Roles[p["roleid"]] = privs
+	case "role modify":
+		// update_role (pve-access-control src/PVE/API2/Role.pm; the copy
+		// the search tools hold names no commit): the privileges replace
+		// the role's, or are added with append.
+		role := a.Roles[p["roleid"]]
+		if role == nil {
+			return fmt.Errorf("role '%s' does not exist", p["roleid"])
+		}
+		if p["append"] != "1" {
+			clear(role)
+		}
+		for _, x := range splitList(p["privs"]) {
+			role[x] = true
+		}
 	case "acl modify":
 		path, ok := normalizePath(p["path"])
 		if !ok || !checkACLPath(path) {

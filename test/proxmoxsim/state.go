@@ -245,3 +245,11 @@ func (s *Sim) HandMadeVM(id, template int, node, description string) error {
 	s.vms[id] = v
 	return nil
 }
+
+// Pveum runs one pveum command on the running cluster, as an administrator
+// does on a node (e.g. "role", "modify", "HomelabVM", "--privs", "...").
+func (s *Sim) Pveum(args ...string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.access.Pveum(s.api, args...)
+}
