@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -72,6 +73,11 @@ func TestClaimsCompose(t *testing.T) {
 
 			want := goldenDesired(t, name)
 			got := map[string]*unstructured.Unstructured{compose.VM: vm, compose.UserData: file}
+			for rname := range want.Resources {
+				if compose.IsIdentity(rname) {
+					got[rname] = identityLease(t, cp, rname, xr.GetUID())
+				}
+			}
 			for rname, w := range want.Resources {
 				g := got[rname]
 				if g == nil {
@@ -304,4 +310,21 @@ func writesAfterStart(rs []proxmoxsim.Request, id int64) (writes []string, start
 		writes = append(writes, r.String())
 	}
 	return writes, started
+}
+
+// identityLease is the identity Lease name in Crossplane's namespace,
+// which the XR with uid must control (nil when it does not exist).
+func identityLease(t *testing.T, cp *harness.ControlPlane, name string, uid types.UID) *unstructured.Unstructured {
+	t.Helper()
+	l := &unstructured.Unstructured{}
+	l.SetAPIVersion(compose.IdentityAPIVersion)
+	l.SetKind(compose.IdentityKind)
+	if err := cp.Client.Get(ctxFor(t), client.ObjectKey{Namespace: compose.IdentityNamespace, Name: name}, l); err != nil {
+		t.Errorf("identity Lease %s: %v", name, err)
+		return nil
+	}
+	if c := metav1.GetControllerOf(l); c == nil || c.UID != uid {
+		t.Errorf("identity Lease %s: want the XR as its controller, got %v", name, c)
+	}
+	return l
 }

@@ -72,14 +72,26 @@ func TestCrossplaneRender(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := goldenDesired(t, name)
-			snippet := want.Resources[compose.UserData].DeepCopy()
-			snippet.SetAnnotations(map[string]string{"crossplane.io/composition-resource-name": compose.UserData})
-			snippet.Object["status"] = map[string]any{"conditions": []any{map[string]any{"type": "Ready", "status": "True", "reason": "Available"}}}
-			observedFile := filepath.Join(dir, name+"-observed.yaml")
-			ob, err := yaml.Marshal(snippet.Object)
-			if err != nil {
-				t.Fatal(err)
+			// What exists once the function has run up to the VM: its
+			// identities held, the snippet uploaded, the VM read (as
+			// Observe-only) and found absent.
+			var ob []byte
+			for rname, w := range want.Resources {
+				o := w.DeepCopy()
+				o.SetAnnotations(map[string]string{"crossplane.io/composition-resource-name": rname})
+				o.Object["status"] = map[string]any{"conditions": []any{map[string]any{"type": "Ready", "status": "True", "reason": "Available"}}}
+				if rname == compose.VM {
+					_ = unstructured.SetNestedSlice(o.Object, compose.ObservePolicies, "spec", "managementPolicies")
+					o.Object["status"] = map[string]any{"conditions": []any{map[string]any{"type": "Synced", "status": "False", "reason": "ReconcileError",
+						"message": "observe failed: external resource does not exist"}}}
+				}
+				b, err := yaml.Marshal(o.Object)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ob = append(append(ob, "---\n"...), b...)
 			}
+			observedFile := filepath.Join(dir, name+"-observed.yaml")
 			if err := os.WriteFile(observedFile, ob, 0o600); err != nil {
 				t.Fatal(err)
 			}
