@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/homelab-infra/homelab-infra/internal/function"
-	"github.com/homelab-infra/homelab-infra/internal/testenv"
 	"github.com/homelab-infra/homelab-infra/test/proxmoxsim"
 )
 
@@ -19,15 +18,8 @@ import (
 // the same VM, without a second clone and without the claim being deleted.
 func TestFailureAfterClone(t *testing.T) {
 	t.Parallel()
-	testenv.Real(t)
-	root := testenv.RepoRoot(t)
-	dir := t.TempDir()
-	n, err := startNode(root, filepath.Join(dir, "node"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(n.Stop)
-	cp := startOwnStack(t, n, filepath.Join(dir, "stack"))
+	n := ownNode(t, nil)
+	cp := startOwnStack(t, n, filepath.Join(t.TempDir(), "stack"))
 	// PVE 9's HomelabVM (deploy/proxmox/token.sh) without VM.Config.CDROM.
 	if err := n.Sim.Pveum("role", "modify", "HomelabVM", "--privs", "VM.Allocate VM.Audit VM.PowerMgmt "+
 		"VM.Config.CPU VM.Config.Memory VM.Config.Disk VM.Config.Cloudinit VM.Config.Network VM.Config.Options "+

@@ -25,12 +25,11 @@ func TestMigration(t *testing.T) {
 	t.Parallel()
 	testenv.Real(t)
 	root := testenv.RepoRoot(t)
-	dir := t.TempDir()
 	facts, err := readTemplateFacts(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := startNode(root, filepath.Join(dir, "node"), func(o *proxmoxsim.Options) {
+	n := ownNode(t, func(o *proxmoxsim.Options) {
 		o.Storages = []proxmoxsim.Storage{
 			{ID: "local", Type: "dir", Content: []string{"iso", "vztmpl"}},
 			{ID: "local-lvm", Type: "lvmthin", Content: []string{"images", "rootdir"}},
@@ -47,11 +46,7 @@ func TestMigration(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(n.Stop)
-	cp := startOwnStack(t, n, filepath.Join(dir, "stack"))
+	cp := startOwnStack(t, n, filepath.Join(t.TempDir(), "stack"))
 	objs, err := harness.ReadObjects(filepath.Join(root, "crossplane", "composition.yaml"))
 	if err != nil {
 		t.Fatal(err)

@@ -9,8 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"testing"
 	"time"
 
+	"github.com/homelab-infra/homelab-infra/internal/testenv"
 	"github.com/homelab-infra/homelab-infra/test/proxmoxsim"
 )
 
@@ -171,4 +173,18 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return fmt.Sprintf("%x", b)
+}
+
+// ownNode is a simulated cluster of the test's own (tune as for
+// startNode), for a test that changes Proxmox itself; it stops with the
+// test.
+func ownNode(t *testing.T, tune func(*proxmoxsim.Options)) *node {
+	t.Helper()
+	testenv.Real(t)
+	n, err := startNode(testenv.RepoRoot(t), filepath.Join(t.TempDir(), "node"), tune)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Stop)
+	return n
 }
