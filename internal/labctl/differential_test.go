@@ -402,8 +402,10 @@ func functionVerdict(t *testing.T, claim map[string]any, input []byte) (verdict,
 	required := function.Offline()
 	f := &function.Function{}
 	var rsp *fnv1.RunFunctionResponse
-	for round := 0; round < 3; round++ {
-		req, err := function.NewRequest(repo.XRFor(c), input, function.SnippetUploaded(rsp), required)
+	// The Secrets, the identities, the snippet, then the VM (Applied: what
+	// Crossplane and the provider have made of the last response).
+	for round := 0; round < 5; round++ {
+		req, err := function.NewRequest(repo.XRFor(c), input, function.Applied(rsp), required)
 		if err != nil {
 			t.Fatal(err)
 		}
