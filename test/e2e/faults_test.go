@@ -159,6 +159,9 @@ func bareVM(pc string, id int64) *unstructured.Unstructured {
 			"name":     fmt.Sprintf("bare-%d", id),
 			"started":  false,
 			"clone":    []any{map[string]any{"vmId": int64(9002), "full": true, "datastoreId": "local-lvm"}},
+			// The token may make VMs only in the project's pool
+			// (deploy/proxmox/token.sh).
+			"poolId": compose.Pool,
 		},
 	}
 	return vm
