@@ -36,11 +36,49 @@ func keepCloneOffExistingVMs(diff *terraform.InstanceDiff, state *terraform.Inst
 	return diff, nil
 }
 
+// cloudInitFiles are bpg's VM attributes naming the snippets Proxmox gives
+// cloud-init (cicustom), each ForceNew in bpg's schema.
+var cloudInitFiles = []string{
+	"initialization.0.user_data_file_id", "initialization.0.vendor_data_file_id",
+	"initialization.0.network_data_file_id", "initialization.0.meta_data_file_id",
+}
+
+// setUnconfiguredCloudInit lets an update give an existing VM the snippets
+// it never got. bpg's create clones the template first and configures the
+// clone after (proxmoxtf/resource/vm/vm.go at v0.111.1: vmCreateClone, then
+// the config update carrying cicustom, updateBody.CloudInitConfig); when
+// Proxmox refuses that update (a privilege the token lacks, an invalid boot
+// order) the VM exists without cicustom and bpg's read reports
+// user_data_file_id "" (vmReadCustom: CloudInitFiles.UserVolume nil). The
+// field is ForceNew and Upjet refuses an update that would replace the
+// resource, so the VM could never converge once the cause is fixed, short
+// of deleting the claim. An empty old value replaces no snippet: vmUpdate's
+// initialization branch writes the whole cloud-init config, cicustom
+// included (vmGetCloudInitConfig), so the update sets it. A change from one
+// snippet to another still asks for a new VM.
+func setUnconfiguredCloudInit(diff *terraform.InstanceDiff, state *terraform.InstanceState, _ *terraform.ResourceConfig) (*terraform.InstanceDiff, error) {
+	if diff == nil || state == nil || state.ID == "" {
+		return diff, nil
+	}
+	for _, k := range cloudInitFiles {
+		if a := diff.Attributes[k]; a != nil && a.RequiresNew && a.Old == "" && a.New != "" {
+			a.RequiresNew = false
+		}
+	}
+	return diff, nil
+}
+
 // customDiffs are the resources' diff adjustments.
 func customDiffs() ujconfig.ResourceOption {
 	return func(r *ujconfig.Resource) {
 		if r.Name == VMResource {
-			r.TerraformCustomDiff = keepCloneOffExistingVMs
+			r.TerraformCustomDiff = func(diff *terraform.InstanceDiff, state *terraform.InstanceState, config *terraform.ResourceConfig) (*terraform.InstanceDiff, error) {
+				diff, err := keepCloneOffExistingVMs(diff, state, config)
+				if err != nil {
+					return nil, err
+				}
+				return setUnconfiguredCloudInit(diff, state, config)
+			}
 		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/terraform-plugin-sdk/v2/helper/schema"
 	"github.com/hashicorp/terraform-plugin-sdk/v2/terraform"
+
+	ujconfig "github.com/crossplane/upjet/v2/pkg/config"
 )
 
 // TestKeepCloneOffExistingVMs computes bpg's own diff of a VM whose
@@ -32,7 +34,6 @@ func TestKeepCloneOffExistingVMs(t *testing.T) {
 		"clone":     []any{map[string]any{"vm_id": 9002, "full": true, "datastore_id": "local-lvm"}},
 		"disk":      []any{map[string]any{"interface": "virtio0", "datastore_id": "local-lvm", "size": 16}},
 	}
-	block := r.TerraformResource.CoreConfigSchema()
 	rebuilt := func(disk int) *terraform.InstanceState {
 		// What Upjet's Connect does with a managed resource that has no
 		// observation yet (copyParameters, then the shim).
@@ -41,15 +42,7 @@ func TestKeepCloneOffExistingVMs(t *testing.T) {
 			p[k] = v
 		}
 		p["disk"] = []any{map[string]any{"interface": "virtio0", "datastore_id": "local-lvm", "size": disk}}
-		v, err := schema.JSONMapToStateValue(p, block)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := r.TerraformResource.ShimInstanceStateFromValue(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
+		return stateOf(t, r, p)
 	}
 	cases := map[string]struct {
 		reason string
@@ -122,4 +115,83 @@ func TestKeepCloneOffExistingVMs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSetUnconfiguredCloudInit computes bpg's own diff of a VM whose create
+// stopped after the clone, before its cloud-init was configured (Proxmox
+// refused the config update), and shows that the custom diff lets an update
+// give it its snippet, while a VM that has one keeps asking for a new VM to
+// change it.
+func TestSetUnconfiguredCloudInit(t *testing.T) {
+	pc, err := GetProvider()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := pc.Resources[VMResource]
+	const key = "initialization.0.user_data_file_id"
+	init := func(snippet string) []any {
+		return []any{map[string]any{"datastore_id": "local-lvm", "interface": "ide2", "user_data_file_id": snippet}}
+	}
+	params := map[string]any{
+		"node_name": "pve1", "vm_id": 2012, "started": true,
+		"initialization": init("local:snippets/docker01-user-data.yaml"),
+	}
+	state := func(snippet string) *terraform.InstanceState {
+		return stateOf(t, r, map[string]any{"id": "2012", "node_name": "pve1", "vm_id": 2012, "started": false, "initialization": init(snippet)})
+	}
+	cases := map[string]struct {
+		reason     string
+		state      *terraform.InstanceState
+		wantNew    bool
+		wantInDiff bool
+	}{
+		"CreateStoppedAfterClone": {
+			reason: "a VM without cicustom gets its snippet by an update", state: state(""),
+			wantInDiff: true,
+		},
+		"OtherSnippet": {
+			reason: "a VM that has a snippet still needs a new VM to change it", state: state("local:snippets/other.yaml"),
+			wantInDiff: true, wantNew: true,
+		},
+		"Converged": {
+			reason: "a VM with its snippet has no difference", state: state("local:snippets/docker01-user-data.yaml"),
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			diff, err := schema.InternalMap(r.TerraformResource.Schema).Diff(context.Background(), tc.state, terraform.NewResourceConfigRaw(params), nil, nil, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a := diff.Attributes[key]; tc.wantInDiff && (a == nil || !a.RequiresNew) {
+				t.Fatalf("%s: bpg's diff should want a new VM for %s, got %+v", tc.reason, key, a)
+			}
+			got, err := r.TerraformCustomDiff(diff, tc.state, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := got.Attributes[key]
+			if (a != nil) != tc.wantInDiff {
+				t.Fatalf("%s: %s in the diff: %+v", tc.reason, key, a)
+			}
+			if a != nil && a.RequiresNew != tc.wantNew {
+				t.Errorf("%s: %s RequiresNew = %v, want %v", tc.reason, key, a.RequiresNew, tc.wantNew)
+			}
+		})
+	}
+}
+
+// stateOf is the Terraform state of r holding attributes p, as the shim
+// builds it.
+func stateOf(t *testing.T, r *ujconfig.Resource, p map[string]any) *terraform.InstanceState {
+	t.Helper()
+	v, err := schema.JSONMapToStateValue(p, r.TerraformResource.CoreConfigSchema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := r.TerraformResource.ShimInstanceStateFromValue(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
