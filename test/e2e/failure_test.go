@@ -22,7 +22,7 @@ func TestFailureAfterClone(t *testing.T) {
 	cp := startOwnStack(t, n, filepath.Join(t.TempDir(), "stack"))
 	// PVE 9's HomelabVM (deploy/proxmox/token.sh) without VM.Config.CDROM.
 	if err := n.Sim.Pveum("role", "modify", "HomelabVM", "--privs", "VM.Allocate VM.Audit VM.PowerMgmt "+
-		"VM.Config.CPU VM.Config.Memory VM.Config.Disk VM.Config.Cloudinit VM.Config.Network VM.Config.Options "+
+		"VM.Config.CPU VM.Config.Memory VM.Config.Disk VM.Config.Cloudinit VM.Config.Network VM.Config.Options VM.Config.HWType "+
 		"VM.GuestAgent.Audit Pool.Audit"); err != nil {
 		t.Fatal(err)
 	}
