@@ -12,6 +12,7 @@ package main
 // systemd is the real one). Secrets go to a real tmpfs (/dev/shm).
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -26,6 +27,11 @@ import (
 	"github.com/homelab-infra/homelab-infra/internal/vault/bootstrap"
 	"github.com/homelab-infra/homelab-infra/internal/vaulttest"
 )
+
+// tsigValue is the KV secret the tests put in Vault, drawn afresh for each
+// run: a literal would also be in this file, which the flake's source (and
+// so the Nix store the hidden-secrets test searches) holds.
+var tsigValue = "tsig-" + rand.Text()
 
 // vlab is a lab machine with a Vault: host h1, its role and policy, a KV
 // secret and a PKI role, and tmpfs for its secrets.
@@ -43,7 +49,7 @@ func newVLab(t testing.TB) *vlab {
 	srv := vaulttest.Start(t)
 	srv.Lab(t)
 	h := srv.AddHost(t, "h1", vaulttest.HostOptions{})
-	srv.PutKV(t, "hosts/h1/tsig", map[string]any{"key": "tsig-value-1", "algo": "hmac-sha256"})
+	srv.PutKV(t, "hosts/h1/tsig", map[string]any{"key": tsigValue, "algo": "hmac-sha256"})
 	shm, err := os.MkdirTemp("/dev/shm", "nix-gitops-vault-")
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +133,7 @@ func TestVaultFirstBootAndReboot(t *testing.T) {
 	if calls := v.calls(); len(calls) != 2 || calls[1].Result != "ok" {
 		t.Errorf("the switch did not succeed with the secrets in place: %v", calls)
 	}
-	if uid, gid, mode, c := fileInfo(t, filepath.Join(v.shm, "tsig")); uid != 1 || gid != 1 || mode != 0o440 || c != "tsig-value-1" {
+	if uid, gid, mode, c := fileInfo(t, filepath.Join(v.shm, "tsig")); uid != 1 || gid != 1 || mode != 0o440 || c != tsigValue {
 		t.Errorf("tsig: %d:%d %04o, want daemon:daemon 0440 with the KV value", uid, gid, mode)
 	}
 	for _, p := range []string{"dns-tls.crt", "dns-tls.key"} {
@@ -336,7 +342,7 @@ func TestVaultSecretsStayHidden(t *testing.T) {
 	}
 	_, _, _, key := fileInfo(t, filepath.Join(v.shm, "dns-tls.key"))
 	secrets := map[string]string{
-		"the KV value": "tsig-value-1", "the secret_id": strings.TrimSpace(string(sid)), "the Vault token": tok.Token,
+		"the KV value": tsigValue, "the secret_id": strings.TrimSpace(string(sid)), "the Vault token": tok.Token,
 		"the wrapping token": wrap, "the operator's token": v.srv.RootToken,
 	}
 	for i, line := range strings.Split(key, "\n") {
