@@ -182,7 +182,12 @@ func VirtualMachine(xrName, owner string, m *machine.Resolved, diskGiB int64) *u
 		}},
 		// Without a boot order Proxmox boots the first disk by bus (ide,
 		// scsi, virtio, sata), which need not be the template's.
-		"bootOrder":       []any{m.Image.DiskInterface},
+		"bootOrder": []any{m.Image.DiskInterface},
+		// The template's controller, which the clone has: left out, the
+		// provider plans bpg's default (virtio-scsi-pci), a change it makes
+		// with a reboot once its state holds what Proxmox has, as after a
+		// rebuilt cluster adopts the VM (TestAdoptionAfterRebuild).
+		"scsiHardware":    m.Image.SCSIHardware,
 		"networkDevice":   []any{nic},
 		"initialization":  []any{init},
 		"agent":           []any{map[string]any{"enabled": true, "timeout": AgentTimeout}},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -46,6 +47,15 @@ type Image struct {
 	// and sizes it to the class. Any other interface would be a second,
 	// empty disk that Proxmox's default boot order may pick instead.
 	DiskInterface string `json:"diskInterface"`
+	// SCSIHardware is the template's SCSI controller model (scsihw;
+	// virtio-scsi-single for nixpkgs' Proxmox image). A clone keeps it, and
+	// the VM states it so that the provider's plan agrees with Proxmox: bpg
+	// reads a clone's scsihw only when its state lacks one (as when a
+	// rebuilt cluster adopts the VM), and a difference then is an update
+	// that reboots the VM (bpg v0.111.1 proxmoxtf/resource/vm/vm.go: the
+	// read's "Compare SCSI hardware type", the update's
+	// HasChange(mkSCSIHardware) sets rebootRequired).
+	SCSIHardware string `json:"scsiHardware"`
 	// DiskGiB is the size of the template's disk: a class may grow it,
 	// never shrink it.
 	DiskGiB int64 `json:"diskGiB"`
@@ -130,6 +140,9 @@ func (in *Input) Validate() Errors {
 		}
 		if !diskInterfaceRE().MatchString(img.DiskInterface) {
 			errs.add(p+".diskInterface", img.DiskInterface, "must be the template's boot disk, e.g. virtio0 (nixpkgs' Proxmox image), scsi0, sata0 or ide0")
+		}
+		if !slices.Contains(SCSIHardwareModels, img.SCSIHardware) {
+			errs.add(p+".scsiHardware", img.SCSIHardware, "must be the template's SCSI controller (its scsihw; virtio-scsi-single for nixpkgs' Proxmox image), one of "+strings.Join(SCSIHardwareModels, ", "))
 		}
 		if img.DiskGiB < 1 {
 			errs.add(p+".diskGiB", img.DiskGiB, "must be the size of the template's disk in GiB (at least 1)")

@@ -37,6 +37,11 @@ const (
 	DiskInterfacePattern = `^(ide[0-3]|sata[0-5]|scsi([0-9]|[12][0-9]|30)|virtio([0-9]|1[0-5]))$`
 )
 
+// SCSIHardwareModels are the SCSI controller models Proxmox knows (the
+// scsihw enum of PVE's qemu config API; test/proxmoxsim's
+// TestSCSIHardwareIsTheSchemas checks it against the published schema).
+var SCSIHardwareModels = []string{"lsi", "lsi53c810", "virtio-scsi-pci", "virtio-scsi-single", "megasas", "pvscsi"}
+
 // Limits shared with the XRD (checked by the same test).
 const (
 	MaxLabelLength = 63

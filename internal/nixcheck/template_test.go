@@ -19,6 +19,7 @@ type templateFacts struct {
 	TemplateVMID  int64  `json:"templateVmId"`
 	Storage       string `json:"storage"`
 	DiskInterface string `json:"diskInterface"`
+	SCSIHardware  string `json:"scsiHardware"`
 	DiskGiB       int64  `json:"diskGiB"`
 	Boot          string `json:"boot"`
 }
@@ -59,6 +60,10 @@ func TestTemplateMatchesComposition(t *testing.T) {
 		t.Errorf("image %s: the Composition's diskInterface is %q, the template's disk is %q (nix/template/template.json): make them equal, or the class's size goes to a new, empty disk",
 			facts.Image, img.DiskInterface, facts.DiskInterface)
 	}
+	if img.SCSIHardware != facts.SCSIHardware {
+		t.Errorf("image %s: the Composition's scsiHardware is %q, the template's controller is %q (nix/template/template.json): make them equal, or adopting a VM reboots it to change its controller",
+			facts.Image, img.SCSIHardware, facts.SCSIHardware)
+	}
 	if img.DiskGiB != facts.DiskGiB {
 		t.Errorf("image %s: the Composition's diskGiB is %d, the template's disk is %d GiB (nix/template/template.json diskGiB, the VMA's diskSize): make them equal",
 			facts.Image, img.DiskGiB, facts.DiskGiB)
@@ -91,6 +96,7 @@ func TestTemplateEvaluates(t *testing.T) {
 		DiskSize       any      `json:"diskSize"`
 		Boot           string   `json:"boot"`
 		Virtio0        string   `json:"virtio0"`
+		SCSIHW         string   `json:"scsihw"`
 		Name           string   `json:"name"`
 		FilenameSuffix string   `json:"filenameSuffix"`
 		Storage        string   `json:"storage"`
@@ -99,7 +105,7 @@ func TestTemplateEvaluates(t *testing.T) {
 	}
 	body := `let c = r.eval.config; in {
 	  diskSize = c.virtualisation.diskSize;
-	  inherit (c.proxmox.qemuConf) boot virtio0 name;
+	  inherit (c.proxmox.qemuConf) boot virtio0 name scsihw;
 	  inherit (c.proxmox) filenameSuffix;
 	  storage = c.proxmox.cloudInit.defaultStorage;
 	  timeout = c.boot.loader.timeout;
@@ -116,6 +122,9 @@ func TestTemplateEvaluates(t *testing.T) {
 	}
 	if got.Boot != facts.Boot || got.Virtio0 != fmt.Sprintf("%s:vm-%d-disk-0", facts.Storage, facts.TemplateVMID) || got.Storage != facts.Storage {
 		t.Errorf("proxmox.qemuConf boot %q, virtio0 %q, cloud-init storage %q: want template.json's %q and %s's disk", got.Boot, got.Virtio0, got.Storage, facts.Boot, facts.Storage)
+	}
+	if got.SCSIHW != facts.SCSIHardware {
+		t.Errorf("proxmox.qemuConf.scsihw = %q, want template.json's scsiHardware %q", got.SCSIHW, facts.SCSIHardware)
 	}
 	// proxmox-image.nix names the VMA vzdump-qemu-<filenameSuffix>.vma.zst
 	// (image.baseName), which qmrestore reads the VM id from.

@@ -26,6 +26,10 @@ in
       # sata), and any scsi or sata disk added to a clone would come first.
       virtio0 = "${facts.storage}:vm-${toString facts.templateVmId}-disk-0";
       boot = facts.boot;
+      # nixpkgs' default, stated: the Composition names the same controller
+      # for every clone (a difference would be "changed" with a reboot when
+      # the provider adopts a VM).
+      scsihw = facts.scsiHardware;
     };
     # vzdump-qemu-<id>-<image>.vma.zst: qmrestore names the VM after it.
     filenameSuffix = "${toString facts.templateVmId}-${facts.image}";

@@ -74,9 +74,15 @@ func TestAdoptionAfterRebuild(t *testing.T) {
 	}
 	assertNoFailedCreate(t, first)
 	snippets := snippetTimes(t, n)
+	starts := map[int64]int{}
+	for _, id := range ids {
+		st, _ := n.Sim.VM(int(id))
+		starts[id] = st.Starts
+	}
 	first.Stop()
 
 	clonesBefore := countRequests(n, "POST", "/clone")
+	powerBefore := powerRequests(n)
 	second := startOwnStack(t, n, filepath.Join(dir, "second"))
 	apply(second)
 	if c := countRequests(n, "POST", "/clone") - clonesBefore; c != 0 {
@@ -86,6 +92,17 @@ func TestAdoptionAfterRebuild(t *testing.T) {
 		if st, _ := n.Sim.VM(int(id)); st.Clones != 1 || !st.Boot.Booted {
 			t.Errorf("VM %d after the rebuild: clones %d, booted %v", id, st.Clones, st.Boot.Booted)
 		}
+	}
+	// Adopting is reading: a plan that differs from what the clone has
+	// (the template's SCSI controller, say) is an update, and bpg's update
+	// of a running VM reboots it.
+	for _, id := range ids {
+		if st, _ := n.Sim.VM(int(id)); st.Starts != starts[id] {
+			t.Errorf("VM %d: the rebuilt cluster restarted it (%d starts before, %d after)", id, starts[id], st.Starts)
+		}
+	}
+	if c := powerRequests(n) - powerBefore; c != 0 {
+		t.Errorf("the rebuilt cluster asked Proxmox to shut down, reboot or stop a VM %d times; adopting must not", c)
 	}
 	if got := snippetTimes(t, n); fmt.Sprint(got) != fmt.Sprint(snippets) {
 		t.Errorf("the rebuilt cluster rewrote snippets: before %v, after %v", snippets, got)
@@ -186,6 +203,11 @@ func countRequests(n *node, method, suffix string) int {
 		}
 	}
 	return c
+}
+
+// powerRequests counts the calls that take a guest down.
+func powerRequests(n *node) int {
+	return countRequests(n, "POST", "/status/shutdown") + countRequests(n, "POST", "/status/reboot") + countRequests(n, "POST", "/status/stop")
 }
 
 // startOwnStack starts a control plane of the test's own over n, stopped

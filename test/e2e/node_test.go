@@ -34,6 +34,7 @@ type templateFacts struct {
 	TemplateVMID  int    `json:"templateVmId"`
 	Storage       string `json:"storage"`
 	DiskInterface string `json:"diskInterface"`
+	SCSIHardware  string `json:"scsiHardware"`
 	DiskGiB       int64  `json:"diskGiB"`
 	Boot          string `json:"boot"`
 }
@@ -79,7 +80,7 @@ func startNode(root, dir string, tune func(*proxmoxsim.Options)) (*node, error) 
 		PVE: 9,
 		Templates: []proxmoxsim.Template{{
 			VMID: facts.TemplateVMID, Name: facts.Image + "-template", Node: clusterNodes[0],
-			DiskInterface: facts.DiskInterface, DiskGiB: facts.DiskGiB, Boot: facts.Boot,
+			DiskInterface: facts.DiskInterface, DiskGiB: facts.DiskGiB, SCSIHardware: facts.SCSIHardware, Boot: facts.Boot,
 		}},
 		DHCP:     labDHCP,
 		HostDNS:  hostDNS,

@@ -6,6 +6,10 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/homelab-infra/homelab-infra/internal/machine"
 )
 
 // TestSchemaValidation: every call is checked against the API schema of
@@ -173,6 +177,23 @@ func TestDriveNamesAreTheSchemas(t *testing.T) {
 					t.Errorf("PVE %d: the simulator knows %s, the schema does not", major, d)
 				}
 			}
+		}
+	}
+}
+
+// TestSCSIHardwareIsTheSchemas: the controller models a function input's
+// image may name (machine.SCSIHardwareModels) are the scsihw enum of the
+// qemu config API, in both releases.
+func TestSCSIHardwareIsTheSchemas(t *testing.T) {
+	t.Parallel()
+	for _, major := range []int{8, 9} {
+		api, err := LoadAPI(major)
+		if err != nil {
+			t.Fatal(err)
+		}
+		enum := api.Endpoint("PUT", "/nodes/{node}/qemu/{vmid}/config").Parameters.Properties["scsihw"].Enum
+		if diff := cmp.Diff(enum, machine.SCSIHardwareModels); diff != "" {
+			t.Errorf("PVE %d: machine.SCSIHardwareModels is not the schema's scsihw enum (-schema, +ours):\n%s", major, diff)
 		}
 	}
 }

@@ -97,6 +97,8 @@ type Template struct {
 	// DiskInterface is the OS disk's bus (virtio0 for nixpkgs' image).
 	DiskInterface string
 	DiskGiB       int64
+	// SCSIHardware is its scsihw (default: nixpkgs' virtio-scsi-single).
+	SCSIHardware string
 	// Boot is the config's boot option ("" when the image sets none).
 	Boot string
 }

@@ -56,7 +56,7 @@ func (s *Sim) addTemplate(t Template) {
 	// leave behind.
 	for k, val := range map[string]string{
 		"name": t.Name, "template": "1", "agent": "1", "cores": "2", "memory": "2048",
-		"ostype": "l26", "scsihw": "virtio-scsi-single", "serial0": "socket", "bios": "seabios",
+		"ostype": "l26", "scsihw": or(t.SCSIHardware, "virtio-scsi-single"), "serial0": "socket", "bios": "seabios",
 		"net0":          "virtio=" + randomMAC() + ",bridge=vmbr0,firewall=1",
 		t.DiskInterface: disk.id + ",size=" + formatSize(disk.size),
 		"ide2":          ci.id + ",media=cdrom",
