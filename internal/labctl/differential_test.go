@@ -369,7 +369,6 @@ func sameFields(a, b verdict) bool {
 	return strings.Join(a.sorted(), ",") == strings.Join(b.sorted(), ",")
 }
 
-
 // xrdVerdict is the API server's: the claim CRD's schema and CEL rules. An
 // unknown field is not its refusal (it prunes it), so that check, which is
 // labctl's own, is left out.
