@@ -37,10 +37,11 @@ pveum user add "$user" --comment "homelab-infra provider (Crossplane)"
 # read the guest agent's addresses, destroy. A VM outside the pool (made by
 # hand or by another tool) is out of reach whatever a claim says.
 # VM.Config.CDROM with VM.Config.Cloudinit: qemu-server checks both for any
-# change of a VM's cloud-init drive. VM.Config.HWType: bpg's update sends the
-# SCSI controller type (scsihw, one of qemu-server's $hwtypeoptions) whenever
-# its state lacks it, as after a create that Proxmox refused half-way; without
-# it that VM could never be finished (TestFailureAfterClone). Pool.Audit: the
+# change of a VM's cloud-init drive. VM.Config.HWType: the SCSI controller
+# type (scsihw, one of qemu-server's $hwtypeoptions) is set on each clone to
+# the template's, and bpg's update sends it whenever its state lacks it, as
+# after a create that Proxmox refused half-way; without it that VM could
+# never be finished (TestFailureAfterClone). Pool.Audit: the
 # provider reads which pool a VM is in.
 pveum pool add "$pool" --comment "homelab-infra machines (Crossplane)"
 pveum role add HomelabVM --privs "VM.Allocate VM.Audit VM.PowerMgmt \
