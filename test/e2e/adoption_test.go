@@ -211,13 +211,13 @@ func powerRequests(n *node) int {
 }
 
 // startOwnStack starts a control plane of the test's own over n, stopped
-// when the test ends (Stop twice is harmless).
-func startOwnStack(t *testing.T, n *node, dir string) *harness.ControlPlane {
+// when the test ends (Stop twice is harmless); tune as startStack's.
+func startOwnStack(t testing.TB, n *node, dir string, tune ...func(*harness.Config)) *harness.ControlPlane {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	cp, err := startStack(t, n, dir)
+	cp, err := startStack(t, n, dir, tune...)
 	if err != nil {
 		t.Fatalf("cannot start a control plane: %v", err)
 	}

@@ -28,8 +28,14 @@ const benchClaims = 200
 // function and the provider (with its terraform and bpg children) used
 // meanwhile, and the function's peak resident memory. The figures are
 // printed (make bench), never asserted: they depend on the machine.
+//
+// Its stack is its own, and its provider runs with its own default
+// --max-reconcile-rate, as the package installs it: the shared stack's
+// lower rate suits many tests on a small machine, and it would set the
+// pace here (a reconcile rate, not CPU, bounds a burst of creates).
 func BenchmarkApply200Claims(b *testing.B) {
-	cp, n := stackWithNode(b)
+	n := ownNode(b, nil)
+	cp := startOwnStack(b, n, filepath.Join(b.TempDir(), "stack"), func(c *harness.Config) { c.Provider.MaxReconcileRate = -1 })
 	for i := 0; i < b.N; i++ {
 		ns := newNamespace(b, cp, "bench")
 		claims := make([]*unstructured.Unstructured, benchClaims)

@@ -179,7 +179,7 @@ func randomHex(n int) string {
 // ownNode is a simulated cluster of the test's own (tune as for
 // startNode), for a test that changes Proxmox itself; it stops with the
 // test.
-func ownNode(t *testing.T, tune func(*proxmoxsim.Options)) *node {
+func ownNode(t testing.TB, tune func(*proxmoxsim.Options)) *node {
 	t.Helper()
 	testenv.Real(t)
 	n, err := startNode(testenv.RepoRoot(t), filepath.Join(t.TempDir(), "node"), tune)

@@ -30,7 +30,9 @@ type ProviderConfig struct {
 	// Poll is the provider's drift-check interval (--poll); 0 means 20s.
 	Poll time.Duration
 	// MaxReconcileRate is --max-reconcile-rate (and the controllers'
-	// concurrency); 0 means 4.
+	// concurrency); 0 means 4, which keeps the many stacks of a test run
+	// from crowding a small machine; below 0 the flag is left out, so the
+	// provider runs with its own default, as a package install does.
 	MaxReconcileRate int
 }
 
@@ -87,6 +89,10 @@ func (cp *ControlPlane) runProvider(ctx context.Context) error {
 	if rate == 0 {
 		rate = 4
 	}
+	var rateArgs []string
+	if rate > 0 {
+		rateArgs = []string{"--max-reconcile-rate=" + strconv.Itoa(rate)}
+	}
 	metrics := "127.0.0.1:" + strconv.Itoa(port)
 	env := []string{
 		"HOME=" + home, // bpg writes $HOME/.ssh/known_hosts
@@ -96,12 +102,12 @@ func (cp *ControlPlane) runProvider(ctx context.Context) error {
 	args := []string{
 		"--debug",
 		"--poll=" + every.String(), "--sync=1m",
-		"--max-reconcile-rate=" + strconv.Itoa(rate),
 		// An empty certs dir turns the webhooks off; leader election is
 		// off by default.
 		"--certs-dir=",
 		"--metrics-bind-address=" + metrics,
 	}
+	args = append(args, rateArgs...)
 	p, err := cp.start("provider", env, bin, args...)
 	if err != nil {
 		return err
