@@ -69,8 +69,14 @@ func init() {
 		if st.Shared {
 			shared = 1
 		}
+		total, used := int64(1)<<40, int64(1)<<30
+		if free, limited := s.lvmFreeExtents(c.get("node"), st.ID); limited {
+			// LVMPlugin status: the volume group's size and free space.
+			total = s.sizes[[2]string{c.get("node"), st.ID}]
+			used = total - free*lvmExtent
+		}
 		return map[string]any{"storage": st.ID, "type": st.Type, "content": strings.Join(st.Content, ","), "active": 1, "enabled": 1,
-			"shared": shared, "total": int64(1) << 40, "used": int64(1) << 30, "avail": int64(1)<<40 - int64(1)<<30}, nil
+			"shared": shared, "total": total, "used": used, "avail": total - used}, nil
 	})
 	handle("GET", "/nodes/{node}/storage/{storage}/content", (*Sim).listContent)
 	handle("GET", "/nodes/{node}/storage/{storage}/content/{volume}", (*Sim).getContent)
@@ -111,7 +117,10 @@ func (s *Sim) storageConfig(st Storage) map[string]any {
 		out["path"] = s.StoragePath(st.ID)
 	}
 	if st.Type == "lvmthin" {
-		out["thinpool"], out["vgname"] = "data", "pve"
+		out["thinpool"], out["vgname"] = "data", vgName(st)
+	}
+	if st.Type == "lvm" {
+		out["vgname"] = vgName(st)
 	}
 	if st.Shared {
 		out["shared"] = 1

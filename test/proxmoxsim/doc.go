@@ -45,7 +45,12 @@
 //   - pvesm set replaces a storage's content list with the one given
 //     (pvesm.go, for the README's storage step run as a user runs it);
 //   - a loaded node may refuse a task ("got no worker upid"); the simulator
-//     refuses the first Options.RefuseClones clones so (clone.go).
+//     refuses the first Options.RefuseClones clones so (clone.go);
+//   - a node maps a guest's memory only up to Node.MemoryMiB: a start
+//     asking for more fails as QEMU fails it (guest.go, SetNodeMemory);
+//   - a thick LVM volume group (Storage.Size) grows a disk only into its
+//     free extents, as lvextend does; thin pools overcommit (vmops.go,
+//     SetStorageSize).
 //
 // Nothing is refused without a source: a format whose code the simulator
 // lacks is not checked, and Sim.UncheckedFormats lists those met.

@@ -110,7 +110,7 @@ func (s *Sim) power(c *call, action string) (any, *apiError) {
 		if v.running {
 			return nil, die("VM %d already running", v.id)
 		}
-		return s.startTask(node, "qmstart", id, c.who, s.opts.TaskTime, func(*task) error { return s.coldStart(v) })
+		return s.startTask(node, "qmstart", id, c.who, s.opts.TaskTime, func(t *task) error { return s.coldStart(t, v) })
 	case "stop":
 		return s.startTask(node, "qmstop", id, c.who, 0, func(*task) error { s.halt(v); return nil })
 	}
@@ -134,7 +134,7 @@ func (s *Sim) power(c *call, action string) (any, *apiError) {
 		}
 		s.halt(v)
 		if action == "reboot" {
-			return s.coldStart(v)
+			return s.coldStart(t, v)
 		}
 		return nil
 	})
@@ -152,11 +152,25 @@ func (s *Sim) halt(v *vm) {
 // every cicustom snippet: a missing one fails the start), then QEMU runs
 // and the firmware boots the first device of the boot order that holds an
 // OS.
-func (s *Sim) coldStart(v *vm) error {
+//
+// QEMU maps the guest's memory when it starts; a node whose kernel will not
+// map that much (Node.MemoryMiB) makes it exit (QEMU system/physmem.c
+// ram_block_add: "cannot set up guest memory '<region>': <errno>", the
+// region of -m being pc.ram, printed by the kvm binary as "kvm: ..."), and
+// vm_start_nolock (qemu-server src/PVE/QemuServer.pm at
+// dab637268eb2944128a6ecff219ffebd571b0968) runs QEMU with noerr, so its
+// stderr lands in the task log, then dies "QEMU exited with code <n>",
+// which the start wraps in "start failed: ". The VM stays stopped, its
+// pending changes applied.
+func (s *Sim) coldStart(t *task, v *vm) error {
 	s.applyPending(v)
 	ci, err := s.cloudInit(v)
 	if err != nil {
 		return err
+	}
+	if limit := s.nodeMemory(v.node); limit > 0 && memoryMiB(v.conf) > limit {
+		t.print("kvm: cannot set up guest memory 'pc.ram': Cannot allocate memory")
+		return fmt.Errorf("start failed: QEMU exited with code 1")
 	}
 	v.running = true
 	v.starts++

@@ -168,3 +168,46 @@ func (s *Sim) updateStorage(c *call) (any, *apiError) {
 func init() {
 	handle(http.MethodPut, "/storage/{storage}", (*Sim).updateStorage)
 }
+
+// SetStorageSize sets the size of lvm storage id's volume group on node
+// (Storage.Size), as an administrator who adds a disk to it (pvcreate,
+// vgextend) or takes one away does.
+func (s *Sim) SetStorageSize(node, id string, size int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.storages[id]
+	if !ok || s.nodes[node] == nil {
+		return fmt.Errorf("no storage %s on node %s", id, node)
+	}
+	if st.Type != "lvm" {
+		return fmt.Errorf("storage %s is %s; only an lvm volume group has a size here", id, st.Type)
+	}
+	s.sizes[[2]string{node, id}] = size
+	return nil
+}
+
+// lvmExtent is LVM's default physical extent size (vgcreate -s 4M).
+const lvmExtent = 4 << 20
+
+// lvmFreeExtents is how many extents lvm storage id has free on node, and
+// false when it has no size limit (or is no lvm storage).
+func (s *Sim) lvmFreeExtents(node, id string) (int64, bool) {
+	st := s.storages[id]
+	size := s.sizes[[2]string{node, id}]
+	if st.Type != "lvm" || size <= 0 {
+		return 0, false
+	}
+	used := int64(0)
+	for volid, vol := range s.volumes {
+		if sid, _, _ := strings.Cut(volid, ":"); sid == id && (st.Shared || vol.node == node) {
+			used += extents(vol.size)
+		}
+	}
+	return size/lvmExtent - used, true
+}
+
+// extents is how many extents an LV of size bytes takes (rounded up).
+func extents(size int64) int64 { return (size + lvmExtent - 1) / lvmExtent }
+
+// vgName is an lvm or lvmthin storage's volume group.
+func vgName(st Storage) string { return or(st.VG, "pve") }

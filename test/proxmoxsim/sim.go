@@ -75,6 +75,12 @@ type Node struct {
 	// Address is what GET /nodes/{node}/network reports for the node's
 	// bridge; bpg connects to port 22 there to upload snippets.
 	Address string
+	// MemoryMiB is the most memory the node's kernel lets QEMU map for a
+	// guest (with the default overcommit heuristic, about its RAM and
+	// swap): a VM asking for more fails to start (coldStart). 0: no
+	// limit. SetNodeMemory changes it, as adding RAM or stopping other
+	// load does.
+	MemoryMiB int64
 }
 
 // Storage is one storage.cfg entry.
@@ -85,6 +91,15 @@ type Storage struct {
 	// Shared storages hold the same volumes on every node; the others
 	// are one per node.
 	Shared bool
+	// VG is an lvm or lvmthin storage's volume group (default "pve", as
+	// the installer's local-lvm).
+	VG string
+	// Size is an lvm (thick) storage's volume group size in bytes on each
+	// node: its volumes take their full size from it, and a disk grown
+	// past its free extents is refused (resize). 0: no limit. An lvmthin
+	// pool has none: LVM lets thin volumes' sizes exceed the pool.
+	// SetStorageSize changes it, as vgextend with a new disk does.
+	Size int64
 }
 
 // Template is a template VM as `qmrestore` of the NixOS VMA and `qm template`
@@ -117,6 +132,9 @@ type Sim struct {
 	storages map[string]Storage
 	srv      *http.Server
 	ln       net.Listener
+
+	// sizes are the lvm storages' sizes by node and storage (Storage.Size).
+	sizes map[[2]string]int64
 
 	mu       sync.Mutex
 	vms      map[int]*vm
@@ -182,13 +200,16 @@ func Start(o Options) (*Sim, error) {
 		return nil, err
 	}
 	s := &Sim{opts: o, api: api, valid: &validator{privileges: api.privileges},
-		nodes: map[string]*Node{}, storages: map[string]Storage{},
+		nodes: map[string]*Node{}, storages: map[string]Storage{}, sizes: map[[2]string]int64{},
 		vms: map[int]*vm{}, volumes: map[string]*volume{}, tasks: map[string]*task{}}
 	for i := range o.Nodes {
 		s.nodes[o.Nodes[i].Name] = &o.Nodes[i]
 	}
 	for _, st := range o.Storages {
 		s.storages[st.ID] = st
+		for _, n := range o.Nodes {
+			s.sizes[[2]string{n.Name, st.ID}] = st.Size
+		}
 	}
 	s.access = o.Access
 	if s.access == nil {
@@ -367,6 +388,25 @@ func selfSigned() (tls.Certificate, []byte, error) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// SetNodeMemory sets the memory node lets a guest have (Node.MemoryMiB).
+func (s *Sim) SetNodeMemory(node string, mib int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.nodes[node]
+	if n == nil {
+		return fmt.Errorf("no node %s", node)
+	}
+	n.MemoryMiB = mib
+	return nil
+}
+
+func (s *Sim) nodeMemory(node string) int64 {
+	if n := s.nodes[node]; n != nil {
+		return n.MemoryMiB
+	}
+	return 0
+}
 
 // SetNodeAddress sets the address node's network reports (its sshd's),
 // once the sshd runs.

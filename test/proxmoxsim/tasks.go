@@ -34,6 +34,9 @@ type task struct {
 	warns int
 }
 
+// print records a line a worker (or a command it runs) printed.
+func (t *task) print(line string) { t.log = append(t.log, line) }
+
 // warn records a warning in the task log (log_warn: "WARN: <msg>").
 func (t *task) warn(msg string) {
 	t.log = append(t.log, "WARN: "+msg)

@@ -1,6 +1,7 @@
 package proxmoxsim
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 )
@@ -26,6 +27,17 @@ func init() {
 // absolute size; the volume's storage needs Datastore.AllocateSpace; a
 // smaller size is refused ("shrinking disks is not supported"); a CD-ROM
 // cannot be resized. It runs as a 'resize' task.
+//
+// The storage grows the volume in the task: on lvm and lvmthin,
+// LVMPlugin's volume_resize (pve-storage src/PVE/Storage/LVMPlugin.pm at
+// 1dab17545c51e23f17d0ad080f51fde733c77cc8; LvmThinPlugin.pm reuses it)
+// runs `lvextend -L <size>k /dev/<vg>/<lv>` with errmsg "error resizing
+// volume '<path>'", and run_command dies "<errmsg>: <lvextend's last
+// stderr line>". On a thick lvm volume group without the extents lvm2
+// refuses ("Insufficient free space: <n> extents needed, but only <m>
+// available", lib/metadata/lv_manip.c _sufficient_pes_free); a thin
+// volume's extension is not allocated from the pool, so it is never
+// refused for space.
 func (s *Sim) resize(c *call) (any, *apiError) {
 	v, aerr := s.vmOn(c)
 	if aerr != nil {
@@ -65,6 +77,13 @@ func (s *Sim) resize(c *call) (any, *apiError) {
 	}
 	v.writes++
 	return s.startTask(v.node, "resize", itoa(v.id), c.who, s.opts.TaskTime, func(*task) error {
+		if free, limited := s.lvmFreeExtents(vol.node, sid); limited {
+			if need := extents(n) - extents(vol.size); need > free {
+				_, lv, _ := strings.Cut(vol.id, ":")
+				return fmt.Errorf("error resizing volume '/dev/%s/%s':   Insufficient free space: %d extents needed, but only %d available",
+					vgName(s.storages[sid]), lv, need, free)
+			}
+		}
 		vol.size = n
 		if cur, ok := v.conf[disk]; ok {
 			cp, _ := parseProps(disk, cur)
