@@ -54,8 +54,11 @@ func failureFix(msg, node string) string {
 		return "The boot order names a disk the VM does not have: the image's diskInterface in the Composition's function input must be the template's boot disk (nix/template/template.json)." + retry
 	case strings.Contains(msg, "Cannot allocate memory") || strings.Contains(msg, "out of memory"):
 		return "Node " + node + " could not give the VM its memory: pick a smaller spec.class, or free memory on the node." + retry
-	case strings.Contains(msg, "resize") || strings.Contains(msg, "shrinking disks"):
-		return "The disk could not be grown: check the datastore's free space and the token's Datastore.AllocateSpace on it." + retry
+	case strings.Contains(msg, "Insufficient free space") || strings.Contains(msg, "error resizing volume") ||
+		strings.Contains(msg, "resize") || strings.Contains(msg, "shrinking disks"):
+		// LVMPlugin's volume_resize says "error resizing volume" (no
+		// "resize" in it), with lvextend's "Insufficient free space".
+		return "The disk could not be grown to the class's size: give its datastore the space (on LVM, vgextend its volume group), or pick a spec.class with a smaller disk." + retry
 	}
 	return "Fix what Proxmox says." + retry
 }

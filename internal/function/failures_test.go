@@ -34,14 +34,27 @@ func TestVMFailure(t *testing.T) {
 			want:   []string{"invalid bootorder", "diskInterface", "nix/template/template.json"},
 		},
 		"Memory": {
-			reason: "the node cannot give the VM its memory",
-			vm:     failed("LastAsyncOperation", "failed to start VM: start failed: QEMU exited with code 1: kvm: cannot set up guest memory 'pc.ram': Cannot allocate memory"),
-			want:   []string{"Node pve1 could not give the VM its memory", "spec.class"},
+			reason: "the node cannot give the VM its memory (bpg's message: the start task's exit status and log)",
+			vm: failed("LastAsyncOperation", "async create failed: failed to create the resource: [{0 VM start task \"UPID:pve1:00001005:000186A5:6935A4F0:qmstart:2001:crossplane@pve!provider:\" failed to complete with exit code: start failed: QEMU exited with code 1\n"+
+				"task log:\n  kvm: cannot set up guest memory 'pc.ram': Cannot allocate memory\n  TASK ERROR: start failed: QEMU exited with code 1  []}]"),
+			want: []string{"Node pve1 could not give the VM its memory", "spec.class"},
 		},
 		"Resize": {
-			reason: "the disk cannot grow",
-			vm:     failed("LastAsyncOperation", "error resizing disk: received an HTTP 500 response - Reason: resize failed: not enough free space"),
-			want:   []string{"disk could not be grown", "Datastore.AllocateSpace"},
+			reason: "the disk cannot grow: LVM's message names no 'resize'",
+			vm: failed("LastAsyncOperation", "async create failed: failed to create the resource: [{0 Disk resize task \"UPID:pve1:00001004:000186A4:6935A4F0:resize:2001:crossplane@pve!provider:\" failed to complete with exit code: "+
+				"error resizing volume '/dev/vmdata/vm-2001-disk-0':   Insufficient free space: 6144 extents needed, but only 1023 available\n"+
+				"task log:\n  TASK ERROR: error resizing volume '/dev/vmdata/vm-2001-disk-0':   Insufficient free space: 6144 extents needed, but only 1023 available  []}]"),
+			want: []string{"could not be grown", "vgextend", "smaller disk"},
+		},
+		"ResizeLVM": {
+			reason: "LVM's own message, without bpg's task summary around it",
+			vm:     failed("Synced", "error resizing volume '/dev/vmdata/vm-2001-disk-0':   Insufficient free space: 6144 extents needed, but only 1023 available"),
+			want:   []string{"could not be grown", "vgextend"},
+		},
+		"ResizeSync": {
+			reason: "the shrink refusal is answered at once",
+			vm:     failed("Synced", "update failed: received an HTTP 500 response - Reason: shrinking disks is not supported"),
+			want:   []string{"could not be grown"},
 		},
 	}
 	for name, tc := range cases {
