@@ -50,7 +50,7 @@ func failureFix(msg, node string) string {
 	switch {
 	case strings.Contains(msg, "Permission check failed"):
 		return "The API token lacks the privilege Proxmox names: grant it as deploy/proxmox/token.sh does (README, The API token)." + retry
-	case strings.Contains(msg, "invalid bootorder"):
+	case strings.Contains(msg, "invalid bootorder") || strings.Contains(msg, "instead of its boot disk"):
 		return "The boot order names a disk the VM does not have: the image's diskInterface in the Composition's function input must be the template's boot disk (nix/template/template.json)." + retry
 	case strings.Contains(msg, "Cannot allocate memory") || strings.Contains(msg, "out of memory"):
 		return "Node " + node + " could not give the VM its memory: pick a smaller spec.class, or free memory on the node." + retry

@@ -33,6 +33,12 @@ func TestVMFailure(t *testing.T) {
 			vm:     failed("Synced", "update failed: error waiting for VM update: task failed: invalid bootorder: device 'scsi0' does not exist'"),
 			want:   []string{"invalid bootorder", "diskInterface", "nix/template/template.json"},
 		},
+		"BootDiskKept": {
+			reason: "the provider refuses to boot an existing VM from a disk it does not have (a Composition edited later)",
+			vm: failed("Synced", "cannot compute the instance diff: cannot boot VM 1053 from scsi0 instead of its boot disk virtio0: bpg would keep virtio0 only as an unused disk and boot a new, empty disk; "+
+				"the image's diskInterface in the Composition's function input must be the template's boot disk (virtio0)"),
+			want: []string{"instead of its boot disk virtio0", "nix/template/template.json", "no need to delete the claim"},
+		},
 		"Memory": {
 			reason: "the node cannot give the VM its memory (bpg's message: the start task's exit status and log)",
 			vm: failed("LastAsyncOperation", "async create failed: failed to create the resource: [{0 VM start task \"UPID:pve1:00001005:000186A5:6935A4F0:qmstart:2001:crossplane@pve!provider:\" failed to complete with exit code: start failed: QEMU exited with code 1\n"+

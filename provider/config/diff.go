@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-sdk/v2/terraform"
@@ -68,6 +69,63 @@ func setUnconfiguredCloudInit(diff *terraform.InstanceDiff, state *terraform.Ins
 	return diff, nil
 }
 
+// bootOrder is bpg's VM attribute listing the devices the VM boots from.
+const bootOrder = "boot_order"
+
+// keepTheBootDisk refuses a difference that would boot an existing VM from
+// another disk than the one it boots from. The function always composes the
+// boot order and the disk as the image's diskInterface, the template's boot
+// disk, so such a difference means the Composition names a disk the VM does
+// not have (a wrong diskInterface, from the start or edited later). bpg's
+// update (proxmoxtf/resource/vm/vm.go at v0.111.1, vmUpdate) would then
+// delete every disk the plan lacks, the VM's own among them (Proxmox keeps
+// it only as an unused disk), and add the plan's as a new, empty one
+// (disk.Update: a blank disk), booting nothing. Refused, the VM is left as
+// it is, and the message says what to fix; once the Composition is right
+// the difference is gone and the update goes on. A VM whose boot order
+// Proxmox does not report (none set) is not judged.
+func keepTheBootDisk(diff *terraform.InstanceDiff, state *terraform.InstanceState, _ *terraform.ResourceConfig) (*terraform.InstanceDiff, error) {
+	if diff == nil || state == nil || state.ID == "" {
+		return diff, nil
+	}
+	old := state.Attributes[bootOrder+".0"]
+	if old == "" {
+		return diff, nil
+	}
+	newOrder := []string{}
+	changed := false
+	for k, a := range diff.Attributes {
+		if k == bootOrder+".#" && a.NewRemoved {
+			return diff, nil
+		}
+		if strings.HasPrefix(k, bootOrder+".") && k != bootOrder+".#" {
+			changed = true
+		}
+	}
+	if !changed {
+		return diff, nil
+	}
+	for i := 0; ; i++ {
+		k := fmt.Sprintf("%s.%d", bootOrder, i)
+		v, ok := state.Attributes[k]
+		if a := diff.Attributes[k]; a != nil {
+			v, ok = a.New, !a.NewRemoved
+		}
+		if !ok {
+			break
+		}
+		newOrder = append(newOrder, v)
+	}
+	for _, dev := range newOrder {
+		if dev == old {
+			return diff, nil
+		}
+	}
+	return nil, fmt.Errorf("cannot boot VM %s from %s instead of its boot disk %s: bpg would keep %s only as an unused disk and boot a new, empty disk; "+
+		"the image's diskInterface in the Composition's function input must be the template's boot disk (%s)",
+		state.ID, strings.Join(newOrder, ";"), old, old, old)
+}
+
 // customDiffs are the resources' diff adjustments.
 func customDiffs() ujconfig.ResourceOption {
 	return func(r *ujconfig.Resource) {
@@ -75,6 +133,9 @@ func customDiffs() ujconfig.ResourceOption {
 			r.TerraformCustomDiff = func(diff *terraform.InstanceDiff, state *terraform.InstanceState, config *terraform.ResourceConfig) (*terraform.InstanceDiff, error) {
 				diff, err := keepCloneOffExistingVMs(diff, state, config)
 				if err != nil {
+					return nil, err
+				}
+				if diff, err = keepTheBootDisk(diff, state, config); err != nil {
 					return nil, err
 				}
 				return setUnconfiguredCloudInit(diff, state, config)

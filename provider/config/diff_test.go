@@ -195,3 +195,73 @@ func stateOf(t *testing.T, r *ujconfig.Resource, p map[string]any) *terraform.In
 	}
 	return s
 }
+
+// TestKeepTheBootDisk computes bpg's own diff of an existing VM that boots
+// from virtio0 against a spec naming another boot disk (a Composition whose
+// image diskInterface is not the template's), and shows that the custom
+// diff refuses it with what to fix, while a VM whose spec agrees with it, or
+// a new VM, passes.
+func TestKeepTheBootDisk(t *testing.T) {
+	pc, err := GetProvider()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := pc.Resources[VMResource]
+	spec := func(iface string) map[string]any {
+		return map[string]any{
+			"node_name": "pve1", "vm_id": 2003, "started": true,
+			"boot_order": []any{iface},
+			"disk":       []any{map[string]any{"interface": iface, "datastore_id": "local-lvm", "size": 32}},
+		}
+	}
+	// What bpg's read makes of a VM cloned from a template that boots
+	// virtio0: its boot order (the clone's), and its disk.
+	booting := func(order []any) *terraform.InstanceState {
+		p := spec("virtio0")
+		p["id"] = "2003"
+		p["boot_order"] = order
+		p["disk"] = []any{map[string]any{"interface": "virtio0", "datastore_id": "local-lvm", "size": 8}}
+		return stateOf(t, r, p)
+	}
+	cases := map[string]struct {
+		reason  string
+		state   *terraform.InstanceState
+		params  map[string]any
+		wantErr string // "" for none
+	}{
+		"OtherDisk": {
+			reason: "a spec booting scsi0, which the VM does not have, is refused naming the fix",
+			state:  booting([]any{"virtio0"}), params: spec("scsi0"),
+			wantErr: "cannot boot VM 2003 from scsi0 instead of its boot disk virtio0: bpg would keep virtio0 only as an unused disk and boot a new, empty disk; " +
+				"the image's diskInterface in the Composition's function input must be the template's boot disk (virtio0)",
+		},
+		"SameDisk": {
+			reason: "a spec booting the VM's own disk passes (here growing it)",
+			state:  booting([]any{"virtio0"}), params: spec("virtio0"),
+		},
+		"NoBootOrder": {
+			reason: "a VM without a boot order in Proxmox is not judged",
+			state:  booting(nil), params: spec("scsi0"),
+		},
+		"NewVM": {
+			reason: "a VM that does not exist yet has nothing to keep",
+			state:  nil, params: spec("scsi0"),
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			diff, err := schema.InternalMap(r.TerraformResource.Schema).Diff(context.Background(), tc.state, terraform.NewResourceConfigRaw(tc.params), nil, nil, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = r.TerraformCustomDiff(diff, tc.state, nil)
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if diff := cmp.Diff(tc.wantErr, got); diff != "" {
+				t.Errorf("%s: the custom diff's error (-want, +got):\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
