@@ -61,7 +61,10 @@ func TestFailureAfterClone(t *testing.T) {
 					_ = unstructured.SetNestedField(input, "scsi0", "images", "nixos-26.05", "diskInterface")
 				})
 			},
-			want: []string{"invalid bootorder: device 'scsi0' does not exist", "the image's diskInterface in the Composition's function input"},
+			// The provider then refuses to boot the VM from another disk
+			// (bpg's update would detach virtio0 and boot an empty scsi0).
+			want: []string{"invalid bootorder: device 'scsi0' does not exist", "the image's diskInterface in the Composition's function input",
+				"from scsi0 instead of its boot disk virtio0"},
 			fix: func(t *testing.T, e env) {
 				applyComposition(t, e.cp, func(map[string]any) {})
 			},
