@@ -11,6 +11,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	sdk "github.com/crossplane/function-sdk-go"
+	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 
 	"github.com/homelab-infra/homelab-infra/internal/function"
 )
@@ -30,7 +31,13 @@ func (c *cli) Run() error {
 	if err != nil {
 		return err
 	}
-	return sdk.Serve(&function.Function{Log: log},
+	return c.serve(&function.Function{Log: log})
+}
+
+// serve serves fn as configured. The benchmark serves its no-op floor
+// through it too, so both run behind the same server and options.
+func (c *cli) serve(fn fnv1.FunctionRunnerServiceServer) error {
+	return sdk.Serve(fn,
 		sdk.Listen(c.Network, c.Address),
 		sdk.MTLSCertificates(c.TLSCertsDir),
 		sdk.Insecure(c.Insecure),
