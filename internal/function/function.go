@@ -188,7 +188,7 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		}
 	}
 
-	if err := setStatus(rsp, Status(m, file, vm, obs.vmStatus())); err != nil {
+	if err := setStatus(rsp, status(m, file, vm, obs.vmStatus(), string(userData))); err != nil {
 		fatal(rsp, fmt.Errorf("cannot set the XMachine's status: %w", err))
 		return rsp, nil
 	}
