@@ -13,7 +13,6 @@ package function
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -243,11 +242,7 @@ func SpecOf(obj map[string]any) (*machine.Spec, error) {
 	if !ok {
 		return nil, fmt.Errorf("spec is missing")
 	}
-	b, err := json.Marshal(raw)
-	if err != nil {
-		return nil, fmt.Errorf("cannot encode spec: %w", err)
-	}
-	return machine.DecodeSpec(b)
+	return machine.SpecFrom(raw)
 }
 
 // UserDataConfig is what cloud-init is told about m.
