@@ -226,7 +226,7 @@ func validateNix(errs *Errors, s *Spec, in *Input) {
 		errs.add("spec.nix.flakeRef", nil, fmt.Sprintf("is longer than %d characters; point at the repository and host, e.g. git+https://git.lab.home.arpa/homelab-infra?ref=main#%s", MaxFlakeRefLen, orExample(s.Hostname)))
 	case ref != "":
 		// Never echoed: a ref with a token in it must not travel further.
-		for _, msg := range CheckFlakeRef(ref) {
+		for _, msg := range checkFlakeRef(ref) {
 			errs.add("spec.nix.flakeRef", nil, msg)
 		}
 	case in != nil && in.Defaults.FlakeRepo == "":
@@ -265,7 +265,7 @@ func validateBootstrap(errs *Errors, b *Bootstrap) {
 	for i, k := range keys {
 		// Key values are never echoed: a pasted private key must not end up
 		// in events, logs or CI output.
-		if err := CheckSSHKey(k); err != "" {
+		if err := checkSSHKey(k); err != "" {
 			errs.add(fmt.Sprintf("spec.bootstrap.sshAuthorizedKeys[%d]", i), nil, err)
 		}
 	}
