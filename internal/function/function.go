@@ -67,10 +67,11 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		return rsp, nil
 	}
 
-	// The request's Structs are read with AsMap and the response built with
-	// structpb directly: the SDK's helpers go through protojson, which was
-	// most of the function's time (see BenchmarkRunFunction).
-	oxr := req.GetObserved().GetComposite().GetResource().AsMap()
+	// The request's Structs are decoded directly (decode.go) and the
+	// response built with structpb: the SDK's helpers go through
+	// protojson, which was most of the function's time (see
+	// BenchmarkRunFunction).
+	oxr := compositeOf(req.GetObserved().GetComposite().GetResource())
 	xrName, _, _ := unstructured.NestedString(oxr, "metadata", "name")
 	log = log.WithValues("xr", xrName)
 
