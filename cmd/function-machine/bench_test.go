@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alecthomas/kong"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/proto"
@@ -50,6 +51,7 @@ const (
 	benchServeEnv = "FUNCTION_MACHINE_BENCH_SERVE" // "machine" or "floor"
 	benchAddrEnv  = "FUNCTION_MACHINE_BENCH_ADDRESS"
 	benchCertsEnv = "FUNCTION_MACHINE_BENCH_CERTS"
+	benchFlagsEnv = "FUNCTION_MACHINE_BENCH_FLAGS" // more flags
 )
 
 func TestMain(m *testing.M) {
@@ -80,11 +82,20 @@ func benchServe(role string) int {
 			fmt.Printf("cpu %d\n", int64(testenv.CPUTime()))
 		}
 	}()
-	// As deployed: mTLS, and the metrics endpoint on (its interceptor runs
-	// on every call), on a port of its own.
-	c := &cli{Network: "tcp", Address: os.Getenv(benchAddrEnv), TLSCertsDir: os.Getenv(benchCertsEnv),
-		MetricsAddress: "127.0.0.1:0", MaxRecvMessageSize: 4}
-	var err error
+	// As deployed: the command's flags and their defaults, mTLS, and the
+	// metrics endpoint on (its interceptor runs on every call), on a port
+	// of its own.
+	c := &cli{}
+	parser, err := kong.New(c)
+	if err == nil {
+		_, err = parser.Parse(append([]string{"--network=tcp", "--address=" + os.Getenv(benchAddrEnv),
+			"--tls-server-certs-dir=" + os.Getenv(benchCertsEnv), "--metrics-address=127.0.0.1:0"},
+			strings.Fields(os.Getenv(benchFlagsEnv))...))
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	switch role {
 	case "machine":
 		err = c.Run()
@@ -106,7 +117,7 @@ type benchServer struct {
 	stderr *strings.Builder
 }
 
-func startServer(tb testing.TB, role, certs string, creds credentials.TransportCredentials) *benchServer {
+func startServer(tb testing.TB, role, certs string, creds credentials.TransportCredentials, flags ...string) *benchServer {
 	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -115,7 +126,7 @@ func startServer(tb testing.TB, role, certs string, creds credentials.TransportC
 	addr := l.Addr().String()
 	_ = l.Close()
 	s := &benchServer{cmd: exec.Command(os.Args[0]), stderr: &strings.Builder{}}
-	s.cmd.Env = append(os.Environ(), benchServeEnv+"="+role, benchAddrEnv+"="+addr, benchCertsEnv+"="+certs)
+	s.cmd.Env = append(os.Environ(), benchServeEnv+"="+role, benchAddrEnv+"="+addr, benchCertsEnv+"="+certs, benchFlagsEnv+"="+strings.Join(flags, " "))
 	s.cmd.Stderr = s.stderr
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {
@@ -161,7 +172,7 @@ func (s *benchServer) cpu(tb testing.TB) time.Duration {
 	for {
 		line, err := s.out.ReadString('\n')
 		if err != nil {
-			tb.Fatalf("no CPU time from the %s server: %v\n%s", s.cmd.Env[len(s.cmd.Env)-3], err, s.stderr)
+			tb.Fatalf("no CPU time from the server: %v\n%s", err, s.stderr)
 		}
 		if ns, ok := strings.CutPrefix(strings.TrimSpace(line), "cpu "); ok {
 			n, err := strconv.ParseInt(ns, 10, 64)
@@ -619,8 +630,11 @@ const (
 // load when 200 claims are applied at once: 100 reconciles in flight, each
 // its two calls, every claim reconciled until its VM runs and then at
 // polls. It reports the peak resident memory of the function's process (a
-// fresh one per run), and its CPU per call. Figures are printed, never
-// asserted.
+// fresh one per run; and its peak once started, before the load), its CPU
+// per call, and the most calls the client had
+// in flight at once; as deployed (bounded: function.InFlight and the
+// memory limit at their defaults) and with both bounds off. Figures are
+// printed, never asserted.
 func BenchmarkPeakRSS200Claims(b *testing.B) {
 	certs, creds := benchPKI(b)
 	input := benchInput(b)
@@ -628,98 +642,101 @@ func BenchmarkPeakRSS200Claims(b *testing.B) {
 	for i := range machines {
 		machines[i] = &benchMachine{xr: benchXR(b, i)}
 	}
-	var peak int64
-	var calls int
-	var cpu time.Duration
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		b.StopTimer()
-		fn := startServer(b, "machine", certs, creds)
-		f := newFleet(input)
-		queue := make(chan *benchMachine, benchClaims)
-		passes := map[*benchMachine]int{}
-		for _, m := range machines {
-			queue <- &benchMachine{xr: m.xr}
-		}
-		// Wait for the server before the clock starts.
-		if _, err := fn.call(context.Background(), &fnv1.RunFunctionRequest{}); err != nil {
-			b.Fatal(err)
-		}
-		cpu0 := fn.cpu(b)
-		b.StartTimer()
-		var (
-			mu       sync.Mutex
-			wg       sync.WaitGroup
-			left     = benchClaims
-			firstErr error
-		)
-		done := make(chan struct{})
-		for w := 0; w < benchConcurrency; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					var m *benchMachine
-					select {
-					case m = <-queue:
-					case <-done:
-						return
-					}
-					_, _, err := f.reconcile(context.Background(), fn.call, m)
-					mu.Lock()
-					calls += 2
-					passes[m]++
-					if err != nil && firstErr == nil {
-						firstErr = err
-					}
-					again := err == nil && passes[m] < benchPasses
-					if !again {
-						left--
-						if left == 0 {
-							close(done)
-						}
-					}
-					mu.Unlock()
-					if again {
-						queue <- m
-					}
+	for _, bc := range []struct {
+		name  string
+		flags []string
+	}{
+		{"bounded", nil},
+		{"unbounded", []string{"--max-concurrent-calls=1000000", "--memory-limit-mib=0"}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			var peak, start int64
+			var calls, most int
+			var cpu time.Duration
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				fn := startServer(b, "machine", certs, creds, bc.flags...)
+				f := newFleet(input)
+				queue := make(chan *benchMachine, benchClaims)
+				passes := map[*benchMachine]int{}
+				for _, m := range machines {
+					queue <- &benchMachine{xr: m.xr}
 				}
-			}()
-		}
-		wg.Wait()
-		b.StopTimer()
-		if firstErr != nil {
-			b.Fatal(firstErr)
-		}
-		cpu += fn.cpu(b) - cpu0
-		if p := fn.peakRSS(b); p > peak {
-			peak = p
-		}
-		fn.stop()
-		b.StartTimer()
+				// Wait for the server before the clock starts.
+				if _, err := fn.call(context.Background(), &fnv1.RunFunctionRequest{}); err != nil {
+					b.Fatal(err)
+				}
+				cpu0 := fn.cpu(b)
+				start = max(start, fn.peakRSS(b))
+				var (
+					mu       sync.Mutex
+					wg       sync.WaitGroup
+					left     = benchClaims
+					firstErr error
+					inFlight int
+				)
+				call := func(ctx context.Context, req *fnv1.RunFunctionRequest) (*fnv1.RunFunctionResponse, error) {
+					mu.Lock()
+					inFlight++
+					most = max(most, inFlight)
+					mu.Unlock()
+					defer func() {
+						mu.Lock()
+						inFlight--
+						mu.Unlock()
+					}()
+					return fn.call(ctx, req)
+				}
+				b.StartTimer()
+				done := make(chan struct{})
+				for w := 0; w < benchConcurrency; w++ {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for {
+							var m *benchMachine
+							select {
+							case m = <-queue:
+							case <-done:
+								return
+							}
+							_, _, err := f.reconcile(context.Background(), call, m)
+							mu.Lock()
+							calls += 2
+							passes[m]++
+							if err != nil && firstErr == nil {
+								firstErr = err
+							}
+							again := err == nil && passes[m] < benchPasses
+							if !again {
+								left--
+								if left == 0 {
+									close(done)
+								}
+							}
+							mu.Unlock()
+							if again {
+								queue <- m
+							}
+						}
+					}()
+				}
+				wg.Wait()
+				b.StopTimer()
+				if firstErr != nil {
+					b.Fatal(firstErr)
+				}
+				cpu += fn.cpu(b) - cpu0
+				if p := fn.peakRSS(b); p > peak {
+					peak = p
+				}
+				fn.stop()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MiB")
+			b.ReportMetric(float64(start)/(1<<20), "started-RSS-MiB")
+			b.ReportMetric(float64(cpu)/float64(calls)/1e3, "fn-cpu-µs/call")
+			b.ReportMetric(float64(most), "most-calls-in-flight")
+		})
 	}
-	b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MiB")
-	b.ReportMetric(float64(cpu)/float64(calls)/1e3, "fn-cpu-µs/call")
-}
-
-// BenchmarkReconcileInProcess is BenchmarkReconcileOverGRPC's reconcile of a
-// running machine without gRPC: the function's own CPU and allocations per
-// call (each op is one call; the two calls of a reconcile alternate).
-func BenchmarkReconcileInProcess(b *testing.B) {
-	fn := &function.Function{}
-	call := func(ctx context.Context, req *fnv1.RunFunctionRequest) (*fnv1.RunFunctionResponse, error) {
-		return fn.RunFunction(ctx, req)
-	}
-	f := newFleet(benchInput(b))
-	reqs := f.converge(b, call, &benchMachine{xr: benchXR(b, -1)})
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu := testenv.CPUTime()
-	for i := 0; i < b.N; i++ {
-		if _, err := fn.RunFunction(ctx, reqs[i%2]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	testenv.ReportCPU(b, cpu)
 }
