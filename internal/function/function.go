@@ -16,8 +16,6 @@ import (
 	"fmt"
 	"time"
 
-	"google.golang.org/protobuf/types/known/structpb"
-
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/crossplane/function-sdk-go/logging"
@@ -147,19 +145,20 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		rsp.Desired.Resources = map[string]*fnv1.Resource{}
 	}
 	held := allHeld(req, ids)
+	var enc structBuilder
 	for _, id := range ids {
 		ready := fnv1.Ready_READY_FALSE
 		if _, ok := req.GetObserved().GetResources()[id.Name]; ok {
 			ready = fnv1.Ready_READY_TRUE
 		}
-		if err := desire(rsp, id.Name, compose.IdentityObject(id, holderName(oxr, xrName)), ready); err != nil {
+		if err := enc.desire(rsp, id.Name, compose.IdentityObject(id, holderName(oxr, xrName)), ready); err != nil {
 			fatal(rsp, err)
 			return rsp, nil
 		}
 	}
 	switch {
 	case held:
-		if err := desire(rsp, compose.UserData, file, obs.fileReady()); err != nil {
+		if err := enc.desire(rsp, compose.UserData, file, obs.fileReady()); err != nil {
 			fatal(rsp, err)
 			return rsp, nil
 		}
@@ -167,7 +166,7 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		// soon as it is cloned: compose it only once the snippet exists (or
 		// when the VM does, so that it is never dropped).
 		if obs.vm != nil || obs.fileReady() == fnv1.Ready_READY_TRUE {
-			if err := desire(rsp, compose.VM, vm, obs.vmReady()); err != nil {
+			if err := enc.desire(rsp, compose.VM, vm, obs.vmReady()); err != nil {
 				fatal(rsp, err)
 				return rsp, nil
 			}
@@ -182,7 +181,7 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		// its resources and the values it holds exactly as they are (an
 		// edit of its host name or address waits for the new value to be
 		// held; then the old one is let go).
-		if err := holdAsObserved(req, rsp, obs); err != nil {
+		if err := holdAsObserved(&enc, req, rsp, obs); err != nil {
 			fatal(rsp, err)
 			return rsp, nil
 		}
@@ -203,8 +202,8 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 
 // desire adds one composed resource to the response. Resources of earlier
 // pipeline steps, copied by response.To, stay.
-func desire(rsp *fnv1.RunFunctionResponse, name string, obj *unstructured.Unstructured, ready fnv1.Ready) error {
-	st, err := structpb.NewStruct(obj.Object)
+func (b *structBuilder) desire(rsp *fnv1.RunFunctionResponse, name string, obj *unstructured.Unstructured, ready fnv1.Ready) error {
+	st, err := b.newStruct(obj.Object)
 	if err != nil {
 		return fmt.Errorf("cannot encode composed resource %s: %w", name, err)
 	}
