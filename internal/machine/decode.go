@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -81,7 +82,7 @@ func walkSpec(path string, v any, t reflect.Type, errs *Errors) {
 			return
 		}
 		for i, item := range l {
-			walkSpec(fmt.Sprintf("%s[%d]", path, i), item, t.Elem(), errs)
+			walkSpec(path+"["+strconv.Itoa(i)+"]", item, t.Elem(), errs)
 		}
 	case reflect.Struct:
 		m, ok := v.(map[string]any)

@@ -3,6 +3,7 @@ package machine
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -87,7 +88,7 @@ func validateNames(errs *Errors, s *Spec, in *Input) {
 	}
 	seen := map[string]bool{}
 	for i, t := range s.Tags {
-		p := fmt.Sprintf("spec.tags[%d]", i)
+		p := "spec.tags[" + strconv.Itoa(i) + "]"
 		switch {
 		case len(t) > MaxLabelLength || !tagRE().MatchString(t):
 			errs.add(p, t, "is not a valid Proxmox tag; use lower-case letters, digits, '_', '.' and '-'")
@@ -166,7 +167,7 @@ func validateNetwork(errs *Errors, n *Network) {
 	}
 	seen := map[string]bool{}
 	for i, d := range n.DNS {
-		p := fmt.Sprintf("spec.network.dns[%d]", i)
+		p := "spec.network.dns[" + strconv.Itoa(i) + "]"
 		a, err := netip.ParseAddr(d)
 		switch {
 		case err != nil || !a.Is4():
