@@ -24,21 +24,24 @@ type structBuilder struct {
 	lists   []structpb.Value_ListValue
 }
 
-// chunkLen is how many of a kind a chunk holds: about what one composed VM
-// needs of strings.
-const chunkLen = 64
-
-// take returns the next element of *s, a new chunk when it is used up.
-func take[T any](s *[]T) *T {
+// take returns the next element of *s, a new chunk of n when it is used
+// up. The chunk sizes are about what one call's composed resources need of
+// each kind.
+func take[T any](s *[]T, n int) *T {
 	if len(*s) == 0 {
-		*s = make([]T, chunkLen)
+		*s = make([]T, n)
 	}
 	e := &(*s)[0]
 	*s = (*s)[1:]
 	return e
 }
 
+// newStruct is structpb.NewStruct(m).
 func (b *structBuilder) newStruct(m map[string]any) (*structpb.Struct, error) {
+	return b.buildStruct(m)
+}
+
+func (b *structBuilder) buildStruct(m map[string]any) (*structpb.Struct, error) {
 	x := &structpb.Struct{Fields: make(map[string]*structpb.Value, len(m))}
 	for k, v := range m {
 		if !utf8.ValidString(k) {
@@ -53,33 +56,33 @@ func (b *structBuilder) newStruct(m map[string]any) (*structpb.Struct, error) {
 }
 
 func (b *structBuilder) newValue(v any) (*structpb.Value, error) {
-	x := take(&b.vals)
+	x := take(&b.vals, 64)
 	switch v := v.(type) {
 	case string:
 		if !utf8.ValidString(v) {
 			return structpb.NewValue(v) // its error
 		}
-		k := take(&b.strs)
+		k := take(&b.strs, 32)
 		k.StringValue = v
 		x.Kind = k
 	case int64:
-		k := take(&b.nums)
+		k := take(&b.nums, 8)
 		k.NumberValue = float64(v)
 		x.Kind = k
 	case float64:
-		k := take(&b.nums)
+		k := take(&b.nums, 8)
 		k.NumberValue = v
 		x.Kind = k
 	case bool:
-		k := take(&b.bools)
+		k := take(&b.bools, 8)
 		k.BoolValue = v
 		x.Kind = k
 	case map[string]any:
-		s, err := b.newStruct(v)
+		s, err := b.buildStruct(v)
 		if err != nil {
 			return nil, err
 		}
-		k := take(&b.structs)
+		k := take(&b.structs, 16)
 		k.StructValue = s
 		x.Kind = k
 	case []any:
@@ -90,7 +93,7 @@ func (b *structBuilder) newValue(v any) (*structpb.Value, error) {
 				return nil, err
 			}
 		}
-		k := take(&b.lists)
+		k := take(&b.lists, 8)
 		k.ListValue = l
 		x.Kind = k
 	default:

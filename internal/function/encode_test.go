@@ -26,7 +26,7 @@ func TestStructBuilder(t *testing.T) {
 		"BadType":    {"a": []any{struct{}{}}},
 		"ManyValues": func() map[string]any {
 			m := map[string]any{}
-			for i := 0; i < 3*chunkLen; i++ {
+			for i := 0; i < 300; i++ {
 				m[fmt.Sprint(i)] = []any{fmt.Sprint(i), int64(i), i%2 == 0, map[string]any{"x": float64(i)}}
 			}
 			return m
