@@ -91,7 +91,8 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 	taken, haveIDs := identities(req, rsp, ids, xrUID)
 	keys, haveKeys := secretKeys(req, rsp, spec, oxr)
 	vaultFile, haveVault := vaultBootstrap(req, rsp, spec, oxr)
-	running := runningState(req, rsp, spec, oxr)
+	host := hostOf(spec) // parsed once: runningState and setRunning both need it
+	running := runningState(req, rsp, host, oxr)
 	if !haveIDs || !haveKeys || !haveVault {
 		return rsp, nil
 	}
@@ -191,7 +192,7 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		fatal(rsp, fmt.Errorf("cannot set the XMachine's status: %w", err))
 		return rsp, nil
 	}
-	if err := setRunning(rsp, running, hostOf(spec), time.Now()); err != nil {
+	if err := setRunning(rsp, running, host, time.Now()); err != nil {
 		fatal(rsp, fmt.Errorf("cannot set the XMachine's running state: %w", err))
 		return rsp, nil
 	}

@@ -49,7 +49,9 @@ func condition(u *unstructured.Unstructured, typ string) map[string]any {
 	if u == nil {
 		return nil
 	}
-	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	// Not copied: callers only read the condition.
+	v, _, _ := unstructured.NestedFieldNoCopy(u.Object, "status", "conditions")
+	conds, _ := v.([]any)
 	for _, c := range conds {
 		if cm, ok := c.(map[string]any); ok && cm["type"] == typ {
 			return cm
