@@ -740,3 +740,25 @@ func BenchmarkPeakRSS200Claims(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkReconcileInProcess is BenchmarkReconcileOverGRPC's reconcile of a
+// running machine without gRPC: the function's own CPU and allocations per
+// call (each op is one call; the two calls of a reconcile alternate).
+func BenchmarkReconcileInProcess(b *testing.B) {
+	fn := &function.Function{}
+	call := func(ctx context.Context, req *fnv1.RunFunctionRequest) (*fnv1.RunFunctionResponse, error) {
+		return fn.RunFunction(ctx, req)
+	}
+	f := newFleet(benchInput(b))
+	reqs := f.converge(b, call, &benchMachine{xr: benchXR(b, -1)})
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := testenv.CPUTime()
+	for i := 0; i < b.N; i++ {
+		if _, err := fn.RunFunction(ctx, reqs[i%2]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	testenv.ReportCPU(b, cpu)
+}
