@@ -496,12 +496,7 @@ func deepCopy(m map[string]any) map[string]any {
 // its own name, VM id, host name and address.
 func benchXR(tb testing.TB, i int) map[string]any {
 	tb.Helper()
-	root := testenv.RepoRoot(tb)
-	claims, err := repo.ReadClaims(filepath.Join(root, repo.ClaimsDir, "dns01.yaml"))
-	if err != nil || len(claims) != 1 {
-		tb.Fatalf("want the dns01 claim: %v", err)
-	}
-	xr := deepCopy(repo.XRFor(claims[0]))
+	xr := deepCopy(benchBase(tb))
 	name := "dns01"
 	spec := xr["spec"].(map[string]any)
 	if i >= 0 {
@@ -509,13 +504,38 @@ func benchXR(tb testing.TB, i int) map[string]any {
 		spec["hostname"] = name
 		spec["proxmox"].(map[string]any)["vmId"] = 10000 + i
 		spec["network"] = map[string]any{"ip": fmt.Sprintf("10.%d.%d.%d", 100+i/62500, 100+i/250%250, 1+i%250), "cidr": "10.0.0.0/8", "gateway": "10.0.0.1", "dns": []any{"10.0.0.1"}}
-		delete(spec["nix"].(map[string]any), "flakeRef")
 		spec["nix"].(map[string]any)["flakeRef"] = "git+https://git.lab.home.arpa/homelab-infra?ref=main#" + name
 	}
 	spec["claimRef"] = map[string]any{"apiVersion": "homelab.dev/v1alpha1", "kind": "Machine", "namespace": "team", "name": name}
 	meta := xr["metadata"].(map[string]any)
 	meta["name"], meta["uid"] = name, "uid-"+name
 	return xr
+}
+
+var (
+	benchBaseOnce sync.Once
+	benchBaseXR   map[string]any
+	benchBaseErr  error
+)
+
+// benchBase is the example claim dns01's XR, read once.
+func benchBase(tb testing.TB) map[string]any {
+	tb.Helper()
+	benchBaseOnce.Do(func() {
+		claims, err := repo.ReadClaims(filepath.Join(testenv.RepoRoot(tb), repo.ClaimsDir, "dns01.yaml"))
+		if err == nil && len(claims) != 1 {
+			err = fmt.Errorf("want one claim in dns01.yaml, got %d", len(claims))
+		}
+		if err != nil {
+			benchBaseErr = err
+			return
+		}
+		benchBaseXR = repo.XRFor(claims[0])
+	})
+	if benchBaseErr != nil {
+		tb.Fatal(benchBaseErr)
+	}
+	return benchBaseXR
 }
 
 func benchInput(tb testing.TB) []byte {
