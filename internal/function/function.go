@@ -73,21 +73,26 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 	xrName, _, _ := unstructured.NestedString(oxr, "metadata", "name")
 	log = log.WithValues("xr", xrName)
 
-	spec, err := SpecOf(oxr)
-	if err != nil {
-		fatal(rsp, fmt.Errorf("invalid Machine %s, nothing composed:\n%w", xrName, err))
-		return rsp, nil
-	}
-	if errs := machine.Validate(spec, in); len(errs) > 0 {
-		log.Info("Invalid Machine", "errors", len(errs))
-		fatal(rsp, fmt.Errorf("invalid Machine %s, nothing composed:\n%w", xrName, errs))
-		return rsp, nil
+	xrUID, _, _ := unstructured.NestedString(oxr, "metadata", "uid")
+	specSrc := req.GetObserved().GetComposite().GetResource().GetFields()["spec"].GetStructValue()
+	spec := validSpecs.get(xrUID, specSrc, in)
+	if spec == nil {
+		var err error
+		if spec, err = SpecOf(oxr); err != nil {
+			fatal(rsp, fmt.Errorf("invalid Machine %s, nothing composed:\n%w", xrName, err))
+			return rsp, nil
+		}
+		if errs := machine.Validate(spec, in); len(errs) > 0 {
+			log.Info("Invalid Machine", "errors", len(errs))
+			fatal(rsp, fmt.Errorf("invalid Machine %s, nothing composed:\n%w", xrName, errs))
+			return rsp, nil
+		}
+		validSpecs.put(xrUID, specSrc, in, spec)
 	}
 
 	// Crossplane fetches what the function requires and calls again before
 	// it applies anything; until then compose nothing.
 	ids := compose.Identities(spec)
-	xrUID, _, _ := unstructured.NestedString(oxr, "metadata", "uid")
 	taken, haveIDs := identities(req, rsp, ids, xrUID)
 	keys, haveKeys := secretKeys(req, rsp, spec, oxr)
 	vaultFile, haveVault := vaultBootstrap(req, rsp, spec, oxr)
