@@ -2,6 +2,8 @@ package function
 
 import (
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/homelab-infra/homelab-infra/internal/machine"
 )
 
 // The request's objects are decoded only as far as the function reads
@@ -9,8 +11,10 @@ import (
 // field, the managed fields) was a fifth of its CPU per call, and those
 // parts are what grows with a resource's history (issue 21).
 
-// compositeOf is the observed XR without what the function never reads of
-// it: its status and its managed fields.
+// compositeOf is the observed XR as far as the function reads it as an
+// object: without its status and managed fields, and of its spec only
+// spec.claimRef (the claim's name and namespace). The Machine spec is
+// decoded into its own type once per XR (specOf, validSpecs).
 func compositeOf(s *structpb.Struct) map[string]any {
 	return decodeExcept(s, func(k string, v *structpb.Value) any {
 		switch k {
@@ -18,9 +22,29 @@ func compositeOf(s *structpb.Struct) map[string]any {
 			return skip
 		case "metadata":
 			return metadataOf(v)
+		case "spec":
+			spec := v.GetStructValue()
+			if spec == nil {
+				return v.AsInterface()
+			}
+			return decodeExcept(spec, func(k string, v *structpb.Value) any {
+				if k != "claimRef" {
+					return skip
+				}
+				return v.AsInterface()
+			})
 		}
 		return v.AsInterface()
 	})
+}
+
+// specOf is SpecOf for the observed XR s: its spec decoded whole.
+func specOf(s *structpb.Struct) (*machine.Spec, error) {
+	xr := map[string]any{}
+	if v, ok := s.GetFields()["spec"]; ok {
+		xr["spec"] = v.AsInterface()
+	}
+	return SpecOf(xr)
 }
 
 // atProviderRead are the fields of a composed resource's

@@ -69,16 +69,17 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 	// response built with structpb: the SDK's helpers go through
 	// protojson, which was most of the function's time (see
 	// BenchmarkRunFunction).
-	oxr := compositeOf(req.GetObserved().GetComposite().GetResource())
+	xr := req.GetObserved().GetComposite().GetResource()
+	oxr := compositeOf(xr)
 	xrName, _, _ := unstructured.NestedString(oxr, "metadata", "name")
 	log = log.WithValues("xr", xrName)
 
 	xrUID, _, _ := unstructured.NestedString(oxr, "metadata", "uid")
-	specSrc := req.GetObserved().GetComposite().GetResource().GetFields()["spec"].GetStructValue()
+	specSrc := xr.GetFields()["spec"].GetStructValue()
 	spec := validSpecs.get(xrUID, specSrc, in)
 	if spec == nil {
 		var err error
-		if spec, err = SpecOf(oxr); err != nil {
+		if spec, err = specOf(xr); err != nil {
 			fatal(rsp, fmt.Errorf("invalid Machine %s, nothing composed:\n%w", xrName, err))
 			return rsp, nil
 		}
