@@ -8,9 +8,13 @@
 package main
 
 import (
+	"os"
+	"runtime/debug"
+
 	"github.com/alecthomas/kong"
 
 	sdk "github.com/crossplane/function-sdk-go"
+	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 
 	"github.com/homelab-infra/homelab-infra/internal/function"
 )
@@ -23,6 +27,8 @@ type cli struct {
 	Insecure           bool   `help:"Serve without mTLS (development and crossplane render only); --tls-server-certs-dir is then ignored."`
 	MetricsAddress     string `default:":8080" help:"Address of the Prometheus metrics endpoint; empty turns it off."`
 	MaxRecvMessageSize int    `default:"4" help:"Largest request accepted, in MB."`
+	MaxConcurrentCalls int    `default:"0" help:"Calls the function runs at once; more wait their turn. 0: twice the CPUs Go uses (GOMAXPROCS)."`
+	MemoryLimitMiB     int64  `name:"memory-limit-mib" default:"192" help:"Soft memory limit of the Go runtime, in MiB, when GOMEMLIMIT is not set; 0 sets none."`
 }
 
 func (c *cli) Run() error {
@@ -30,7 +36,21 @@ func (c *cli) Run() error {
 	if err != nil {
 		return err
 	}
-	return sdk.Serve(&function.Function{Log: log},
+	// Under Crossplane's 100 concurrent reconciles the process's memory is
+	// bounded by design, not by GC timing: calls beyond the cores wait
+	// (function.InFlight), and the runtime collects harder as the heap
+	// nears the limit instead of letting it double (GOGC's headroom).
+	// GOMEMLIMIT, when set, is the runtime's own and wins.
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && c.MemoryLimitMiB > 0 {
+		debug.SetMemoryLimit(c.MemoryLimitMiB << 20)
+	}
+	return c.serve(function.InFlight(&function.Function{Log: log}, c.MaxConcurrentCalls))
+}
+
+// serve serves fn as configured. The benchmark serves its no-op floor
+// through it too, so both run behind the same server and options.
+func (c *cli) serve(fn fnv1.FunctionRunnerServiceServer) error {
+	return sdk.Serve(fn,
 		sdk.Listen(c.Network, c.Address),
 		sdk.MTLSCertificates(c.TLSCertsDir),
 		sdk.Insecure(c.Insecure),

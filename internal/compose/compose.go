@@ -7,7 +7,7 @@
 package compose
 
 import (
-	"fmt"
+	"strconv"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -103,7 +103,7 @@ func Resources(xrName, owner string, m *machine.Resolved, userData []byte, diskG
 // unique among the claims), so two machines can never share, or overwrite,
 // a snippet; the host name is there for whoever reads the folder.
 func SnippetFileName(m *machine.Resolved) string {
-	return fmt.Sprintf("%s-%d-user-data.yaml", m.Hostname, *m.Proxmox.VMID)
+	return m.Hostname + "-" + strconv.FormatInt(*m.Proxmox.VMID, 10) + "-user-data.yaml"
 }
 
 // SnippetID is how Proxmox names the snippet: <datastore>:snippets/<file>.
@@ -167,7 +167,7 @@ func VirtualMachine(xrName, owner string, m *machine.Resolved, diskGiB int64) *u
 	fp := map[string]any{
 		"name":        m.Hostname,
 		"nodeName":    m.Proxmox.Node,
-		"description": fmt.Sprintf("%s: %s; edits here are overwritten", m.FQDN, Mark(owner)),
+		"description": m.FQDN + ": " + Mark(owner) + "; edits here are overwritten",
 		"poolId":      Pool,
 		"clone":       []any{clone},
 		"cpu":         []any{cpu},
@@ -208,7 +208,7 @@ func VirtualMachine(xrName, owner string, m *machine.Resolved, diskGiB int64) *u
 		fp["tags"] = tags
 	}
 	fp["vmId"] = *m.Proxmox.VMID
-	return object(VMAPIVersion, VMKind, xrName+"-"+VM, fmt.Sprint(*m.Proxmox.VMID), m, fp)
+	return object(VMAPIVersion, VMKind, xrName+"-"+VM, strconv.FormatInt(*m.Proxmox.VMID, 10), m, fp)
 }
 
 // dnsBlock is the cloud-init DNS: the machine's nameservers (the claim's or

@@ -1,7 +1,7 @@
 package compose
 
 import (
-	"fmt"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -48,7 +48,7 @@ type Identity struct {
 func Identities(s *machine.Spec) []Identity {
 	var out []Identity
 	if s.Proxmox.VMID != nil {
-		v := fmt.Sprint(*s.Proxmox.VMID)
+		v := strconv.FormatInt(*s.Proxmox.VMID, 10)
 		out = append(out, Identity{Requirement: "identity-vmid", Field: "spec.proxmox.vmId", Value: v, What: "VM id", Name: "machine-vmid-" + v})
 	}
 	if s.Hostname != "" {

@@ -2,10 +2,13 @@ package compose
 
 import (
 	"encoding/json"
+	"math"
 	"reflect"
 	"strings"
+	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/homelab-infra/homelab-infra/internal/machine"
 )
@@ -76,13 +79,17 @@ func KeepDefaults(desired, observed *unstructured.Unstructured, s *machine.Spec)
 }
 
 // keep copies fields of observed's spec.forProvider into desired's where
-// they differ, and returns them.
+// they differ, and returns them. It changes desired's forProvider in place
+// (the composer made it for this call, nothing else holds it) and copies
+// only the values it takes from observed: deep-copying both forProviders
+// and comparing through JSON was the largest part of the function's own
+// CPU.
 func keep(desired, observed *unstructured.Unstructured, fields [][]string) []string {
 	if desired == nil || observed == nil {
 		return nil
 	}
-	want, _, _ := unstructured.NestedMap(desired.Object, "spec", "forProvider")
-	have, _, _ := unstructured.NestedMap(observed.Object, "spec", "forProvider")
+	want := forProvider(desired)
+	have := forProvider(observed)
 	if want == nil || have == nil {
 		return nil
 	}
@@ -96,11 +103,18 @@ func keep(desired, observed *unstructured.Unstructured, fields [][]string) []str
 		if same(wv, hv) {
 			continue
 		}
-		set(want, path, hv)
+		set(want, path, runtime.DeepCopyJSONValue(hv))
 		kept = append(kept, "spec.forProvider."+strings.Join(path, "."))
 	}
-	_ = unstructured.SetNestedMap(desired.Object, want, "spec", "forProvider")
 	return kept
+}
+
+// forProvider is u's spec.forProvider, not copied (nil when it is not an
+// object).
+func forProvider(u *unstructured.Unstructured) map[string]any {
+	v, _, _ := unstructured.NestedFieldNoCopy(u.Object, "spec", "forProvider")
+	m, _ := v.(map[string]any)
+	return m
 }
 
 // get reads a path of map keys and list indexes ("0").
@@ -157,8 +171,19 @@ func set(root map[string]any, path []string, val any) {
 }
 
 // same compares two JSON-like values, numbers by value whatever their Go
-// type (the cluster gives int64 or float64, the composer int64).
+// type (the cluster gives int64 or float64, the composer int64), as their
+// JSON forms compare. It walks the values the composer and the cluster give
+// (plainJSON); anything else (another Go type, a NaN, invalid UTF-8) goes
+// through encoding/json as before.
 func same(a, b any) bool {
+	if plainJSON(a) && plainJSON(b) {
+		return sameWalk(a, b)
+	}
+	return sameJSON(a, b)
+}
+
+// sameJSON compares the values as encoding/json reads back their JSON.
+func sameJSON(a, b any) bool {
 	ja, err1 := json.Marshal(a)
 	jb, err2 := json.Marshal(b)
 	if err1 != nil || err2 != nil {
@@ -168,4 +193,119 @@ func same(a, b any) bool {
 	_ = json.Unmarshal(ja, &na)
 	_ = json.Unmarshal(jb, &nb)
 	return reflect.DeepEqual(na, nb)
+}
+
+// sameWalk is sameJSON for two plainJSON values.
+func sameWalk(a, b any) bool {
+	ka, _ := jsonKind(a)
+	kb, _ := jsonKind(b)
+	if ka != kb {
+		return false
+	}
+	switch ka {
+	case kindNull:
+		return true
+	case kindBool:
+		return a.(bool) == b.(bool)
+	case kindString:
+		return a.(string) == b.(string)
+	case kindNumber:
+		return number(a) == number(b)
+	case kindList:
+		x, y := a.([]any), b.([]any)
+		if len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !sameWalk(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	default:
+		x, y := a.(map[string]any), b.(map[string]any)
+		if len(x) != len(y) {
+			return false
+		}
+		for k, v := range x {
+			w, ok := y[k]
+			if !ok || !sameWalk(v, w) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+type jsonKindOf int
+
+const (
+	kindNull jsonKindOf = iota
+	kindBool
+	kindString
+	kindNumber
+	kindList
+	kindObject
+)
+
+// jsonKind is the JSON type v encodes to (a nil list or object encodes as
+// null); ok is false for a value plainJSON refuses.
+func jsonKind(v any) (jsonKindOf, bool) {
+	switch x := v.(type) {
+	case nil:
+		return kindNull, true
+	case bool:
+		return kindBool, true
+	case string:
+		return kindString, utf8.ValidString(x)
+	case int64:
+		return kindNumber, true
+	case float64:
+		return kindNumber, !math.IsNaN(x) && !math.IsInf(x, 0)
+	case []any:
+		if x == nil {
+			return kindNull, true
+		}
+		return kindList, true
+	case map[string]any:
+		if x == nil {
+			return kindNull, true
+		}
+		return kindObject, true
+	}
+	return 0, false
+}
+
+// plainJSON reports whether v holds only values whose JSON form sameWalk
+// knows: nil, bool, valid UTF-8 strings, int64, finite float64, []any and
+// map[string]any.
+func plainJSON(v any) bool {
+	k, ok := jsonKind(v)
+	if !ok {
+		return false
+	}
+	switch k {
+	case kindList:
+		for _, e := range v.([]any) {
+			if !plainJSON(e) {
+				return false
+			}
+		}
+	case kindObject:
+		for key, e := range v.(map[string]any) {
+			if !utf8.ValidString(key) || !plainJSON(e) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// number is a JSON number's value as encoding/json reads it back: a
+// float64 (an int64 beyond 2^53 rounds as its decimal form does).
+func number(v any) float64 {
+	if i, ok := v.(int64); ok {
+		return float64(i)
+	}
+	return v.(float64)
 }

@@ -13,11 +13,8 @@ package function
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
-
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -68,32 +65,40 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		return rsp, nil
 	}
 
-	// The request's Structs are read with AsMap and the response built with
-	// structpb directly: the SDK's helpers go through protojson, which was
-	// most of the function's time (see BenchmarkRunFunction).
-	oxr := req.GetObserved().GetComposite().GetResource().AsMap()
+	// The request's Structs are decoded directly (decode.go) and the
+	// response built with structpb: the SDK's helpers go through
+	// protojson, which was most of the function's time (see
+	// BenchmarkRunFunction).
+	xr := req.GetObserved().GetComposite().GetResource()
+	oxr := compositeOf(xr)
 	xrName, _, _ := unstructured.NestedString(oxr, "metadata", "name")
 	log = log.WithValues("xr", xrName)
 
-	spec, err := SpecOf(oxr)
-	if err != nil {
-		fatal(rsp, fmt.Errorf("invalid Machine %s, nothing composed:\n%w", xrName, err))
-		return rsp, nil
-	}
-	if errs := machine.Validate(spec, in); len(errs) > 0 {
-		log.Info("Invalid Machine", "errors", len(errs))
-		fatal(rsp, fmt.Errorf("invalid Machine %s, nothing composed:\n%w", xrName, errs))
-		return rsp, nil
+	xrUID, _, _ := unstructured.NestedString(oxr, "metadata", "uid")
+	specSrc := xr.GetFields()["spec"].GetStructValue()
+	spec := validSpecs.get(xrUID, specSrc, in)
+	if spec == nil {
+		var err error
+		if spec, err = specOf(xr); err != nil {
+			fatal(rsp, fmt.Errorf("invalid Machine %s, nothing composed:\n%w", xrName, err))
+			return rsp, nil
+		}
+		if errs := machine.Validate(spec, in); len(errs) > 0 {
+			log.Info("Invalid Machine", "errors", len(errs))
+			fatal(rsp, fmt.Errorf("invalid Machine %s, nothing composed:\n%w", xrName, errs))
+			return rsp, nil
+		}
+		validSpecs.put(xrUID, specSrc, in, spec)
 	}
 
 	// Crossplane fetches what the function requires and calls again before
 	// it applies anything; until then compose nothing.
 	ids := compose.Identities(spec)
-	xrUID, _, _ := unstructured.NestedString(oxr, "metadata", "uid")
 	taken, haveIDs := identities(req, rsp, ids, xrUID)
 	keys, haveKeys := secretKeys(req, rsp, spec, oxr)
 	vaultFile, haveVault := vaultBootstrap(req, rsp, spec, oxr)
-	running := runningState(req, rsp, spec, oxr)
+	host := hostOf(spec) // parsed once: runningState and setRunning both need it
+	running := runningState(req, rsp, host, oxr)
 	if !haveIDs || !haveKeys || !haveVault {
 		return rsp, nil
 	}
@@ -147,19 +152,20 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		rsp.Desired.Resources = map[string]*fnv1.Resource{}
 	}
 	held := allHeld(req, ids)
+	var enc structBuilder
 	for _, id := range ids {
 		ready := fnv1.Ready_READY_FALSE
 		if _, ok := req.GetObserved().GetResources()[id.Name]; ok {
 			ready = fnv1.Ready_READY_TRUE
 		}
-		if err := desire(rsp, id.Name, compose.IdentityObject(id, holderName(oxr, xrName)), ready); err != nil {
+		if err := enc.desire(rsp, id.Name, compose.IdentityObject(id, holderName(oxr, xrName)), ready); err != nil {
 			fatal(rsp, err)
 			return rsp, nil
 		}
 	}
 	switch {
 	case held:
-		if err := desire(rsp, compose.UserData, file, obs.fileReady()); err != nil {
+		if err := enc.desire(rsp, compose.UserData, file, obs.fileReady()); err != nil {
 			fatal(rsp, err)
 			return rsp, nil
 		}
@@ -167,7 +173,7 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		// soon as it is cloned: compose it only once the snippet exists (or
 		// when the VM does, so that it is never dropped).
 		if obs.vm != nil || obs.fileReady() == fnv1.Ready_READY_TRUE {
-			if err := desire(rsp, compose.VM, vm, obs.vmReady()); err != nil {
+			if err := enc.desire(rsp, compose.VM, vm, obs.vmReady()); err != nil {
 				fatal(rsp, err)
 				return rsp, nil
 			}
@@ -182,17 +188,17 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		// its resources and the values it holds exactly as they are (an
 		// edit of its host name or address waits for the new value to be
 		// held; then the old one is let go).
-		if err := holdAsObserved(req, rsp, obs); err != nil {
+		if err := holdAsObserved(&enc, req, rsp, obs); err != nil {
 			fatal(rsp, err)
 			return rsp, nil
 		}
 	}
 
-	if err := setStatus(rsp, Status(m, file, vm, obs.vmStatus())); err != nil {
+	if err := setStatus(rsp, status(m, file, vm, obs.vmStatus(), string(userData))); err != nil {
 		fatal(rsp, fmt.Errorf("cannot set the XMachine's status: %w", err))
 		return rsp, nil
 	}
-	if err := setRunning(rsp, running, hostOf(spec), time.Now()); err != nil {
+	if err := setRunning(rsp, running, host, time.Now()); err != nil {
 		fatal(rsp, fmt.Errorf("cannot set the XMachine's running state: %w", err))
 		return rsp, nil
 	}
@@ -203,8 +209,8 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 
 // desire adds one composed resource to the response. Resources of earlier
 // pipeline steps, copied by response.To, stay.
-func desire(rsp *fnv1.RunFunctionResponse, name string, obj *unstructured.Unstructured, ready fnv1.Ready) error {
-	st, err := structpb.NewStruct(obj.Object)
+func (b *structBuilder) desire(rsp *fnv1.RunFunctionResponse, name string, obj *unstructured.Unstructured, ready fnv1.Ready) error {
+	st, err := b.newStruct(obj.Object)
 	if err != nil {
 		return fmt.Errorf("cannot encode composed resource %s: %w", name, err)
 	}
@@ -243,11 +249,7 @@ func SpecOf(obj map[string]any) (*machine.Spec, error) {
 	if !ok {
 		return nil, fmt.Errorf("spec is missing")
 	}
-	b, err := json.Marshal(raw)
-	if err != nil {
-		return nil, fmt.Errorf("cannot encode spec: %w", err)
-	}
-	return machine.DecodeSpec(b)
+	return machine.SpecFrom(raw)
 }
 
 // UserDataConfig is what cloud-init is told about m.

@@ -100,7 +100,7 @@ func holderName(xr map[string]any, xrName string) string {
 // identities it holds, as they are (their spec, name, labels and Proxmox
 // name), so that Crossplane neither deletes them (it deletes what is no
 // longer desired) nor changes them.
-func holdAsObserved(req *fnv1.RunFunctionRequest, rsp *fnv1.RunFunctionResponse, obs observed) error {
+func holdAsObserved(enc *structBuilder, req *fnv1.RunFunctionRequest, rsp *fnv1.RunFunctionResponse, obs observed) error {
 	for name, r := range req.GetObserved().GetResources() {
 		if !compose.IsIdentity(name) || rsp.GetDesired().GetResources()[name] != nil {
 			continue
@@ -111,7 +111,7 @@ func holdAsObserved(req *fnv1.RunFunctionRequest, rsp *fnv1.RunFunctionResponse,
 			"metadata": map[string]any{"name": u.GetName(), "namespace": u.GetNamespace()},
 			"spec":     u.Object["spec"],
 		}}
-		if err := desire(rsp, name, o, fnv1.Ready_READY_TRUE); err != nil {
+		if err := enc.desire(rsp, name, o, fnv1.Ready_READY_TRUE); err != nil {
 			return err
 		}
 	}
@@ -134,7 +134,7 @@ func holdAsObserved(req *fnv1.RunFunctionRequest, rsp *fnv1.RunFunctionResponse,
 		if name == compose.VM {
 			ready = obs.vmReady()
 		}
-		if err := desire(rsp, name, held, ready); err != nil {
+		if err := enc.desire(rsp, name, held, ready); err != nil {
 			return err
 		}
 	}

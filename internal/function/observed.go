@@ -31,16 +31,16 @@ type observed struct {
 	file, vm *unstructured.Unstructured
 }
 
+// observe decodes the snippet and the VM (observedOf), and nothing else
+// Crossplane observes.
 func observe(req *fnv1.RunFunctionRequest) observed {
 	var o observed
-	for name, r := range req.GetObserved().GetResources() {
-		u := &unstructured.Unstructured{Object: r.GetResource().AsMap()}
-		switch name {
-		case compose.UserData:
-			o.file = u
-		case compose.VM:
-			o.vm = u
-		}
+	res := req.GetObserved().GetResources()
+	if r, ok := res[compose.UserData]; ok {
+		o.file = &unstructured.Unstructured{Object: observedOf(r.GetResource())}
+	}
+	if r, ok := res[compose.VM]; ok {
+		o.vm = &unstructured.Unstructured{Object: observedOf(r.GetResource())}
 	}
 	return o
 }
@@ -49,7 +49,9 @@ func condition(u *unstructured.Unstructured, typ string) map[string]any {
 	if u == nil {
 		return nil
 	}
-	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	// Not copied: callers only read the condition.
+	v, _, _ := unstructured.NestedFieldNoCopy(u.Object, "status", "conditions")
+	conds, _ := v.([]any)
 	for _, c := range conds {
 		if cm, ok := c.(map[string]any); ok && cm["type"] == typ {
 			return cm
@@ -91,8 +93,10 @@ func (o observed) vmStatus() map[string]any {
 	if o.vm == nil {
 		return nil
 	}
-	st, _, _ := unstructured.NestedMap(o.vm.Object, "status")
-	return map[string]any{"status": st}
+	// Not copied: Status only reads it.
+	st, _, _ := unstructured.NestedFieldNoCopy(o.vm.Object, "status")
+	m, _ := st.(map[string]any)
+	return map[string]any{"status": m}
 }
 
 // diskGiB is the size Proxmox reports for the VM's disk on iface (0: none).

@@ -114,6 +114,7 @@ func Composed(rsp *fnv1.RunFunctionResponse) bool {
 	if vm == nil {
 		return false
 	}
-	pols, _, _ := unstructured.NestedSlice(vm.GetResource().AsMap(), "spec", "managementPolicies")
-	return managesFully(pols)
+	// Only the policies are decoded, not the VM.
+	pols := vm.GetResource().GetFields()["spec"].GetStructValue().GetFields()["managementPolicies"]
+	return managesFully(pols.GetListValue().AsSlice())
 }

@@ -32,12 +32,12 @@ const ReasonNotPublished = "NotPublished"
 // says it is not current: the publisher runs every minute.
 const publishedWithin = 10 * time.Minute
 
-// runningState asks Crossplane for the machine's running state and returns
+// runningState asks Crossplane for host's running state and returns
 // it (nil when there is none yet, or the XR has no claim, whose namespace
 // holds it). Unlike the other requirements it never holds composing back: a
 // missing or unreadable state only leaves the Converged condition Unknown,
 // and Crossplane calls again with the answer before it applies anything.
-func runningState(req *fnv1.RunFunctionRequest, rsp *fnv1.RunFunctionResponse, s *machine.Spec, xr map[string]any) *structpb.Struct {
+func runningState(req *fnv1.RunFunctionRequest, rsp *fnv1.RunFunctionResponse, host string, xr map[string]any) *structpb.Struct {
 	ns := claimNamespace(xr)
 	if ns == "" {
 		return nil
@@ -45,7 +45,7 @@ func runningState(req *fnv1.RunFunctionRequest, rsp *fnv1.RunFunctionResponse, s
 	require(rsp, RunningStateRequirement, &fnv1.ResourceSelector{
 		ApiVersion: "v1",
 		Kind:       "ConfigMap",
-		Match:      &fnv1.ResourceSelector_MatchName{MatchName: runningstate.Name(hostOf(s))},
+		Match:      &fnv1.ResourceSelector_MatchName{MatchName: runningstate.Name(host)},
 		Namespace:  &ns,
 	})
 	items := req.GetRequiredResources()[RunningStateRequirement].GetItems()

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 )
 
 // DecodeSpec decodes a claim's or XR's spec from JSON. Unknown fields are
@@ -81,7 +83,7 @@ func walkSpec(path string, v any, t reflect.Type, errs *Errors) {
 			return
 		}
 		for i, item := range l {
-			walkSpec(fmt.Sprintf("%s[%d]", path, i), item, t.Elem(), errs)
+			walkSpec(path+"["+strconv.Itoa(i)+"]", item, t.Elem(), errs)
 		}
 	case reflect.Struct:
 		m, ok := v.(map[string]any)
@@ -89,14 +91,9 @@ func walkSpec(path string, v any, t reflect.Type, errs *Errors) {
 			bad(fmt.Sprint(v))
 			return
 		}
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-			if name == "" || name == "-" {
-				continue
-			}
-			if fv, ok := m[name]; ok {
-				walkSpec(path+"."+name, fv, f.Type, errs)
+		for _, f := range jsonFields(t) {
+			if fv, ok := m[f.name]; ok {
+				walkSpec(path+"."+f.name, fv, f.typ, errs)
 			}
 		}
 	}
@@ -133,4 +130,31 @@ func typeName(t reflect.Type) string {
 		return "a list"
 	}
 	return "an object"
+}
+
+// jsonField is a struct field walkSpec checks: its JSON name and type.
+type jsonField struct {
+	name string
+	typ  reflect.Type
+}
+
+var jsonFieldsOf sync.Map // reflect.Type -> []jsonField
+
+// jsonFields are t's fields with a JSON name, in order, read from the type
+// once: walkSpec runs on every call of the function.
+func jsonFields(t reflect.Type) []jsonField {
+	if f, ok := jsonFieldsOf.Load(t); ok {
+		return f.([]jsonField)
+	}
+	var out []jsonField
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		out = append(out, jsonField{name: name, typ: f.Type})
+	}
+	jsonFieldsOf.Store(t, out)
+	return out
 }

@@ -80,7 +80,7 @@ func ResolveValid(s *Spec, in *Input, secretKeys []string) (*Resolved, error) {
 			if strings.TrimSpace(k) == "" || strings.HasPrefix(strings.TrimSpace(k), "#") {
 				continue
 			}
-			if msg := CheckSSHKey(strings.TrimSpace(k)); msg != "" {
+			if msg := checkSSHKey(strings.TrimSpace(k)); msg != "" {
 				errs.add(p, nil, "line "+strconv.Itoa(i+1)+" of the Secret's key "+msg)
 				continue
 			}

@@ -3,6 +3,7 @@ package machine
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -87,7 +88,7 @@ func validateNames(errs *Errors, s *Spec, in *Input) {
 	}
 	seen := map[string]bool{}
 	for i, t := range s.Tags {
-		p := fmt.Sprintf("spec.tags[%d]", i)
+		p := "spec.tags[" + strconv.Itoa(i) + "]"
 		switch {
 		case len(t) > MaxLabelLength || !tagRE().MatchString(t):
 			errs.add(p, t, "is not a valid Proxmox tag; use lower-case letters, digits, '_', '.' and '-'")
@@ -166,7 +167,7 @@ func validateNetwork(errs *Errors, n *Network) {
 	}
 	seen := map[string]bool{}
 	for i, d := range n.DNS {
-		p := fmt.Sprintf("spec.network.dns[%d]", i)
+		p := "spec.network.dns[" + strconv.Itoa(i) + "]"
 		a, err := netip.ParseAddr(d)
 		switch {
 		case err != nil || !a.Is4():
@@ -226,7 +227,7 @@ func validateNix(errs *Errors, s *Spec, in *Input) {
 		errs.add("spec.nix.flakeRef", nil, fmt.Sprintf("is longer than %d characters; point at the repository and host, e.g. git+https://git.lab.home.arpa/homelab-infra?ref=main#%s", MaxFlakeRefLen, orExample(s.Hostname)))
 	case ref != "":
 		// Never echoed: a ref with a token in it must not travel further.
-		for _, msg := range CheckFlakeRef(ref) {
+		for _, msg := range checkFlakeRef(ref) {
 			errs.add("spec.nix.flakeRef", nil, msg)
 		}
 	case in != nil && in.Defaults.FlakeRepo == "":
@@ -265,7 +266,7 @@ func validateBootstrap(errs *Errors, b *Bootstrap) {
 	for i, k := range keys {
 		// Key values are never echoed: a pasted private key must not end up
 		// in events, logs or CI output.
-		if err := CheckSSHKey(k); err != "" {
+		if err := checkSSHKey(k); err != "" {
 			errs.add(fmt.Sprintf("spec.bootstrap.sshAuthorizedKeys[%d]", i), nil, err)
 		}
 	}
