@@ -174,3 +174,15 @@ func checkBootGateFailed(t *testing.T, r report, s *snap, commitK, commitI strin
 		t.Errorf("b4: no reboot scheduled (reboot.allow window): %q", r["reboot-scheduled"])
 	}
 }
+
+// checkApplyRuns: the one-shot unit ran the agent want times in this boot.
+// Every switch starts multi-user.target again (switch-to-configuration
+// starts each active target), which wants nix-gitops-apply.service; once
+// the boot-time start has finished, such a start must not run the agent
+// again (it would only wait for the lock of the run that switches).
+func checkApplyRuns(t *testing.T, s *snap, want int, why string) {
+	t.Helper()
+	if got := s.r.lines(s.name + "/apply-runs"); len(got) != want {
+		t.Errorf("%s: nix-gitops-apply.service ran the agent %d times in this boot, want %d (%s):\n%s", s.name, len(got), want, why, strings.Join(got, "\n"))
+	}
+}

@@ -151,6 +151,10 @@ step_snap() {
     sed -n 's/^\(_SYSTEMD_INVOCATION_ID\|INVOCATION_ID\)=//p' | sort -u
   sec "$n/runs"
   journalctl -b -u $unit -u $daemon -o cat | grep 'msg="run finished"'
+  sec "$n/apply-runs"
+  # Runs of the agent in the one-shot unit in this boot (each ends with this
+  # line; a start that systemd skipped logs none).
+  journalctl -b -u $unit -o cat | grep 'msg="run finished"'
   sec "$n/switch-journal"
   journalctl -b -u $switchunit -o cat --no-pager | tail -n 60
   sec "$n/agent-journal"

@@ -196,6 +196,7 @@ func TestClaimBootsAndConverges(t *testing.T) {
 		checkIsolation(t, r, p1, deny)
 		checkFirstBootApply(t, r.snap(t, "b1"), commits["A"], git)
 		checkDrift(t, r.snap(t, "drift"), r.snap(t, "b1"), commits["A"])
+		checkApplyRuns(t, r.snap(t, "drift"), 3, "the outage, the apply and the timer's run; not the switch by hand")
 	})
 
 	// Boot 2: the daemon, through B, M, C, S1, S2 and I.
@@ -223,6 +224,7 @@ func TestClaimBootsAndConverges(t *testing.T) {
 		checkStoppedMidSwitch(t, r, r.snap(t, "stopped"), commits["S1"])
 		checkKilledMidSwitch(t, r, r.snap(t, "killed"), commits["S2"])
 		checkInhibited(t, r, r.snap(t, "inhibited"), commits["I"])
+		checkApplyRuns(t, r.snap(t, "inhibited"), 1, "the boot-time start; not the daemon's switches")
 	})
 
 	// Boot 3: the inhibited generation boots and is gated; a kernel change.
