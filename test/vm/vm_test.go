@@ -46,9 +46,13 @@ const (
 //  2. the daemon: a switch that changes its own unit (it restarts itself into
 //     the new binary); a rollback that leaves a unit failed (degraded); the
 //     daemon stopped, then killed, during a switch, which runs on in its own
-//     unit; a switch inhibitor change (boot, not switch);
-//  3. the boot into that generation: its gate runs then; a kernel change is
-//     applied for the next boot;
+//     unit; a commit that turns the daemon off and the timer on (the daemon
+//     stops after that run, the switch starts the timer); a switch
+//     inhibitor change (boot, not switch); no switch runs the first-boot unit
+//     again;
+//  3. the boot into that generation: its gate runs then; a commit that turns
+//     the timer off (its switch stops it); a kernel change is applied for the
+//     next boot;
 //  4. the boot into the kernel change: its gate fails, and the previous
 //     generation is the boot default again, with a reboot scheduled.
 //
@@ -78,37 +82,26 @@ func TestClaimBootsAndConverges(t *testing.T) {
 	nixSpec["flakeRef"] = flakeRef
 	hostname := spec["hostname"].(string)
 
+	// Vault, and the claim's Vault identity: cloud-init writes the wrapping
+	// token of the machine's first secret_id at first boot.
+	vault := startVaultLab(t, hostname)
+	spec["secrets"] = map[string]any{"role": hostname, "wrappingTokenSecretRef": map[string]any{"name": hostname + "-vault"}}
+
 	// The flake repo: the plan's commits, a chain, the branch at the first.
 	flake, err := testflake.New(filepath.Join(dir, "flake"), testflake.Options{Guest: &testflake.Guest{STC: guestSTC, Agent: guestAgent}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The image: the template's own system is generation 0.
+	m, img := standIn(t, root, dir, flake, hostname)
 	commits := map[string]string{}
-	for _, s := range plan() {
+	for _, s := range plan(t, m, vault) {
 		commits[s.name] = commit(t, flake, hostname, s.sys)
 	}
 
-	// The image: the template's own system is generation 0.
-	agent, err := buildStatic(root, dir, "./cmd/nix-gitops", "nix-gitops")
-	if err != nil {
-		t.Fatal(err)
-	}
-	stc, err := buildStatic(root, dir, "./test/vm/stc", "switch-to-configuration")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gen0 := filepath.Join(dir, "template-system")
-	if err := flake.WriteTemplateSystem(gen0, hostname, template()); err != nil {
-		t.Fatal(err)
-	}
-	img, took, err := buildImage(root, agent, stc, gen0, filepath.Join(dir, "image.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("stand-in template image ready in %s: %s", took.Round(time.Second), img.disk)
-
 	// Its resources, exactly as labctl render makes them.
 	userData, initialization := render(t, root, dir, claim)
+	userData = vault.withToken(t, userData)
 	ifaces, dns, err := nocloud.FromInitialization(initialization, []string{guestMAC})
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +144,10 @@ func TestClaimBootsAndConverges(t *testing.T) {
 		if err := deny.close(); err != nil {
 			t.Errorf("cannot stop the isolation listener: %v", err)
 		}
-		for _, p := range []int{git.port, deny.port} {
+		if err := vault.gate.close(); err != nil {
+			t.Errorf("cannot stop the Vault gate: %v", err)
+		}
+		for _, p := range []int{git.port, deny.port, vault.gate.port} {
 			if !portClosed(p) {
 				t.Errorf("port %d still accepts connections after the test", p)
 			}
@@ -162,7 +158,8 @@ func TestClaimBootsAndConverges(t *testing.T) {
 	}()
 
 	gitHostPort := fmt.Sprintf("%s:%d", gitAddr, gitPort)
-	g, err := newGuest(dir, img, seedPath, guestMAC, map[string]int{gitHostPort: git.port})
+	git.controls["vault-up"] = func() error { vault.gate.down.Store(false); return nil }
+	g, err := newGuest(dir, img, seedPath, guestMAC, map[string]int{gitHostPort: git.port, vaultAddr: vault.gate.port})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +168,7 @@ func TestClaimBootsAndConverges(t *testing.T) {
 			admin:     spec["bootstrap"].(map[string]any)["adminUser"].(string),
 			steps:     steps,
 			waitLimit: int(waitLimit / time.Second),
-			allow:     []string{gitHostPort},
+			allow:     []string{gitHostPort, vaultAddr},
 			deny: []string{
 				fmt.Sprintf("%s:%d", guestGateway, deny.port), // slirp's alias for host loopback
 				fmt.Sprintf("%s:%d", hostIP, deny.port),       // the host's own address
@@ -209,7 +206,8 @@ func TestClaimBootsAndConverges(t *testing.T) {
 		"advance:C", "wait:applied", "snap:fixed",
 		"advance:S1", "stop:nix-gitops.service", "snap:stopped", "daemon:applied",
 		"advance:S2", "kill:nix-gitops.service", "wait:applied", "snap:killed",
-		"advance:I", "wait:pending-reboot", "snap:inhibited", "try-switch-default"))
+		"advance:D", "wait:applied", "idle", "snap:daemonoff",
+		"advance:I", "timer", "wait:pending-reboot", "snap:inhibited", "try-switch-default"))
 	if !ok {
 		return
 	}
@@ -223,13 +221,15 @@ func TestClaimBootsAndConverges(t *testing.T) {
 		fixed.applied(t, commits["C"])
 		checkStoppedMidSwitch(t, r, r.snap(t, "stopped"), commits["S1"])
 		checkKilledMidSwitch(t, r, r.snap(t, "killed"), commits["S2"])
+		checkDaemonOff(t, r.snap(t, "daemonoff"), commits["D"])
 		checkInhibited(t, r, r.snap(t, "inhibited"), commits["I"])
-		checkApplyRuns(t, r.snap(t, "inhibited"), 1, "the boot-time start; not the daemon's switches")
+		checkApplyRuns(t, r.snap(t, "inhibited"), 3, "the boot-time start, the timer's first run and the timer's run of I; not the daemon's switches")
 	})
 
 	// Boot 3: the inhibited generation boots and is gated; a kernel change.
 	r3, ok := bootAndReport(t, g, bootOptions{name: "boot3", timeout: bootLimit}, params(
-		"boot", "snap:b3", "advance:K", "timer", "wait:pending-reboot", "snap:kernel"))
+		"boot", "snap:b3", "advance:T", "timer", "wait:applied", "snap:timeroff",
+		"advance:K", "apply", "wait:pending-reboot", "snap:kernel"))
 	if !ok {
 		return
 	}
@@ -241,6 +241,7 @@ func TestClaimBootsAndConverges(t *testing.T) {
 			t.Errorf("b3: booted %s, running %s, pending %+v, reboot required %v: want the booted generation applied, nothing pending",
 				b3.booted(), b3.current(), b3.st.PendingBoot, b3.st.RebootRequired)
 		}
+		checkTimerOff(t, r.snap(t, "timeroff"), commits["T"])
 		k := r.snap(t, "kernel")
 		k.last(t, "pending-reboot", commits["K"], "")
 		if !k.st.RebootRequired || k.st.PendingBoot == nil || !strings.Contains(k.st.PendingBoot.Reason, "kernel") {
@@ -254,6 +255,9 @@ func TestClaimBootsAndConverges(t *testing.T) {
 		return
 	}
 	checkBoot(t, "boot4", r4, func(t *testing.T, r report) {
-		checkBootGateFailed(t, r, r.snap(t, "b4"), commits["K"], commits["I"])
+		checkBootGateFailed(t, r, r.snap(t, "b4"), commits["K"], commits["T"])
 	})
+
+	// Boots 5 and 6: the secrets unit of the module in the system.
+	secretsBoots(t, g, params, git, vault, commits)
 }
