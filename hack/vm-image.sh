@@ -90,6 +90,7 @@ pkgs=(
   openssh-server              # the template has SSH; cloud-init writes the admin's keys for it
   sudo                        # the admin user's sudo rule
   jq                          # the stand-in system's pre-switch check compares switch-inhibitors JSON
+  unbound                     # dns01's resolver; the systems that run it carry its unit and config
   iproute2 netbase kmod procps
   e2fsprogs                   # fsck and resize2fs (cloud-init's resizefs) for the root file system
   # Providers of virtual packages, which debootstrap's resolver cannot pick:
@@ -145,6 +146,11 @@ if [ ! -e "$base/ok" ]; then
   printf '%s\n' 'experimental-features = nix-command flakes' 'substituters =' 'sandbox = false' 'build-users-group =' \
     >"$root/etc/nix/nix.conf"
   systemctl --root="$root" enable systemd-networkd.service systemd-resolved.service >/dev/null 2>&1
+  # unbound runs only in the systems that carry its unit (dns01's): Debian's
+  # units stay off, and resolved's stub listener leaves port 53 to it.
+  systemctl --root="$root" disable unbound.service unbound-resolvconf.service >/dev/null 2>&1 || true
+  mkdir -p "$root/etc/systemd/resolved.conf.d"
+  printf '%s\n' '[Resolve]' 'DNSStubListener=no' >"$root/etc/systemd/resolved.conf.d/90-homelab-template.conf"
   # The initrd and kernel are booted directly (-kernel/-initrd): no boot loader.
   cp "$(ls "$root"/boot/vmlinuz-* | sort -V | tail -n1)" "$base.tmp/vmlinuz"
   cp "$(ls "$root"/boot/initrd.img-* | sort -V | tail -n1)" "$base.tmp/initrd.img"

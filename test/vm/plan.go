@@ -93,13 +93,16 @@ const (
 // of the one before. The systems from D on carry the agent's units as our
 // NixOS module makes them (m), so its daemon.enable and timer.enable are
 // what a commit turns off and on.
-func plan(t *testing.T, m *modules, v *vaultLab) []step {
+func plan(t *testing.T, m *modules, v *vaultLab, nameRef string) []step {
 	app3 := func(s *testflake.System) { s.Units = map[string]string{"testflake-app.service": appV3} }
 	withTimer, noTimer := m.system(t, timerOn), m.system(t, timerOff)
 	// The secrets module's unit in the system (V, W): the app is then one of
 	// the module's services too, ordered after the secrets unit.
 	withSecret := m.system(t, v.module("3"))
 	secretApp := func(s *testflake.System) { s.Units, s.Wanted = nil, nil; withSecret(s) }
+	// dns01's resolver (unbound with our DNS module's settings), which also
+	// resolves the git server's name the agent then follows the flake by.
+	resolver, lostRecord := m.dnsSystem(t, dns01Module(true), timerOff, nameRef), m.dnsSystem(t, dns01Module(false), timerOff, nameRef)
 	return []step{
 		// First boot: a new agent package, so the switch changes the
 		// running nix-gitops-apply.service itself (a new ExecStart).
@@ -162,6 +165,21 @@ func plan(t *testing.T, m *modules, v *vaultLab) []step {
 			s.AgentVersion = "3"
 			s.Inhibitors = map[string]string{"testflake-db": "2"}
 			secretApp(s)
+		})},
+		// dns01 resolves for itself, the git server's name included.
+		{"N1", system("n1", func(s *testflake.System) {
+			s.AgentVersion = "3"
+			s.Inhibitors = map[string]string{"testflake-db": "2"}
+			app3(s)
+			resolver(s)
+		})},
+		// A commit that loses the git server's record: after its switch the
+		// name does not resolve, though every unit runs.
+		{"N2", system("n2", func(s *testflake.System) {
+			s.AgentVersion = "3"
+			s.Inhibitors = map[string]string{"testflake-db": "2"}
+			app3(s)
+			lostRecord(s)
 		})},
 	}
 }

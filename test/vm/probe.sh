@@ -27,6 +27,8 @@
 #   apply            `nix-gitops apply`, as an operator runs it by hand
 #   settled          wait until the boot is over (is-system-running --wait);
 #                    sections system-state, apply-unit, failed-units
+#   resolve:NAME     section NAME/resolve: git.lab.home.arpa through the
+#                    guest's resolver (getent), or why not
 #   control:NAME     the host's test control NAME (the git server's), such as
 #                    vault-up
 #   rollback-by-hand what `nixos-rebuild switch --rollback` does: the profile
@@ -113,6 +115,10 @@ step_settled() {
   systemctl show -p ActiveState -p Result -p ConditionResult -p ExecMainStartTimestampMonotonic $unit
   sec failed-units
   systemctl --failed --no-legend --plain
+}
+step_resolve() {
+  sec "$1/resolve"
+  getent ahostsv4 git.lab.home.arpa || echo "getent: exit $?"
 }
 step_control() { echo "control $1: $(ask_host "/vmtest/control/$1")"; }
 step_daemon() {

@@ -24,12 +24,12 @@ import (
 //  5. a switch that adds the unit (and a secret, and an app that needs it);
 //  6. a boot with Vault down (the unit fails, and so does the app), then Vault
 //     back and a switch: the failed unit is started again by that switch.
-func secretsBoots(t *testing.T, g *guest, params func(...string) probeParams, git *gitServer, v *vaultLab, commits map[string]string) {
+func secretsBoots(t *testing.T, g *guest, params func(...string) probeParams, v *vaultLab, commits map[string]string) bool {
 	t.Helper()
 	r5, ok := bootAndReport(t, g, bootOptions{name: "boot5", timeout: bootLimit}, params(
 		"boot", "advance:V", "apply", "wait:applied", "snap:secrets"))
 	if !ok {
-		return
+		return false
 	}
 	checkBoot(t, "boot5", r5, func(t *testing.T, r report) {
 		s := r.snap(t, "secrets")
@@ -43,7 +43,7 @@ func secretsBoots(t *testing.T, g *guest, params func(...string) probeParams, gi
 	r6, ok := bootAndReport(t, g, bootOptions{name: "boot6", timeout: bootLimit}, params(
 		"boot", "snap:vaultdown", "control:vault-up", "advance:W", "apply", "wait:applied", "snap:afterfail"))
 	if !ok {
-		return
+		return false
 	}
 	checkBoot(t, "boot6", r6, func(t *testing.T, r report) {
 		down := r.snap(t, "vaultdown")
@@ -56,6 +56,7 @@ func secretsBoots(t *testing.T, g *guest, params func(...string) probeParams, gi
 		s.applied(t, commits["W"])
 		checkSecretsUnit(t, s, v)
 	})
+	return true
 }
 
 // checkSecretsUnit: after the switch, nix-gitops-secrets.service ran and

@@ -54,12 +54,20 @@ const (
 //     the timer off (its switch stops it); a kernel change is applied for the
 //     next boot;
 //  4. the boot into the kernel change: its gate fails, and the previous
-//     generation is the boot default again, with a reboot scheduled.
+//     generation is the boot default again, with a reboot scheduled;
+//  5. and 6. the secrets unit of our module with the real Vault
+//     (secretsBoots): a switch that adds it, and a switch after it failed at
+//     boot with Vault down;
+//  7. dns01's own resolver loses the git server's name in a commit, which the
+//     gate rolls back (dnsBoot).
 //
 // Fakes (named): the guest is a Debian stand-in for the NixOS template
 // (hack/vm-image.sh), every system is internal/testflake's NixOS-shaped
-// stand-in toplevel, its activation program is internal/stcstandin, and
-// Proxmox is replaced by internal/nocloud writing its cloud-init drive.
+// stand-in toplevel, its activation program is internal/stcstandin, the
+// units our modules define are rendered by internal/nixcheck's stand-in of
+// nixpkgs' systemd-lib.nix, unbound's unit by test/vm/dns.go's stand-in of
+// nixpkgs' unbound module, and Proxmox is replaced by internal/nocloud
+// writing its cloud-init drive.
 func TestClaimBootsAndConverges(t *testing.T) {
 	testenv.Real(t)
 	for _, p := range []string{"qemu-system-x86_64", "qemu-img", "socat", "debootstrap", "mkfs.ext4", "unshare", "git", "go"} {
@@ -95,7 +103,9 @@ func TestClaimBootsAndConverges(t *testing.T) {
 	// The image: the template's own system is generation 0.
 	m, img := standIn(t, root, dir, flake, hostname)
 	commits := map[string]string{}
-	for _, s := range plan(t, m, vault) {
+	// The flake by the git server's name, which dns01 resolves itself.
+	nameRef := strings.Replace(flakeRef, gitAddr, gitName, 1)
+	for _, s := range plan(t, m, vault, nameRef) {
 		commits[s.name] = commit(t, flake, hostname, s.sys)
 	}
 
@@ -259,5 +269,9 @@ func TestClaimBootsAndConverges(t *testing.T) {
 	})
 
 	// Boots 5 and 6: the secrets unit of the module in the system.
-	secretsBoots(t, g, params, git, vault, commits)
+	if !secretsBoots(t, g, params, vault, commits) {
+		return
+	}
+	// Boot 7: dns01's own resolver loses the git server's name.
+	dnsBoot(t, g, params, commits)
 }
