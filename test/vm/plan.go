@@ -141,6 +141,14 @@ func plan(t *testing.T, m *modules, v *vaultLab, nameRef string) []step {
 			noTimer(s)
 			s.Inhibitors = map[string]string{"testflake-db": "2"}
 		})},
+		// A secret from Vault: the switch adds nix-gitops-secrets.service,
+		// which multi-user.target then starts while the run that switches
+		// holds the agent's lock.
+		{"V", system("v", func(s *testflake.System) {
+			s.AgentVersion = "3"
+			s.Inhibitors = map[string]string{"testflake-db": "2"}
+			secretApp(s)
+		})},
 		// A kernel change whose gate fails after its boot; this system lets
 		// the agent reboot.
 		{"K", system("k", func(s *testflake.System) {
@@ -151,14 +159,6 @@ func plan(t *testing.T, m *modules, v *vaultLab, nameRef string) []step {
 			s.Kernel = "k2"
 			s.HealthScript = "echo 'k: unhealthy after its boot' >&2; exit 1"
 			s.AgentConfig = agentConfig(map[string]any{"reboot": map[string]any{"allow": "window"}})
-		})},
-		// A secret from Vault: the switch adds nix-gitops-secrets.service,
-		// which multi-user.target then starts while the run that switches
-		// holds the agent's lock.
-		{"V", system("v", func(s *testflake.System) {
-			s.AgentVersion = "3"
-			s.Inhibitors = map[string]string{"testflake-db": "2"}
-			secretApp(s)
 		})},
 		// The next commit, switched to after the secrets unit failed at boot.
 		{"W", system("w", func(s *testflake.System) {

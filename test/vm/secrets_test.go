@@ -9,9 +9,8 @@ import (
 	"testing"
 )
 
-// secretsBoots are boots 5 and 6 of TestClaimBootsAndConverges: the secrets
-// unit of our module (nix-gitops-secrets.nix, rendered as NixOS installs it)
-// in the system, with the real Vault.
+// The secrets unit of our module (nix-gitops-secrets.nix, rendered as NixOS
+// installs it) in the system, with the real Vault.
 //
 // nix-gitops-secrets.service is wanted by multi-user.target, which every
 // switch starts again and waits for; the switch runs inside an agent run
@@ -19,44 +18,32 @@ import (
 // would deadlock the switch (switch → multi-user.target → secrets unit →
 // lock → the run → switch), so it runs `secrets --no-wait` and counts
 // "another run holds the lock" (75) as success: the run writes the secrets
-// itself before every switch.
-//
-//  5. a switch that adds the unit (and a secret, and an app that needs it);
-//  6. a boot with Vault down (the unit fails, and so does the app), then Vault
-//     back and a switch: the failed unit is started again by that switch.
-func secretsBoots(t *testing.T, g *guest, params func(...string) probeParams, v *vaultLab, commits map[string]string) bool {
-	t.Helper()
-	r5, ok := bootAndReport(t, g, bootOptions{name: "boot5", timeout: bootLimit}, params(
-		"boot", "advance:V", "apply", "wait:applied", "snap:secrets"))
-	if !ok {
-		return false
-	}
-	checkBoot(t, "boot5", r5, func(t *testing.T, r report) {
-		s := r.snap(t, "secrets")
-		s.ran(t, "applied", commits["V"], "")
-		s.applied(t, commits["V"])
-		s.contains(t, "switch-journal", "the following new units were started:", "nix-gitops-secrets.service")
-		checkSecretsUnit(t, s, v)
-	})
+// itself before every switch. Two cases, each a switch:
+//   - boot 3: V adds the unit (and a secret, and an app that needs it);
+//   - boot 5: V boots with Vault down (the unit fails, and so does the app),
+//     then Vault is back and the switch to W starts the failed unit again.
 
-	v.gate.down.Store(true)
-	r6, ok := bootAndReport(t, g, bootOptions{name: "boot6", timeout: bootLimit}, params(
-		"boot", "snap:vaultdown", "control:vault-up", "advance:W", "apply", "wait:applied", "snap:afterfail"))
-	if !ok {
-		return false
+// checkSecretsAdded: the switch to V added nix-gitops-secrets.service and
+// started it, while the run that switched held the lock.
+func checkSecretsAdded(t *testing.T, s *snap, commit string, v *vaultLab) {
+	t.Helper()
+	s.ran(t, "applied", commit, "")
+	s.applied(t, commit)
+	s.contains(t, "switch-journal", "the following new units were started:", "nix-gitops-secrets.service")
+	checkSecretsUnit(t, s, v)
+}
+
+// checkSecretsAfterFail: at boot with Vault down the unit failed; after the
+// switch to commit (Vault back) it ran again and all is well.
+func checkSecretsAfterFail(t *testing.T, down, s *snap, commit string, v *vaultLab) {
+	t.Helper()
+	if got := down.units["nix-gitops-secrets.service ActiveState"]; got != "failed" {
+		t.Errorf("%s: nix-gitops-secrets.service is %q at boot with Vault down, want failed", down.name, got)
 	}
-	checkBoot(t, "boot6", r6, func(t *testing.T, r report) {
-		down := r.snap(t, "vaultdown")
-		if got := down.units["nix-gitops-secrets.service ActiveState"]; got != "failed" {
-			t.Errorf("vaultdown: nix-gitops-secrets.service is %q at boot with Vault down, want failed", got)
-		}
-		down.contains(t, "failed-units", "nix-gitops-secrets.service")
-		s := r.snap(t, "afterfail")
-		s.ran(t, "applied", commits["W"], "")
-		s.applied(t, commits["W"])
-		checkSecretsUnit(t, s, v)
-	})
-	return true
+	down.contains(t, "failed-units", "nix-gitops-secrets.service")
+	s.ran(t, "applied", commit, "")
+	s.applied(t, commit)
+	checkSecretsUnit(t, s, v)
 }
 
 // checkSecretsUnit: after the switch, nix-gitops-secrets.service ran and

@@ -51,15 +51,14 @@ const (
 //     inhibitor change (boot, not switch); no switch runs the first-boot unit
 //     again;
 //  3. the boot into that generation: its gate runs then; a commit that turns
-//     the timer off (its switch stops it); a kernel change is applied for the
-//     next boot;
+//     the timer off (its switch stops it); a switch that adds the secrets
+//     unit of our module, with the real Vault (secrets_test.go); a kernel
+//     change is applied for the next boot;
 //  4. the boot into the kernel change: its gate fails, and the previous
 //     generation is the boot default again, with a reboot scheduled;
-//  5. and 6. the secrets unit of our module with the real Vault
-//     (secretsBoots): a switch that adds it, and a switch after it failed at
-//     boot with Vault down;
-//  7. dns01's own resolver loses the git server's name in a commit, which the
-//     gate rolls back (dnsBoot).
+//  5. the boot into that generation with Vault down (its secrets unit fails),
+//     then a switch with Vault back; dns01's own resolver loses the git
+//     server's name in a commit, which the gate rolls back (dns_test.go).
 //
 // Fakes (named): the guest is a Debian stand-in for the NixOS template
 // (hack/vm-image.sh), every system is internal/testflake's NixOS-shaped
@@ -239,6 +238,7 @@ func TestClaimBootsAndConverges(t *testing.T) {
 	// Boot 3: the inhibited generation boots and is gated; a kernel change.
 	r3, ok := bootAndReport(t, g, bootOptions{name: "boot3", timeout: bootLimit}, params(
 		"boot", "snap:b3", "advance:T", "timer", "wait:applied", "snap:timeroff",
+		"advance:V", "apply", "wait:applied", "snap:secrets",
 		"advance:K", "apply", "wait:pending-reboot", "snap:kernel"))
 	if !ok {
 		return
@@ -252,6 +252,7 @@ func TestClaimBootsAndConverges(t *testing.T) {
 				b3.booted(), b3.current(), b3.st.PendingBoot, b3.st.RebootRequired)
 		}
 		checkTimerOff(t, r.snap(t, "timeroff"), commits["T"])
+		checkSecretsAdded(t, r.snap(t, "secrets"), commits["V"], vault)
 		k := r.snap(t, "kernel")
 		k.last(t, "pending-reboot", commits["K"], "")
 		if !k.st.RebootRequired || k.st.PendingBoot == nil || !strings.Contains(k.st.PendingBoot.Reason, "kernel") {
@@ -265,13 +266,21 @@ func TestClaimBootsAndConverges(t *testing.T) {
 		return
 	}
 	checkBoot(t, "boot4", r4, func(t *testing.T, r report) {
-		checkBootGateFailed(t, r, r.snap(t, "b4"), commits["K"], commits["T"])
+		checkBootGateFailed(t, r, r.snap(t, "b4"), commits["K"], commits["V"])
 	})
 
-	// Boots 5 and 6: the secrets unit of the module in the system.
-	if !secretsBoots(t, g, params, vault, commits) {
+	// Boot 5: the previous generation, V, boots with Vault down; then dns01's
+	// own resolver loses the git server's name.
+	vault.gate.down.Store(true)
+	r5, ok := bootAndReport(t, g, bootOptions{name: "boot5", timeout: bootLimit}, params(
+		"boot", "snap:vaultdown", "control:vault-up", "advance:W", "apply", "wait:applied", "snap:afterfail",
+		"advance:N1", "apply", "wait:applied", "resolve:dns", "snap:dns",
+		"advance:N2", "apply", "wait:rolled-back", "resolve:dnsback", "snap:dnsbroken"))
+	if !ok {
 		return
 	}
-	// Boot 7: dns01's own resolver loses the git server's name.
-	dnsBoot(t, g, params, commits)
+	checkBoot(t, "boot5", r5, func(t *testing.T, r report) {
+		checkSecretsAfterFail(t, r.snap(t, "vaultdown"), r.snap(t, "afterfail"), commits["W"], vault)
+		checkDNS(t, r, commits)
+	})
 }
