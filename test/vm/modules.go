@@ -36,11 +36,6 @@ func newModules(t *testing.T, root, dir, agent string) *modules {
 	if err := os.Symlink(agent, filepath.Join(agentDir, "bin", "nix-gitops")); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if f, err := nixcheck.OptionTreeFile(root); err == nil {
-			os.Remove(f)
-		}
-	})
 	return &modules{root: root, agentDir: agentDir}
 }
 
