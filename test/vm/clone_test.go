@@ -39,7 +39,7 @@ func TestCloneWithoutUserData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, img := standIn(t, root, dir, flake, "dns01")
+	_, img := standIn(t, root, dir, flake, "dns01", true)
 
 	// Proxmox's drive without a snippet: an empty cloud-config, and the
 	// network-config Proxmox writes from the clone's ipconfig0.

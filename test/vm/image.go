@@ -74,9 +74,9 @@ func buildImage(root, agent, stc, gen0, logPath string) (image, time.Duration, e
 
 // standIn builds what the suite boots: the agent and the activation
 // stand-in for the guest, and the image whose generation 0 is the
-// template's own system. It returns the modules renderer for the systems
-// that carry our module's units.
-func standIn(t *testing.T, root, dir string, flake *testflake.Repo, hostname string) (*modules, image) {
+// template's own system (template, with moduleUnits). It returns the
+// modules renderer for the systems that carry our module's units.
+func standIn(t *testing.T, root, dir string, flake *testflake.Repo, hostname string, moduleUnits bool) (*modules, image) {
 	t.Helper()
 	agent, err := buildStatic(root, dir, "./cmd/nix-gitops", "nix-gitops")
 	if err != nil {
@@ -88,7 +88,7 @@ func standIn(t *testing.T, root, dir string, flake *testflake.Repo, hostname str
 	}
 	m := newModules(t, root, dir, agent)
 	gen0 := filepath.Join(dir, "template-system")
-	if err := flake.WriteTemplateSystem(gen0, hostname, template(t, m)); err != nil {
+	if err := flake.WriteTemplateSystem(gen0, hostname, template(t, m, moduleUnits)); err != nil {
 		t.Fatal(err)
 	}
 	img, took, err := buildImage(root, agent, stc, gen0, filepath.Join(dir, "image.log"))

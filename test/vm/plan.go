@@ -67,10 +67,15 @@ func system(version string, f func(*testflake.System)) testflake.System {
 	return s
 }
 
-// template is generation 0: the system the image runs when it first boots,
-// with the agent's units as our module makes them for the template's own
-// settings (nix/template/configuration.nix: the agent on, nothing else).
-func template(t *testing.T, m *modules) testflake.System {
+// template is generation 0: the system the image runs when it first boots.
+// Its agent units are as `nix-gitops units` writes them (the timer and the
+// daemon are there for boots 1 and 2 to start by hand); with moduleUnits,
+// as our module makes them for the template's own settings
+// (nix/template/configuration.nix: the agent on, nothing else).
+func template(t *testing.T, m *modules, moduleUnits bool) testflake.System {
+	if !moduleUnits {
+		return system("template", nil)
+	}
 	return system("template", m.system(t, `{ services.nix-gitops.enable = true; }`))
 }
 

@@ -200,7 +200,7 @@ step_snap() {
   systemctl --failed --no-legend --plain
   sec "$n/secret"
   # A test value, but still: only its digest leaves the guest.
-  [ -e /run/nix-gitops/secrets/app ] && sha256sum </run/nix-gitops/secrets/app
+  if [ -e /run/nix-gitops/secrets/app ]; then sha256sum </run/nix-gitops/secrets/app; fi
 }
 
 step_first-boot-facts() {

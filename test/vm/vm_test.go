@@ -100,7 +100,7 @@ func TestClaimBootsAndConverges(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The image: the template's own system is generation 0.
-	m, img := standIn(t, root, dir, flake, hostname)
+	m, img := standIn(t, root, dir, flake, hostname, false)
 	commits := map[string]string{}
 	// The flake by the git server's name, which dns01 resolves itself.
 	nameRef := strings.Replace(flakeRef, gitAddr, gitName, 1)
