@@ -86,11 +86,10 @@ type step struct {
 }
 
 // Host settings of the systems whose agent units come from our NixOS module
-// (modules): the timer on (the daemon then off), and both off. The timer's
-// random delay is 0, as the per-boot drop-in (bootCreds) has it, since the
-// module's drop-in would come after that one.
+// (modules): the timer on (the daemon then off), and both off. The per-boot
+// drop-in (bootCreds) comes after the module's and sets the timer's schedule.
 const (
-	timerOn  = `{ services.nix-gitops.enable = true; services.nix-gitops.timer = { enable = true; randomizedDelay = "0"; }; }`
+	timerOn  = `{ services.nix-gitops.enable = true; services.nix-gitops.timer.enable = true; }`
 	timerOff = `{ services.nix-gitops.enable = true; }`
 )
 

@@ -59,11 +59,15 @@ func bootAndReport(t *testing.T, g *guest, o bootOptions, p probeParams) (report
 // with jitter) and the retry delay (2 min) are internal/agent/units' to test.
 // So the timer fires 1 s after it starts, and a retry comes 5 s after a
 // failure, instead of idling the guest for minutes.
+//
+// The drop-ins are named (UNIT~NAME, systemd >= 255) so that they come after
+// every other: systemd reads a unit's drop-ins in the order of their names,
+// and the module's overrides.conf sets the timer's schedule too.
 func bootCreds() map[string][]byte {
 	return map[string][]byte{
 		// An empty OnBootSec= resets every monotonic trigger of the unit.
-		"systemd.unit-dropin.nix-gitops-apply.timer":   []byte("[Timer]\nOnBootSec=\nOnActiveSec=1s\nRandomizedDelaySec=0\nAccuracySec=1s\n"),
-		"systemd.unit-dropin.nix-gitops-apply.service": []byte("[Service]\nRestartSec=5s\n"),
+		"systemd.unit-dropin.nix-gitops-apply.timer~" + bootDropin:   []byte("[Timer]\nOnBootSec=\nOnActiveSec=1s\nRandomizedDelaySec=0\nAccuracySec=1s\n"),
+		"systemd.unit-dropin.nix-gitops-apply.service~" + bootDropin: []byte("[Service]\nRestartSec=5s\n"),
 	}
 }
 
@@ -209,3 +213,6 @@ func waitGroupEmpty(pgid int) []string {
 	}
 	return left
 }
+
+// bootDropin names the per-boot drop-ins: "zz-" sorts after overrides.conf.
+const bootDropin = "zz-vmtest"
