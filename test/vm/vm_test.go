@@ -35,7 +35,7 @@ const (
 // TestClaimBootsAndConverges follows the example claim dns01 from its YAML to
 // a guest that converges itself from Git, with our stand-in of NixOS's
 // switch-to-configuration-ng (internal/stcstandin) activating every
-// generation under the guest's real systemd, over four boots of the same
+// generation under the guest's real systemd, over five boots of the same
 // disk:
 //
 //  1. first boot of the template (generation 0): cloud-init creates the admin
