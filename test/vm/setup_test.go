@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -190,16 +189,29 @@ func workDir(t *testing.T) string {
 	return dir
 }
 
-// readMounts is the host's mount table, to prove the test mounted nothing.
-func readMounts(t *testing.T) []string {
+// readMounts is the host's mount table (/proc/self/mounts), to prove the
+// test mounted nothing; mountsUnder picks the test's own part of it.
+func readMounts(t *testing.T) string {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/mounts")
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	slices.Sort(lines)
-	return lines
+	return string(b)
+}
+
+// ownFolders are the folders the test may mount in (its work folder and the
+// image cache; see mountsUnder), symlinks resolved as the mount table has
+// them.
+func ownFolders(dirs ...string) []string {
+	var out []string
+	for _, d := range dirs {
+		if r, err := filepath.EvalSymlinks(d); err == nil {
+			d = r
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 // waitGroupEmpty gives the kernel a moment to reap QEMU's killed children.
