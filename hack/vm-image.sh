@@ -28,6 +28,9 @@
 #               qcow2 disk. KEY hashes the base key, the binaries, the
 #               generation 0 expression and the image section of this script,
 #               so a new agent costs seconds.
+# Each run marks the two layers it uses; layers no run has used for two hours
+# are deleted (hack/vm-cache-prune.sh), so checkouts sharing the cache (whose
+# scripts may differ) keep each other's while they run.
 # Disks are made with `mkfs.ext4 -d` from a folder, and every chroot runs in a
 # private mount namespace (unshare): nothing is mounted on the host, so nothing
 # can be left mounted. Guests boot the disk with -kernel/-initrd.
@@ -90,6 +93,7 @@ pkgs=(
   openssh-server              # the template has SSH; cloud-init writes the admin's keys for it
   sudo                        # the admin user's sudo rule
   jq                          # the stand-in system's pre-switch check compares switch-inhibitors JSON
+  unbound                     # dns01's resolver; the systems that run it carry its unit and config
   iproute2 netbase kmod procps
   e2fsprogs                   # fsck and resize2fs (cloud-init's resizefs) for the root file system
   # Providers of virtual packages, which debootstrap's resolver cannot pick:
@@ -145,6 +149,11 @@ if [ ! -e "$base/ok" ]; then
   printf '%s\n' 'experimental-features = nix-command flakes' 'substituters =' 'sandbox = false' 'build-users-group =' \
     >"$root/etc/nix/nix.conf"
   systemctl --root="$root" enable systemd-networkd.service systemd-resolved.service >/dev/null 2>&1
+  # unbound runs only in the systems that carry its unit (dns01's): Debian's
+  # units stay off, and resolved's stub listener leaves port 53 to it.
+  systemctl --root="$root" disable unbound.service unbound-resolvconf.service >/dev/null 2>&1 || true
+  mkdir -p "$root/etc/systemd/resolved.conf.d"
+  printf '%s\n' '[Resolve]' 'DNSStubListener=no' >"$root/etc/systemd/resolved.conf.d/90-homelab-template.conf"
   # The initrd and kernel are booted directly (-kernel/-initrd): no boot loader.
   cp "$(ls "$root"/boot/vmlinuz-* | sort -V | tail -n1)" "$base.tmp/vmlinuz"
   cp "$(ls "$root"/boot/initrd.img-* | sort -V | tail -n1)" "$base.tmp/initrd.img"
@@ -154,8 +163,10 @@ if [ ! -e "$base/ok" ]; then
   log "base image ready: $base"
 fi
 # --- end of base layer ------------------------------------------------------
-# Older base layers are dead weight (half a gigabyte or more each).
-find "$cache" -mindepth 1 -maxdepth 1 -name 'base-*' ! -name "base-$basekey" -exec rm -rf {} +
+# This run uses this base; other bases go once no run has used them for two
+# hours: another checkout's script may differ (a package more), and its run
+# may be booting its base's kernel right now (hack/vm-cache-prune.sh).
+"$here/vm-cache-prune.sh" "$cache" "base-$basekey"
 if [ -n "$base_only" ]; then
   echo "base=$base"
   exit 0
@@ -240,12 +251,11 @@ if [ ! -e "$image" ]; then
   qemu-img convert -f raw -O qcow2 "$tmp/root.raw" "$tmp/image.qcow2"
   mv "$tmp/image.qcow2" "$image"
   rm -rf "$tmp"
-  # Older image layers are dead weight once a newer one exists.
-  # Only layers untouched for two hours: another checkout's run (a second
-  # worktree, make bench beside make test) may be booting overlays of its own.
-  find "$cache" -maxdepth 1 -name 'image-*.qcow2' ! -name "image-$layerkey.qcow2" -mmin +120 -delete
   log "image ready: $image"
 fi
+# The same for image layers: another checkout's run (a second worktree, make
+# bench beside make test) may be booting overlays of its own.
+"$here/vm-cache-prune.sh" "$cache" "image-$layerkey.qcow2"
 
 echo "image=$image"
 echo "kernel=$base/vmlinuz"

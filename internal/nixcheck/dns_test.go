@@ -42,21 +42,11 @@ func evalDNS(t *testing.T, dir string) dnsEval {
 	return e
 }
 
-// renderUnbound renders settings as unbound.conf (testdata/unbound-conf.nix).
+// renderUnbound renders settings as unbound.conf (RenderUnbound).
 func renderUnbound(t *testing.T, settings map[string]any) string {
 	t.Helper()
-	here, _ := os.Getwd()
-	f := filepath.Join(t.TempDir(), "settings.json")
-	b, err := json.Marshal(settings)
+	conf, err := RenderUnbound(context.Background(), testenv.RepoRoot(t), settings)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(f, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var conf string
-	expr := fmt.Sprintf(`import ./testdata/unbound-conf.nix { settings = builtins.fromJSON (builtins.readFile %s); }`, NixString(f))
-	if err := EvalJSON(context.Background(), here, expr, &conf); err != nil {
 		t.Fatal(err)
 	}
 	return conf

@@ -54,3 +54,7 @@ func OptionTreeFile(repo string) (string, error) {
 	})
 	return treeFile, treeErr
 }
+
+// WrittenOptionTree is the file OptionTreeFile wrote in this process, or ""
+// (for a TestMain to remove).
+func WrittenOptionTree() string { return treeFile }

@@ -19,6 +19,9 @@ func TestCollect(t *testing.T) {
 		reason    string
 		cur, next map[string]string
 		active    []string
+		// elsewhere are active units loaded from outside
+		// /etc/systemd/system (a distribution's /usr/lib/systemd/system).
+		elsewhere []string
 		want      Plan
 	}{
 		"Changed": {
@@ -77,6 +80,13 @@ func TestCollect(t *testing.T) {
 			active: []string{"multi-user.target"},
 			want:   Plan{Start: set("multi-user.target"), Filter: set("multi-user.target")},
 		},
+		"TargetNotInEtc": {
+			reason:    "an active target whose unit file is not in /etc/systemd/system is not started, even if the new system wants units of it (main.rs at 173582451f: the loop takes a unit only when current_base_unit_file exists; NixOS installs its targets there)",
+			cur:       map[string]string{},
+			next:      map[string]string{"t.timer": "[Timer]\nOnActiveSec=1h\n"},
+			elsewhere: []string{"timers.target"},
+			want:      Plan{},
+		},
 		"TargetRefuses": {
 			reason: "not one that refuses manual starts",
 			cur:    map[string]string{"x.target": "[Unit]\nRefuseManualStart=yes\n"},
@@ -101,6 +111,9 @@ func TestCollect(t *testing.T) {
 			active := map[string]ActiveUnit{}
 			for _, u := range tc.active {
 				active[u] = ActiveUnit{Name: u, State: "active", FragmentPath: filepath.Join(old, u)}
+			}
+			for _, u := range tc.elsewhere {
+				active[u] = ActiveUnit{Name: u, State: "active", FragmentPath: filepath.Join(root, "usr/lib/systemd/system", u)}
 			}
 			lists := Lists{Dir: t.TempDir()}
 			p := NewPlan(lists)

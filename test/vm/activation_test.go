@@ -156,15 +156,15 @@ func checkInhibited(t *testing.T, r report, s *snap, commit string) {
 // boot: the previous generation is the boot default again (boot), the failed
 // one left the profile and the boot menu, a reboot is required, and since
 // this system's reboot.allow is "window" (any time), one is scheduled.
-func checkBootGateFailed(t *testing.T, r report, s *snap, commitK, commitI string) {
+func checkBootGateFailed(t *testing.T, r report, s *snap, commitK, commitPrev string) {
 	t.Helper()
 	s.last(t, "rolled-back", commitK, state.StageBootHealth)
 	if b, bad := s.st.IsBad(commitK); !bad || b.Stage != state.StageBootHealth {
 		t.Errorf("b4: want %s bad at boot-health, got %+v", commitK, s.st.BadCommits)
 	}
 	a := s.st.Applied
-	if a == nil || a.Commit != commitI || a.SwitchMode != "boot" || s.profile() != a.StorePath || s.bootDefault() != a.StorePath {
-		t.Errorf("b4: applied %+v, profile %s, boot default %s: want generation I the boot default again", a, s.profile(), s.bootDefault())
+	if a == nil || a.Commit != commitPrev || a.SwitchMode != "boot" || s.profile() != a.StorePath || s.bootDefault() != a.StorePath {
+		t.Errorf("b4: applied %+v, profile %s, boot default %s: want the previous generation the boot default again", a, s.profile(), s.bootDefault())
 	}
 	if !s.st.RebootRequired {
 		t.Errorf("b4: a reboot must be required: the failed kernel runs")
@@ -173,4 +173,53 @@ func checkBootGateFailed(t *testing.T, r report, s *snap, commitK, commitI strin
 	if !strings.Contains(r["reboot-scheduled"], `"reboot"`) {
 		t.Errorf("b4: no reboot scheduled (reboot.allow window): %q", r["reboot-scheduled"])
 	}
+}
+
+// checkApplyRuns: the one-shot unit ran the agent want times in this boot.
+// Every switch starts multi-user.target again (switch-to-configuration
+// starts each active target), which wants nix-gitops-apply.service; once
+// the boot-time start has finished, such a start must not run the agent
+// again (it would only wait for the lock of the run that switches).
+func checkApplyRuns(t *testing.T, s *snap, want int, why string) {
+	t.Helper()
+	if got := s.r.lines(s.name + "/apply-runs"); len(got) != want {
+		t.Errorf("%s: nix-gitops-apply.service ran the agent %d times in this boot, want %d (%s):\n%s", s.name, len(got), want, why, strings.Join(got, "\n"))
+	}
+}
+
+// checkDaemonOff: the daemon applied a generation whose module has
+// daemon.enable off (and timer.enable on). The switch left the daemon
+// running (X-StopOnRemoval=false: it must not stop the run that switches);
+// once that run was over the daemon found its unit gone and stopped itself.
+// The same switch started the timer (timers.target wants it now), whose
+// first run then found nothing to do.
+func checkDaemonOff(t *testing.T, s *snap, commit string) {
+	t.Helper()
+	s.ran(t, "applied", commit, "")
+	s.applied(t, commit)
+	if got := s.units["nix-gitops.service ActiveState"]; got != "inactive" {
+		t.Errorf("daemonoff: nix-gitops.service is %q after the switch that turned it off, want inactive", got)
+	}
+	s.contains(t, "agent-journal", "the running system has no unit for the daemon")
+	if got := s.units["nix-gitops-apply.timer ActiveState"]; got != "active" {
+		t.Errorf("daemonoff: nix-gitops-apply.timer is %q after the switch that turned it on, want active", got)
+	}
+	checkApplyRuns(t, s, 2, "the boot-time start and the timer's first run")
+	if f := s.r.lines(s.name + "/failed-units"); len(f) > 0 {
+		t.Errorf("daemonoff: failed units: %q", f)
+	}
+}
+
+// checkTimerOff: the timer's run applied a generation whose module has
+// timer.enable off: the unit is not in that system, so the switch stopped
+// the timer (switch-to-configuration stops an active unit the new system
+// lacks, as the timer does not say X-StopOnRemoval=false).
+func checkTimerOff(t *testing.T, s *snap, commit string) {
+	t.Helper()
+	s.ran(t, "applied", commit, "")
+	s.applied(t, commit)
+	if got := s.units["nix-gitops-apply.timer ActiveState"]; got != "inactive" {
+		t.Errorf("timeroff: nix-gitops-apply.timer is %q after the switch that turned it off, want inactive", got)
+	}
+	s.contains(t, "switch-journal", "stopping the following units: nix-gitops-apply.timer")
 }

@@ -25,7 +25,9 @@ import (
 //     test prepared under NAME and answers its id, so the probe in the
 //     guest can step through commits within one boot;
 //   - the first failFirst fetch requests answer 503, an outage that the
-//     first-boot unit must survive.
+//     first-boot unit must survive;
+//   - GET /vmtest/control/NAME runs the test's control NAME (controls), such
+//     as bringing Vault back.
 type gitServer struct {
 	port      int
 	srv       *http.Server
@@ -37,6 +39,7 @@ type gitServer struct {
 	failFirst atomic.Int64
 	failed    atomic.Int64
 	advanced  []string // names, in order
+	controls  map[string]func() error
 	mu        sync.Mutex
 }
 
@@ -46,7 +49,7 @@ func startGitServer(root, bare, branch string, commits map[string]string) (*gitS
 		return nil, fmt.Errorf("cannot listen for the git server: %w", err)
 	}
 	s := &gitServer{port: l.Addr().(*net.TCPAddr).Port, backend: &testflake.Server{Root: root}, done: make(chan error, 1),
-		bare: bare, branch: branch, commits: commits}
+		bare: bare, branch: branch, commits: commits, controls: map[string]func() error{}}
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
 	go func() { s.done <- s.srv.Serve(l) }()
 	return s, nil
@@ -59,6 +62,19 @@ func (s *gitServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		fmt.Fprintln(w, s.commits[name])
+		return
+	}
+	if name, ok := strings.CutPrefix(r.URL.Path, "/vmtest/control/"); ok {
+		f, ok := s.controls[name]
+		if !ok {
+			http.Error(w, "no control "+name, http.StatusNotFound)
+			return
+		}
+		if err := f(); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "done")
 		return
 	}
 	if r.Method == http.MethodPost && s.failed.Load() < s.failFirst.Load() {

@@ -9,7 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"testing"
 	"time"
+
+	"github.com/homelab-infra/homelab-infra/internal/testflake"
 )
 
 // image is the stand-in template: a cached qcow2 disk and the kernel and
@@ -67,4 +70,31 @@ func buildImage(root, agent, stc, gen0, logPath string) (image, time.Duration, e
 		return image{}, 0, fmt.Errorf("hack/vm-image.sh printed no image=, kernel= and initrd= lines: %q", stdout.String())
 	}
 	return img, time.Since(start), nil
+}
+
+// standIn builds what the suite boots: the agent and the activation
+// stand-in for the guest, and the image whose generation 0 is the
+// template's own system (template, with moduleUnits). It returns the
+// modules renderer for the systems that carry our module's units.
+func standIn(t *testing.T, root, dir string, flake *testflake.Repo, hostname string, moduleUnits bool) (*modules, image) {
+	t.Helper()
+	agent, err := buildStatic(root, dir, "./cmd/nix-gitops", "nix-gitops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stc, err := buildStatic(root, dir, "./test/vm/stc", "switch-to-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newModules(t, root, dir, agent)
+	gen0 := filepath.Join(dir, "template-system")
+	if err := flake.WriteTemplateSystem(gen0, hostname, template(t, m, moduleUnits)); err != nil {
+		t.Fatal(err)
+	}
+	img, took, err := buildImage(root, agent, stc, gen0, filepath.Join(dir, "image.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stand-in template image ready in %s: %s", took.Round(time.Second), img.disk)
+	return m, img
 }

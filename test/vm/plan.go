@@ -3,6 +3,8 @@
 package vm
 
 import (
+	"testing"
+
 	"github.com/homelab-infra/homelab-infra/internal/testflake"
 )
 
@@ -66,7 +68,16 @@ func system(version string, f func(*testflake.System)) testflake.System {
 }
 
 // template is generation 0: the system the image runs when it first boots.
-func template() testflake.System { return system("template", nil) }
+// Its agent units are as `nix-gitops units` writes them (the timer and the
+// daemon are there for boots 1 and 2 to start by hand); with moduleUnits,
+// as our module makes them for the template's own settings
+// (nix/template/configuration.nix: the agent on, nothing else).
+func template(t *testing.T, m *modules, moduleUnits bool) testflake.System {
+	if !moduleUnits {
+		return system("template", nil)
+	}
+	return system("template", m.system(t, `{ services.nix-gitops.enable = true; }`))
+}
 
 // step is one commit of the plan: its name (for /vmtest/advance) and system.
 type step struct {
@@ -74,10 +85,28 @@ type step struct {
 	sys  testflake.System
 }
 
+// Host settings of the systems whose agent units come from our NixOS module
+// (modules): the timer on (the daemon then off), and both off. The per-boot
+// drop-in (bootCreds) comes after the module's and sets the timer's schedule.
+const (
+	timerOn  = `{ services.nix-gitops.enable = true; services.nix-gitops.timer.enable = true; }`
+	timerOff = `{ services.nix-gitops.enable = true; }`
+)
+
 // plan is the chain of commits the guest follows, in order. Each is a child
-// of the one before.
-func plan() []step {
+// of the one before. The systems from D on carry the agent's units as our
+// NixOS module makes them (m), so its daemon.enable and timer.enable are
+// what a commit turns off and on.
+func plan(t *testing.T, m *modules, v *vaultLab, nameRef string) []step {
 	app3 := func(s *testflake.System) { s.Units = map[string]string{"testflake-app.service": appV3} }
+	withTimer, noTimer := m.system(t, timerOn), m.system(t, timerOff)
+	// The secrets module's unit in the system (V, W): the app is then one of
+	// the module's services too, ordered after the secrets unit.
+	withSecret := m.system(t, v.module("3"))
+	secretApp := func(s *testflake.System) { s.Units, s.Wanted = nil, nil; withSecret(s) }
+	// dns01's resolver (unbound with our DNS module's settings), which also
+	// resolves the git server's name the agent then follows the flake by.
+	resolver, lostRecord := m.dnsSystem(t, dns01Module(true), timerOff, nameRef), m.dnsSystem(t, dns01Module(false), timerOff, nameRef)
 	return []step{
 		// First boot: a new agent package, so the switch changes the
 		// running nix-gitops-apply.service itself (a new ExecStart).
@@ -98,21 +127,63 @@ func plan() []step {
 		// they run.
 		{"S1", system("s1", func(s *testflake.System) { s.AgentVersion = "3"; app3(s); s.ActivateSleep = 15 })},
 		{"S2", system("s2", func(s *testflake.System) { s.AgentVersion = "3"; app3(s); s.ActivateSleep = 15 })},
+		// The module's daemon.enable turned off (the timer on instead): the
+		// daemon, which applies it, stops once that run is over; the switch
+		// starts the timer.
+		{"D", system("d", func(s *testflake.System) { s.AgentVersion = "3"; app3(s); withTimer(s) })},
 		// A switch inhibitor changes: boot, not switch.
 		{"I", system("i", func(s *testflake.System) {
 			s.AgentVersion = "3"
 			app3(s)
+			withTimer(s)
 			s.Inhibitors = map[string]string{"testflake-db": "2"}
+		})},
+		// The timer turned off: the switch stops it.
+		{"T", system("t", func(s *testflake.System) {
+			s.AgentVersion = "3"
+			app3(s)
+			noTimer(s)
+			s.Inhibitors = map[string]string{"testflake-db": "2"}
+		})},
+		// A secret from Vault: the switch adds nix-gitops-secrets.service,
+		// which multi-user.target then starts while the run that switches
+		// holds the agent's lock.
+		{"V", system("v", func(s *testflake.System) {
+			s.AgentVersion = "3"
+			s.Inhibitors = map[string]string{"testflake-db": "2"}
+			secretApp(s)
 		})},
 		// A kernel change whose gate fails after its boot; this system lets
 		// the agent reboot.
 		{"K", system("k", func(s *testflake.System) {
 			s.AgentVersion = "3"
 			app3(s)
+			noTimer(s)
 			s.Inhibitors = map[string]string{"testflake-db": "2"}
 			s.Kernel = "k2"
 			s.HealthScript = "echo 'k: unhealthy after its boot' >&2; exit 1"
 			s.AgentConfig = agentConfig(map[string]any{"reboot": map[string]any{"allow": "window"}})
+		})},
+		// The next commit, switched to after the secrets unit failed at boot.
+		{"W", system("w", func(s *testflake.System) {
+			s.AgentVersion = "3"
+			s.Inhibitors = map[string]string{"testflake-db": "2"}
+			secretApp(s)
+		})},
+		// dns01 resolves for itself, the git server's name included.
+		{"N1", system("n1", func(s *testflake.System) {
+			s.AgentVersion = "3"
+			s.Inhibitors = map[string]string{"testflake-db": "2"}
+			app3(s)
+			resolver(s)
+		})},
+		// A commit that loses the git server's record: after its switch the
+		// name does not resolve, though every unit runs.
+		{"N2", system("n2", func(s *testflake.System) {
+			s.AgentVersion = "3"
+			s.Inhibitors = map[string]string{"testflake-db": "2"}
+			app3(s)
+			lostRecord(s)
 		})},
 	}
 }

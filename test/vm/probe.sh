@@ -22,6 +22,15 @@
 #   daemon:OUTCOME   start nix-gitops.service unless it runs, and wait until
 #                    the advanced commit's run ended with OUTCOME
 #   wait:OUTCOME     wait until the advanced commit's run ended with OUTCOME
+#   idle             wait until nix-gitops-apply.service is done (a start the
+#                    timer made during a switch, say)
+#   apply            `nix-gitops apply`, as an operator runs it by hand
+#   settled          wait until the boot is over (is-system-running --wait);
+#                    sections system-state, apply-unit, failed-units
+#   resolve:NAME     section NAME/resolve: git.lab.home.arpa through the
+#                    guest's resolver (getent), or why not
+#   control:NAME     the host's test control NAME (the git server's), such as
+#                    vault-up
 #   rollback-by-hand what `nixos-rebuild switch --rollback` does: the profile
 #                    back one generation, and its switch-to-configuration
 #   stop:UNIT        once a switch is activating, `systemctl stop UNIT`
@@ -67,8 +76,13 @@ unit_done() {
 # A run of the advanced commit ended with outcome $1 (the agent's own journal
 # line: a daemon's later no-op ticks overwrite state.json's last run), and
 # nothing is in progress.
+# The agent's runs in this boot: the units', and the ones by hand (step apply).
+runs_log() {
+  journalctl -b -u $unit -u $daemon -o cat
+  journalctl -b -t nix-gitops-manual -o cat
+}
 ran() {
-  journalctl -b -u $unit -u $daemon -o cat | grep -q "msg=\"run finished\" outcome=$1 commit=${want:0:12} " &&
+  runs_log | grep -q "msg=\"run finished\" outcome=$1 commit=${want:0:12} " &&
     jq -e '.inProgress == null' /var/lib/nix-gitops/state.json >/dev/null 2>&1
 }
 activating() { [ -e /run/testflake/activating ]; }
@@ -82,18 +96,41 @@ step_timer() {
   timer_run_done() { [ "$(show ExecMainExitTimestampMonotonic $unit)" != "$first" ] && unit_done; }
   wait_for "the timer's run finished" timer_run_done
 }
-step_advance() {
+ask_host() { # path: GET it from the git server, print the last line
   exec 3<>"/dev/tcp/${VMTEST_GIT%:*}/${VMTEST_GIT##*:}"
-  printf 'GET /vmtest/advance/%s HTTP/1.0\r\nHost: git\r\n\r\n' "$1" >&3
-  want=$(tail -n1 <&3 | tr -d '\r\n')
+  printf 'GET %s HTTP/1.0\r\nHost: git\r\n\r\n' "$1" >&3
+  tail -n1 <&3 | tr -d '\r\n'
   exec 3<&-
+}
+step_advance() {
+  want=$(ask_host "/vmtest/advance/$1")
   echo "advanced to $1: $want"
 }
+step_settled() {
+  local st
+  st=$(timeout "$VMTEST_WAIT_LIMIT" systemctl is-system-running --wait)
+  sec system-state
+  echo "$st"
+  sec apply-unit
+  systemctl show -p ActiveState -p Result -p ConditionResult -p ExecMainStartTimestampMonotonic $unit
+  sec failed-units
+  systemctl --failed --no-legend --plain
+}
+step_resolve() {
+  sec "$1/resolve"
+  getent ahostsv4 git.lab.home.arpa || echo "getent: exit $?"
+}
+step_control() { echo "control $1: $(ask_host "/vmtest/control/$1")"; }
 step_daemon() {
   systemctl -q is-active $daemon || systemctl start $daemon
   wait_for "the daemon's run of $want ended $1" ran "$1"
 }
 step_wait() { wait_for "the run of $want ended $1" ran "$1"; }
+step_idle() { wait_for "nix-gitops-apply.service done" unit_done; }
+step_apply() {
+  systemd-cat -t nix-gitops-manual nix-gitops apply
+  echo "nix-gitops apply by hand: exit $?"
+}
 step_rollback-by-hand() {
   nix-env -p /nix/var/nix/profiles/system --rollback
   /nix/var/nix/profiles/system/bin/switch-to-configuration switch
@@ -139,7 +176,7 @@ step_snap() {
   sec "$n/entries"
   cat /boot/homelab-standin/entries
   sec "$n/units"
-  for u in $unit $daemon nix-gitops-apply.timer testflake-app.service; do
+  for u in $unit $daemon nix-gitops-apply.timer testflake-app.service nix-gitops-secrets.service; do
     echo "$u ActiveState=$(show ActiveState $u) Result=$(show Result $u) NRestarts=$(show NRestarts $u) ExecMainStatus=$(show ExecMainStatus $u)"
     echo "$u ExecStart=$(systemctl show -p ExecStart --value $u | sed -n 's/.*path=\([^ ;]*\).*/\1/p')"
   done
@@ -150,13 +187,20 @@ step_snap() {
   journalctl -b -u $unit -o export --output-fields=_SYSTEMD_INVOCATION_ID,INVOCATION_ID |
     sed -n 's/^\(_SYSTEMD_INVOCATION_ID\|INVOCATION_ID\)=//p' | sort -u
   sec "$n/runs"
-  journalctl -b -u $unit -u $daemon -o cat | grep 'msg="run finished"'
+  runs_log | grep 'msg="run finished"'
+  sec "$n/apply-runs"
+  # Runs of the agent in the one-shot unit in this boot (each ends with this
+  # line; a start that systemd skipped logs none).
+  journalctl -b -u $unit -o cat | grep 'msg="run finished"'
   sec "$n/switch-journal"
   journalctl -b -u $switchunit -o cat --no-pager | tail -n 60
   sec "$n/agent-journal"
   journalctl -b -u $unit -u $daemon -o short-monotonic --no-pager | tail -n 80
   sec "$n/failed-units"
   systemctl --failed --no-legend --plain
+  sec "$n/secret"
+  # A test value, but still: only its digest leaves the guest.
+  if [ -e /run/nix-gitops/secrets/app ]; then sha256sum </run/nix-gitops/secrets/app; fi
 }
 
 step_first-boot-facts() {

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -59,11 +58,15 @@ func bootAndReport(t *testing.T, g *guest, o bootOptions, p probeParams) (report
 // with jitter) and the retry delay (2 min) are internal/agent/units' to test.
 // So the timer fires 1 s after it starts, and a retry comes 5 s after a
 // failure, instead of idling the guest for minutes.
+//
+// The drop-ins are named (UNIT~NAME, systemd >= 255) so that they come after
+// every other: systemd reads a unit's drop-ins in the order of their names,
+// and the module's overrides.conf sets the timer's schedule too.
 func bootCreds() map[string][]byte {
 	return map[string][]byte{
 		// An empty OnBootSec= resets every monotonic trigger of the unit.
-		"systemd.unit-dropin.nix-gitops-apply.timer":   []byte("[Timer]\nOnBootSec=\nOnActiveSec=1s\nRandomizedDelaySec=0\nAccuracySec=1s\n"),
-		"systemd.unit-dropin.nix-gitops-apply.service": []byte("[Service]\nRestartSec=5s\n"),
+		"systemd.unit-dropin.nix-gitops-apply.timer~" + bootDropin:   []byte("[Timer]\nOnBootSec=\nOnActiveSec=1s\nRandomizedDelaySec=0\nAccuracySec=1s\n"),
+		"systemd.unit-dropin.nix-gitops-apply.service~" + bootDropin: []byte("[Service]\nRestartSec=5s\n"),
 	}
 }
 
@@ -186,16 +189,29 @@ func workDir(t *testing.T) string {
 	return dir
 }
 
-// readMounts is the host's mount table, to prove the test mounted nothing.
-func readMounts(t *testing.T) []string {
+// readMounts is the host's mount table (/proc/self/mounts), to prove the
+// test mounted nothing; mountsUnder picks the test's own part of it.
+func readMounts(t *testing.T) string {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/mounts")
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	slices.Sort(lines)
-	return lines
+	return string(b)
+}
+
+// ownFolders are the folders the test may mount in (its work folder and the
+// image cache; see mountsUnder), symlinks resolved as the mount table has
+// them.
+func ownFolders(dirs ...string) []string {
+	var out []string
+	for _, d := range dirs {
+		if r, err := filepath.EvalSymlinks(d); err == nil {
+			d = r
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 // waitGroupEmpty gives the kernel a moment to reap QEMU's killed children.
@@ -209,3 +225,6 @@ func waitGroupEmpty(pgid int) []string {
 	}
 	return left
 }
+
+// bootDropin names the per-boot drop-ins: "zz-" sorts after overrides.conf.
+const bootDropin = "zz-vmtest"

@@ -35,7 +35,7 @@ const (
 // TestClaimBootsAndConverges follows the example claim dns01 from its YAML to
 // a guest that converges itself from Git, with our stand-in of NixOS's
 // switch-to-configuration-ng (internal/stcstandin) activating every
-// generation under the guest's real systemd, over four boots of the same
+// generation under the guest's real systemd, over five boots of the same
 // disk:
 //
 //  1. first boot of the template (generation 0): cloud-init creates the admin
@@ -46,16 +46,27 @@ const (
 //  2. the daemon: a switch that changes its own unit (it restarts itself into
 //     the new binary); a rollback that leaves a unit failed (degraded); the
 //     daemon stopped, then killed, during a switch, which runs on in its own
-//     unit; a switch inhibitor change (boot, not switch);
-//  3. the boot into that generation: its gate runs then; a kernel change is
-//     applied for the next boot;
+//     unit; a commit that turns the daemon off and the timer on (the daemon
+//     stops after that run, the switch starts the timer); a switch
+//     inhibitor change (boot, not switch); no switch runs the first-boot unit
+//     again;
+//  3. the boot into that generation: its gate runs then; a commit that turns
+//     the timer off (its switch stops it); a switch that adds the secrets
+//     unit of our module, with the real Vault (secrets_test.go); a kernel
+//     change is applied for the next boot;
 //  4. the boot into the kernel change: its gate fails, and the previous
-//     generation is the boot default again, with a reboot scheduled.
+//     generation is the boot default again, with a reboot scheduled;
+//  5. the boot into that generation with Vault down (its secrets unit fails),
+//     then a switch with Vault back; dns01's own resolver loses the git
+//     server's name in a commit, which the gate rolls back (dns_test.go).
 //
 // Fakes (named): the guest is a Debian stand-in for the NixOS template
 // (hack/vm-image.sh), every system is internal/testflake's NixOS-shaped
-// stand-in toplevel, its activation program is internal/stcstandin, and
-// Proxmox is replaced by internal/nocloud writing its cloud-init drive.
+// stand-in toplevel, its activation program is internal/stcstandin, the
+// units our modules define are rendered by internal/nixcheck's stand-in of
+// nixpkgs' systemd-lib.nix, unbound's unit by test/vm/dns.go's stand-in of
+// nixpkgs' unbound module, and Proxmox is replaced by internal/nocloud
+// writing its cloud-init drive.
 func TestClaimBootsAndConverges(t *testing.T) {
 	testenv.Real(t)
 	for _, p := range []string{"qemu-system-x86_64", "qemu-img", "socat", "debootstrap", "mkfs.ext4", "unshare", "git", "go"} {
@@ -78,37 +89,28 @@ func TestClaimBootsAndConverges(t *testing.T) {
 	nixSpec["flakeRef"] = flakeRef
 	hostname := spec["hostname"].(string)
 
+	// Vault, and the claim's Vault identity: cloud-init writes the wrapping
+	// token of the machine's first secret_id at first boot.
+	vault := startVaultLab(t, hostname)
+	spec["secrets"] = map[string]any{"role": hostname, "wrappingTokenSecretRef": map[string]any{"name": hostname + "-vault"}}
+
 	// The flake repo: the plan's commits, a chain, the branch at the first.
 	flake, err := testflake.New(filepath.Join(dir, "flake"), testflake.Options{Guest: &testflake.Guest{STC: guestSTC, Agent: guestAgent}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The image: the template's own system is generation 0.
+	m, img := standIn(t, root, dir, flake, hostname, false)
 	commits := map[string]string{}
-	for _, s := range plan() {
+	// The flake by the git server's name, which dns01 resolves itself.
+	nameRef := strings.Replace(flakeRef, gitAddr, gitName, 1)
+	for _, s := range plan(t, m, vault, nameRef) {
 		commits[s.name] = commit(t, flake, hostname, s.sys)
 	}
 
-	// The image: the template's own system is generation 0.
-	agent, err := buildStatic(root, dir, "./cmd/nix-gitops", "nix-gitops")
-	if err != nil {
-		t.Fatal(err)
-	}
-	stc, err := buildStatic(root, dir, "./test/vm/stc", "switch-to-configuration")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gen0 := filepath.Join(dir, "template-system")
-	if err := flake.WriteTemplateSystem(gen0, hostname, template()); err != nil {
-		t.Fatal(err)
-	}
-	img, took, err := buildImage(root, agent, stc, gen0, filepath.Join(dir, "image.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("stand-in template image ready in %s: %s", took.Round(time.Second), img.disk)
-
 	// Its resources, exactly as labctl render makes them.
 	userData, initialization := render(t, root, dir, claim)
+	userData = vault.withToken(t, userData)
 	ifaces, dns, err := nocloud.FromInitialization(initialization, []string{guestMAC})
 	if err != nil {
 		t.Fatal(err)
@@ -151,18 +153,25 @@ func TestClaimBootsAndConverges(t *testing.T) {
 		if err := deny.close(); err != nil {
 			t.Errorf("cannot stop the isolation listener: %v", err)
 		}
-		for _, p := range []int{git.port, deny.port} {
+		if err := vault.gate.close(); err != nil {
+			t.Errorf("cannot stop the Vault gate: %v", err)
+		}
+		for _, p := range []int{git.port, deny.port, vault.gate.port} {
 			if !portClosed(p) {
 				t.Errorf("port %d still accepts connections after the test", p)
 			}
 		}
-		if diff := cmp.Diff(mountsBefore, readMounts(t)); diff != "" {
-			t.Errorf("the mount table changed during the test (-before, +after):\n%s", diff)
+		// Only mounts in the test's own folders: other suites on this
+		// machine (a CNI network namespace, say) mount elsewhere meanwhile.
+		own := ownFolders(dir, filepath.Dir(img.disk))
+		if diff := cmp.Diff(mountsUnder(mountsBefore, own), mountsUnder(readMounts(t), own)); diff != "" {
+			t.Errorf("the mount table changed in the test's folders %q during the test (-before, +after):\n%s", own, diff)
 		}
 	}()
 
 	gitHostPort := fmt.Sprintf("%s:%d", gitAddr, gitPort)
-	g, err := newGuest(dir, img, seedPath, guestMAC, map[string]int{gitHostPort: git.port})
+	git.controls["vault-up"] = func() error { vault.gate.down.Store(false); return nil }
+	g, err := newGuest(dir, img, seedPath, guestMAC, map[string]int{gitHostPort: git.port, vaultAddr: vault.gate.port})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +180,7 @@ func TestClaimBootsAndConverges(t *testing.T) {
 			admin:     spec["bootstrap"].(map[string]any)["adminUser"].(string),
 			steps:     steps,
 			waitLimit: int(waitLimit / time.Second),
-			allow:     []string{gitHostPort},
+			allow:     []string{gitHostPort, vaultAddr},
 			deny: []string{
 				fmt.Sprintf("%s:%d", guestGateway, deny.port), // slirp's alias for host loopback
 				fmt.Sprintf("%s:%d", hostIP, deny.port),       // the host's own address
@@ -196,6 +205,7 @@ func TestClaimBootsAndConverges(t *testing.T) {
 		checkIsolation(t, r, p1, deny)
 		checkFirstBootApply(t, r.snap(t, "b1"), commits["A"], git)
 		checkDrift(t, r.snap(t, "drift"), r.snap(t, "b1"), commits["A"])
+		checkApplyRuns(t, r.snap(t, "drift"), 3, "the outage, the apply and the timer's run; not the switch by hand")
 	})
 
 	// Boot 2: the daemon, through B, M, C, S1, S2 and I.
@@ -208,7 +218,8 @@ func TestClaimBootsAndConverges(t *testing.T) {
 		"advance:C", "wait:applied", "snap:fixed",
 		"advance:S1", "stop:nix-gitops.service", "snap:stopped", "daemon:applied",
 		"advance:S2", "kill:nix-gitops.service", "wait:applied", "snap:killed",
-		"advance:I", "wait:pending-reboot", "snap:inhibited", "try-switch-default"))
+		"advance:D", "wait:applied", "idle", "snap:daemonoff",
+		"advance:I", "timer", "wait:pending-reboot", "snap:inhibited", "try-switch-default"))
 	if !ok {
 		return
 	}
@@ -222,12 +233,16 @@ func TestClaimBootsAndConverges(t *testing.T) {
 		fixed.applied(t, commits["C"])
 		checkStoppedMidSwitch(t, r, r.snap(t, "stopped"), commits["S1"])
 		checkKilledMidSwitch(t, r, r.snap(t, "killed"), commits["S2"])
+		checkDaemonOff(t, r.snap(t, "daemonoff"), commits["D"])
 		checkInhibited(t, r, r.snap(t, "inhibited"), commits["I"])
+		checkApplyRuns(t, r.snap(t, "inhibited"), 3, "the boot-time start, the timer's first run and the timer's run of I; not the daemon's switches")
 	})
 
 	// Boot 3: the inhibited generation boots and is gated; a kernel change.
 	r3, ok := bootAndReport(t, g, bootOptions{name: "boot3", timeout: bootLimit}, params(
-		"boot", "snap:b3", "advance:K", "timer", "wait:pending-reboot", "snap:kernel"))
+		"boot", "snap:b3", "advance:T", "timer", "wait:applied", "snap:timeroff",
+		"advance:V", "apply", "wait:applied", "snap:secrets",
+		"advance:K", "apply", "wait:pending-reboot", "snap:kernel"))
 	if !ok {
 		return
 	}
@@ -239,6 +254,8 @@ func TestClaimBootsAndConverges(t *testing.T) {
 			t.Errorf("b3: booted %s, running %s, pending %+v, reboot required %v: want the booted generation applied, nothing pending",
 				b3.booted(), b3.current(), b3.st.PendingBoot, b3.st.RebootRequired)
 		}
+		checkTimerOff(t, r.snap(t, "timeroff"), commits["T"])
+		checkSecretsAdded(t, r.snap(t, "secrets"), commits["V"], vault)
 		k := r.snap(t, "kernel")
 		k.last(t, "pending-reboot", commits["K"], "")
 		if !k.st.RebootRequired || k.st.PendingBoot == nil || !strings.Contains(k.st.PendingBoot.Reason, "kernel") {
@@ -252,6 +269,21 @@ func TestClaimBootsAndConverges(t *testing.T) {
 		return
 	}
 	checkBoot(t, "boot4", r4, func(t *testing.T, r report) {
-		checkBootGateFailed(t, r, r.snap(t, "b4"), commits["K"], commits["I"])
+		checkBootGateFailed(t, r, r.snap(t, "b4"), commits["K"], commits["V"])
+	})
+
+	// Boot 5: the previous generation, V, boots with Vault down; then dns01's
+	// own resolver loses the git server's name.
+	vault.gate.down.Store(true)
+	r5, ok := bootAndReport(t, g, bootOptions{name: "boot5", timeout: bootLimit}, params(
+		"boot", "snap:vaultdown", "control:vault-up", "advance:W", "apply", "wait:applied", "snap:afterfail",
+		"advance:N1", "apply", "wait:applied", "resolve:dns", "snap:dns",
+		"advance:N2", "apply", "wait:rolled-back", "resolve:dnsback", "snap:dnsbroken"))
+	if !ok {
+		return
+	}
+	checkBoot(t, "boot5", r5, func(t *testing.T, r report) {
+		checkSecretsAfterFail(t, r.snap(t, "vaultdown"), r.snap(t, "afterfail"), commits["W"], vault)
+		checkDNS(t, r, commits)
 	})
 }

@@ -50,10 +50,22 @@ for f in $etcFiles; do
   case ${f%%=*} in */*) /bin/mkdir -p "${p%/*}" ;; esac
   /bin/sed -e "s|@agent@|$agent|g" "${f#*=}" >"$p"
 done
-# NixOS ships its targets in /etc/systemd/system too; switch-to-configuration
-# restarts the active ones found there (which starts new wanted units), and
-# restarts sysinit-reactivation.target, a NixOS unit, on every switch.
-/bin/cp /usr/lib/systemd/system/multi-user.target "$out/etc/systemd/system/multi-user.target"
+# NixOS ships systemd's own targets in /etc/systemd/system too
+# (upstreamSystemUnits in nixos/modules/system/boot/systemd.nix, which lists
+# multi-user.target and timers.target; nixpkgs 0017a067). After the
+# activation switch-to-configuration-ng starts every active target it finds
+# there, and a start of an active target starts what it newly wants; a
+# target that is not there is never started, so a unit newly wanted by it
+# would wait for the next boot (pkgs/by-name/sw/switch-to-configuration-ng/
+# src/src/main.rs at nixpkgs 173582451f, do_system_switch: the loop over
+# the active units takes one only when /etc/systemd/system/<unit> exists,
+# `current_base_unit_file.exists()`, and puts each such target in
+# units_to_start). Our modules' units are wanted by these two (the agent's
+# timer by timers.target). The switch also restarts
+# sysinit-reactivation.target, a NixOS unit, every time.
+for t in multi-user.target timers.target; do
+  /bin/cp "/usr/lib/systemd/system/$t" "$out/etc/systemd/system/$t"
+done
 /bin/ln -s "$reactivationTarget" "$out/etc/systemd/system/sysinit-reactivation.target"
 for u in $units; do
   /bin/ln -s "${u#*=}" "$out/etc/systemd/system/${u%%=*}"
