@@ -228,12 +228,35 @@ func TestArgo(t *testing.T) {
 		s.waitClaims(claimsConverged(c6, web...))
 	})
 
-	// The cluster down (machines keep their state, a new machine converges
-	// from main) is out: its run on 2026-12-07 expected the new machine's
-	// verdict to name main's commit, which a machine with no deploy ref does
-	// not report; its corrected form was not run before the session ended
-	// (issue 20 keeps it open). TestRollout's agents run with no cluster.
-
+	t.Run("ClusterDown", func(t *testing.T) {
+		running := map[string]string{}
+		for _, h := range f.hosts() {
+			running[h] = f.running(h)
+		}
+		refs := f.refs()
+		s.cp.Down()
+		// A new machine, with no deploy ref, converges from main (the
+		// commit that adds it); the others keep what they run.
+		f.roles["n1"] = "web"
+		c7 := f.commit(defaultPolicy, nil)
+		f.start("n1")
+		f.waitVerdicts(map[string]rollout.Verdict{"n1": {Commit: c7, State: "waiting-for-ref"}})
+		if got := f.running("n1"); got != "v8" {
+			t.Errorf("the new machine runs %q, want main's v8", got)
+		}
+		for h, v := range running {
+			if got := f.running(h); got != v {
+				t.Errorf("%s runs %q with the cluster down, was %q", h, got, v)
+			}
+		}
+		// ... and keep reporting it: converged on their refs, not main.
+		want := converged(refs["deploy/w1"], web...)
+		want["d1"] = rollout.Verdict{Commit: refs["deploy/d1"], State: "converged"}
+		f.waitVerdicts(want)
+		if diff := cmp.Diff(refs, f.refs()); diff != "" {
+			t.Errorf("refs moved with the cluster down (-before, +after):\n%s", diff)
+		}
+	})
 }
 
 // rowOf reads one row of a kubectl table by its NAME, column by header:
