@@ -407,6 +407,21 @@ func (f *fleet) run(target string, sel rollout.Selector, approve ...string) roll
 	return r
 }
 
+// verdicts reads every host's verdict (commit and state) from Prometheus.
+func (f *fleet) verdicts() map[string]rollout.Verdict {
+	f.t.Helper()
+	_, prom := f.driver()
+	got, err := prom.Verdicts(context.Background(), f.hosts())
+	if err != nil {
+		f.t.Fatalf("cannot read the verdicts: %v", err)
+	}
+	out := map[string]rollout.Verdict{}
+	for h, v := range got {
+		out[h] = rollout.Verdict{Commit: v.Commit, State: v.State}
+	}
+	return out
+}
+
 // waitVerdicts waits until Prometheus has each host's verdict as wanted.
 func (f *fleet) waitVerdicts(want map[string]rollout.Verdict) {
 	f.t.Helper()
