@@ -10,6 +10,7 @@
 package rollout
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -51,6 +52,8 @@ type fleet struct {
 type policy struct {
 	Canary, WaveSize, Parallelism int
 	Soak                          string
+	// StaleAfter and HostBudget are 30s and 5m unless set.
+	StaleAfter, HostBudget string
 }
 
 func (p policy) yaml() string {
@@ -61,12 +64,12 @@ waveSize: %d
 parallelism: %d
 maxInFlight: 4
 soak: %s
-hostBudget: 5m
-staleAfter: 30s
+hostBudget: %s
+staleAfter: %s
 gates:
   dns: {roles: [dns], paths: [nix/modules/dns-unbound.nix]}
   reboot: true
-`, p.Canary, p.WaveSize, p.Parallelism, p.Soak)
+`, p.Canary, p.WaveSize, p.Parallelism, p.Soak, cmp.Or(p.HostBudget, "5m"), cmp.Or(p.StaleAfter, "30s"))
 }
 
 var defaultPolicy = policy{Canary: 1, WaveSize: 2, Parallelism: 2, Soak: "3s"}
