@@ -264,9 +264,11 @@ func TestArgo(t *testing.T) {
 			t.Errorf("the first rollout's in-flight slot holders: %v; want its wave's hosts step alone", hs)
 		}
 		// Terminated (argo terminate) while its wave holds the slot: the
-		// mutex and the slot are released, so the second rollout runs, and
-		// the other group's takes the slot when no wave of the second holds
-		// it.
+		// mutex and the slot are released once its running step's pod ends,
+		// so the second rollout runs, and the other group's takes the slot
+		// when no wave of the second holds it. (Here the step runs to its
+		// end: Argo signals a pod through the API server's exec, which
+		// cannot reach this harness's node by its name.)
 		s.terminate(a)
 		wfa = s.finished(a)
 		if phase(wfa) != "Failed" {
