@@ -30,8 +30,9 @@ type Policy struct {
 	WaveSize int `json:"waveSize"`
 	// Parallelism is how many machines of a wave are in flight at once.
 	Parallelism int `json:"parallelism"`
-	// MaxInFlight is the fleet-wide limit over all rollouts (the Argo
-	// semaphore's size, kept in a ConfigMap).
+	// MaxInFlight is the fleet-wide limit over all rollouts. In Argo it is
+	// a semaphore kept in a ConfigMap, of MaxInFlight / Parallelism slots,
+	// one held by each wave that moves machines (workflows/rollout.yaml).
 	MaxInFlight int `json:"maxInFlight"`
 	// Soak is how long the canary runs before the next wave; an alert firing
 	// for a canary machine then halts the rollout.

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"sigs.k8s.io/yaml"
+
 	"github.com/homelab-infra/homelab-infra/internal/repo"
 	"github.com/homelab-infra/homelab-infra/internal/schemacheck"
 	"github.com/homelab-infra/homelab-infra/internal/testenv"
@@ -78,10 +81,16 @@ func TestWorkflowTemplate(t *testing.T) {
 			}
 		}
 	}
-	if got := templates["wave"]["parallelism"]; got != int64(policy.Parallelism) && got != float64(policy.Parallelism) {
-		t.Errorf("the wave template's parallelism is %v, the policy's %d: keep them equal", got, policy.Parallelism)
+	if got := templates["hosts"]["parallelism"]; number(got) != policy.Parallelism {
+		t.Errorf("the hosts template's parallelism is %v, the policy's %d: keep them equal", got, policy.Parallelism)
 	}
-	for _, name := range []string{"waves", "reboots"} {
+	for _, name := range []string{"waves", "hosts", "reboots"} {
+		if name == "hosts" {
+			if templates[name]["failFast"] != true {
+				t.Errorf("template hosts must start no machine after one failed: failFast %v", templates[name]["failFast"])
+			}
+			continue
+		}
 		if templates[name]["parallelism"] != int64(1) && templates[name]["parallelism"] != float64(1) || templates[name]["failFast"] != true {
 			t.Errorf("template %s must run one item at a time and stop at the first failure: parallelism %v, failFast %v",
 				name, templates[name]["parallelism"], templates[name]["failFast"])
@@ -97,13 +106,37 @@ func TestWorkflowTemplate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A slot of the in-flight semaphore is one wave moving machines, at
+	// most parallelism of them.
 	data, _ := limits[0].Object["data"].(map[string]any)
-	if got, want := data["in-flight"], strconv.Itoa(policy.MaxInFlight); got != want {
-		t.Errorf("ConfigMap rollout-limits in-flight is %v, the policy's maxInFlight %s: keep them equal", got, want)
+	slots, _ := strconv.Atoi(fmt.Sprint(data["in-flight"]))
+	if slots*policy.Parallelism != policy.MaxInFlight {
+		t.Errorf("ConfigMap rollout-limits in-flight is %v slots of parallelism %d machines, not the policy's maxInFlight %d: make it maxInFlight / parallelism",
+			data["in-flight"], policy.Parallelism, policy.MaxInFlight)
 	}
-	sem := templates["host"]["synchronization"].(map[string]any)["semaphores"].([]any)[0].(map[string]any)["configMapKeyRef"].(map[string]any)
-	if sem["name"] != limits[0].Object["metadata"].(map[string]any)["name"] || sem["key"] != "in-flight" {
-		t.Errorf("the host template's semaphore is %v, not rollout-limits' in-flight", sem)
+	var holders []string
+	for name, tm := range templates {
+		if sync, ok := tm["synchronization"].(map[string]any); ok && sync["semaphores"] != nil {
+			holders = append(holders, name)
+		}
+	}
+	slices.Sort(holders)
+	if !cmp.Equal(holders, []string{"hosts"}) {
+		t.Errorf("templates %v hold a semaphore; want the hosts template alone", holders)
+	} else {
+		sem := templates["hosts"]["synchronization"].(map[string]any)["semaphores"].([]any)[0].(map[string]any)["configMapKeyRef"].(map[string]any)
+		if sem["name"] != limits[0].Object["metadata"].(map[string]any)["name"] || sem["key"] != "in-flight" {
+			t.Errorf("the hosts template's semaphore is %v, not rollout-limits' in-flight", sem)
+		}
+		// Argo v4.0.5 gives back only one of two slots a finished
+		// workflow still holds (workflow/sync/sync_manager.go:515-517),
+		// and a halted wave's steps keep theirs to the end: one slot per
+		// workflow at a time, or the fleet's slots leak away.
+		for _, from := range []string{spec["entrypoint"].(string), spec["onExit"].(string)} {
+			if n := concurrent(templates, from, "hosts"); n > 1 {
+				t.Errorf("from %s, more than one hosts step can run at once in a workflow: each holds an in-flight slot, and Argo releases one of two at the workflow's end", from)
+			}
+		}
 	}
 	if !slices.Contains([]string{"rollouts"}, limits[0].Object["metadata"].(map[string]any)["namespace"].(string)) {
 		t.Errorf("rollout-limits must be in the WorkflowTemplate's namespace, rollouts")
@@ -143,5 +176,144 @@ func TestWorkflowTemplate(t *testing.T) {
 	}
 	if len(images) != 1 {
 		t.Errorf("workflows/ runs %d images %v; want the one step image", len(images), images)
+	}
+}
+
+// concurrent is how many runs of template name one run of template from
+// can have at once: 0, 1, or 2 for more than one. A step with withParam,
+// withItems or withSequence runs its template for each item, the steps of
+// a group run together, and a template's parallelism caps its children in
+// flight; step groups run one after the other.
+func concurrent(templates map[string]map[string]any, from, name string) int {
+	return concurrentDepth(templates, from, name, 0)
+}
+
+func concurrentDepth(templates map[string]map[string]any, from, name string, depth int) int {
+	if from == name {
+		return 1
+	}
+	tm := templates[from]
+	if tm == nil || depth > len(templates) {
+		return 0
+	}
+	most := 0
+	for _, g := range groups(tm) {
+		sum, widest := 0, 0
+		for _, st := range g {
+			ref, _ := st["template"].(string)
+			// Runs of name in one child, and how many children the step
+			// starts.
+			n, children := concurrentDepth(templates, ref, name, depth+1), 1
+			if st["withParam"] != nil || st["withItems"] != nil || st["withSequence"] != nil {
+				children = 2
+			}
+			sum += n * children
+			widest = max(widest, n)
+		}
+		if p := number(tm["parallelism"]); p > 0 {
+			sum = min(sum, p*widest)
+		}
+		most = max(most, sum)
+	}
+	return min(most, 2)
+}
+
+// groups are a template's step groups, or its DAG's tasks as one group
+// (they may all run at once).
+func groups(tm map[string]any) [][]map[string]any {
+	var out [][]map[string]any
+	steps, _ := tm["steps"].([]any)
+	for _, g := range steps {
+		var group []map[string]any
+		for _, st := range g.([]any) {
+			group = append(group, st.(map[string]any))
+		}
+		out = append(out, group)
+	}
+	if dag, ok := tm["dag"].(map[string]any); ok {
+		var group []map[string]any
+		for _, st := range dag["tasks"].([]any) {
+			group = append(group, st.(map[string]any))
+		}
+		out = append(out, group)
+	}
+	return out
+}
+
+// number reads a YAML number, whichever type the decoder gave it.
+func number(v any) int {
+	switch n := v.(type) {
+	case int64:
+		return int(n)
+	case float64:
+		return int(n)
+	case int:
+		return n
+	}
+	return 0
+}
+
+func TestConcurrent(t *testing.T) {
+	cases := map[string]struct {
+		reason    string
+		templates string
+		want      int
+	}{
+		"OneStep": {
+			reason:    "A step naming the template runs it once.",
+			templates: `{main: {steps: [[{name: a, template: held}]]}, held: {}}`,
+			want:      1,
+		},
+		"SequentialGroups": {
+			reason:    "Step groups run one after the other.",
+			templates: `{main: {steps: [[{name: a, template: held}], [{name: b, template: held}]]}, held: {}}`,
+			want:      1,
+		},
+		"TwoStepsOfAGroup": {
+			reason:    "The steps of one group run together.",
+			templates: `{main: {steps: [[{name: a, template: held}, {name: b, template: held}]]}, held: {}}`,
+			want:      2,
+		},
+		"WithParam": {
+			reason:    "A withParam step runs its template for every item at once.",
+			templates: `{main: {steps: [[{name: a, template: held, withParam: "{{x}}"}]]}, held: {}}`,
+			want:      2,
+		},
+		"WithParamParallelismOne": {
+			reason:    "Parallelism 1 runs the items one at a time.",
+			templates: `{main: {parallelism: 1, steps: [[{name: a, template: held, withParam: "{{x}}"}]]}, held: {}}`,
+			want:      1,
+		},
+		"UnderAParallelParent": {
+			reason:    "A template run once by each item of a parallel parent runs more than once at a time.",
+			templates: `{main: {steps: [[{name: a, template: wave, withParam: "{{x}}"}]]}, wave: {steps: [[{name: h, template: held}]]}, held: {}}`,
+			want:      2,
+		},
+		"UnderASerialParent": {
+			reason:    "... and once at a time when the parent runs its items one at a time.",
+			templates: `{main: {parallelism: 1, steps: [[{name: a, template: wave, withParam: "{{x}}"}]]}, wave: {steps: [[{name: h, template: held}]]}, held: {}}`,
+			want:      1,
+		},
+		"Elsewhere": {
+			reason:    "A template no step leads to does not run.",
+			templates: `{main: {steps: [[{name: a, template: other}]]}, other: {}, held: {}}`,
+			want:      0,
+		},
+		"DAG": {
+			reason:    "A DAG's tasks may all run at once.",
+			templates: `{main: {dag: {tasks: [{name: a, template: held}, {name: b, template: held}]}}, held: {}}`,
+			want:      2,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			var templates map[string]map[string]any
+			if err := yaml.Unmarshal([]byte(tc.templates), &templates); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, concurrent(templates, "main", "held")); diff != "" {
+				t.Errorf("%s\nconcurrent(...): -want, +got:\n%s", tc.reason, diff)
+			}
+		})
 	}
 }

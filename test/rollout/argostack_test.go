@@ -230,6 +230,25 @@ func (s *argoStack) waitClaims(want map[string]claimState) {
 	}
 }
 
+// waitClaim waits until host's claim is as ok (which checks what want
+// says) wants it.
+func (s *argoStack) waitClaim(host, want string, ok func(claimState) bool) {
+	s.t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		c := s.claimState(host)
+		if ok(c) {
+			s.t.Logf("%s's claim: %+v", host, c)
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Errorf("%s's claim: %+v; want it %s", host, c, want)
+			return
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
 // claimsConverged is the claims of hosts converged on commit.
 func claimsConverged(commit string, hosts ...string) map[string]claimState {
 	m := map[string]claimState{}

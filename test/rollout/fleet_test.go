@@ -10,6 +10,7 @@
 package rollout
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -51,6 +52,8 @@ type fleet struct {
 type policy struct {
 	Canary, WaveSize, Parallelism int
 	Soak                          string
+	// StaleAfter and HostBudget are 30s and 5m unless set.
+	StaleAfter, HostBudget string
 }
 
 func (p policy) yaml() string {
@@ -61,12 +64,12 @@ waveSize: %d
 parallelism: %d
 maxInFlight: 4
 soak: %s
-hostBudget: 5m
-staleAfter: 30s
+hostBudget: %s
+staleAfter: %s
 gates:
   dns: {roles: [dns], paths: [nix/modules/dns-unbound.nix]}
   reboot: true
-`, p.Canary, p.WaveSize, p.Parallelism, p.Soak)
+`, p.Canary, p.WaveSize, p.Parallelism, p.Soak, cmp.Or(p.HostBudget, "5m"), cmp.Or(p.StaleAfter, "30s"))
 }
 
 var defaultPolicy = policy{Canary: 1, WaveSize: 2, Parallelism: 2, Soak: "3s"}
@@ -405,6 +408,21 @@ func (f *fleet) run(target string, sel rollout.Selector, approve ...string) roll
 	_ = rollout.PrintReport(&b, r)
 	f.t.Logf("rollout (%d Prometheus queries):\n%s", prom.Queries.Load(), b.String())
 	return r
+}
+
+// verdicts reads every host's verdict (commit and state) from Prometheus.
+func (f *fleet) verdicts() map[string]rollout.Verdict {
+	f.t.Helper()
+	_, prom := f.driver()
+	got, err := prom.Verdicts(context.Background(), f.hosts())
+	if err != nil {
+		f.t.Fatalf("cannot read the verdicts: %v", err)
+	}
+	out := map[string]rollout.Verdict{}
+	for h, v := range got {
+		out[h] = rollout.Verdict{Commit: v.Commit, State: v.State}
+	}
+	return out
 }
 
 // waitVerdicts waits until Prometheus has each host's verdict as wanted.
