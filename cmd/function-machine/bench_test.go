@@ -4,15 +4,12 @@ import (
 	"bufio"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -212,32 +209,12 @@ func (s *benchServer) peakRSS(tb testing.TB) int64 {
 func benchPKI(tb testing.TB) (string, credentials.TransportCredentials) {
 	tb.Helper()
 	dir := tb.TempDir()
+	// cert (main_test.go) issues each, as the server tests' PKI does.
 	issue := func(tmpl *x509.Certificate, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey, []byte) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tmpl.SerialNumber = big.NewInt(time.Now().UnixNano())
-		tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)
-		if parent == nil {
-			parent, parentKey = tmpl, key
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		return c, key, der
+		return cert(tb, parent, parentKey, tmpl)
 	}
 	keyPEM := func(k *ecdsa.PrivateKey) []byte {
-		der, err := x509.MarshalECPrivateKey(k)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
+		return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: mustEC(tb, k)})
 	}
 	certPEM := func(der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}) }
 	ca, caKey, caDER := issue(&x509.Certificate{Subject: pkix.Name{CommonName: "bench-ca"}, IsCA: true,

@@ -63,14 +63,14 @@ func newPKI(t *testing.T) *pki {
 	return p
 }
 
-func cert(t *testing.T, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, tmpl *x509.Certificate) (*x509.Certificate, *ecdsa.PrivateKey, []byte) {
+func cert(t testing.TB, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, tmpl *x509.Certificate) (*x509.Certificate, *ecdsa.PrivateKey, []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl.SerialNumber = big.NewInt(time.Now().UnixNano())
-	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)
 	if parent == nil {
 		parent, parentKey = tmpl, key
 	}
@@ -85,7 +85,7 @@ func cert(t *testing.T, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, t
 	return c, key, der
 }
 
-func mustEC(t *testing.T, k *ecdsa.PrivateKey) []byte {
+func mustEC(t testing.TB, k *ecdsa.PrivateKey) []byte {
 	t.Helper()
 	b, err := x509.MarshalECPrivateKey(k)
 	if err != nil {
