@@ -391,13 +391,18 @@ func itoa(n int) string { return strconv.Itoa(n) }
 
 // SetNodeMemory sets the memory node lets a guest have (Node.MemoryMiB).
 func (s *Sim) SetNodeMemory(node string, mib int64) error {
+	return s.changeNode(node, func(n *Node) { n.MemoryMiB = mib })
+}
+
+// changeNode applies change to node under the simulator's lock.
+func (s *Sim) changeNode(node string, change func(*Node)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := s.nodes[node]
 	if n == nil {
 		return fmt.Errorf("no node %s", node)
 	}
-	n.MemoryMiB = mib
+	change(n)
 	return nil
 }
 
@@ -411,12 +416,5 @@ func (s *Sim) nodeMemory(node string) int64 {
 // SetNodeAddress sets the address node's network reports (its sshd's),
 // once the sshd runs.
 func (s *Sim) SetNodeAddress(node, addr string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := s.nodes[node]
-	if n == nil {
-		return fmt.Errorf("no node %s", node)
-	}
-	n.Address = addr
-	return nil
+	return s.changeNode(node, func(n *Node) { n.Address = addr })
 }
