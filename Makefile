@@ -11,6 +11,14 @@ PROVIDER_CRDS_DIR := $(CURDIR)/provider/package/crds
 # Go's build cache. Cold, that compile is the longest build of make test;
 # with other flags it would be done twice.
 PROVIDER_GO := CGO_ENABLED=0 GOFLAGS=-trimpath $(GO)
+# One set of Go build flags for everything built from this module, the set
+# hack/packages.sh and the test harnesses' own `go build`s use (cgo off, as in
+# the distroless images and the guest; -trimpath). Both are part of every
+# package's build ID: with the defaults beside them, a cold run compiled the
+# module's dependencies (Kubernetes, Crossplane, gRPC, Vault's client) once per
+# combination, up to four times.
+export CGO_ENABLED := 0
+export GOFLAGS := -trimpath $(GOFLAGS)
 # Proxmox VE's published API schema (pve-docs' apidata.js, PVE 9.1 and 8.4),
 # which the Proxmox simulator checks every call against (test/proxmoxsim).
 export PVE_API_DIR ?= $(abspath $(CURDIR)/../shared/pve-api)
