@@ -57,13 +57,17 @@ func KeepCreateOnly(desired, observed *unstructured.Unstructured) []string {
 // in the description) and the nameservers. Each would reach every existing machine when the default is
 // edited (bpg reboots a VM for a new CPU type or cloud-init DNS, and moves a
 // NIC to a new bridge), so defaults apply to machines created after the
-// edit; a claim that sets the value changes its machine. It returns the
-// fields it kept.
+// edit; a claim that sets the value changes its machine. So does the image
+// entry's SCSI controller, which no claim field sets (bpg reboots a VM for a
+// new one). The entry's boot disk interface is not kept here: a VM whose
+// clone failed on a wrong one must take the corrected entry, and our
+// provider refuses to boot an existing VM from another disk
+// (provider/config/diff.go). It returns the fields it kept.
 func KeepDefaults(desired, observed *unstructured.Unstructured, s *machine.Spec) []string {
 	if desired == nil || observed == nil {
 		return nil
 	}
-	fields := [][]string{{"cpu", "0", "type"}}
+	fields := [][]string{{"cpu", "0", "type"}, {"scsiHardware"}}
 	if s.Proxmox.Bridge == "" {
 		fields = append(fields, []string{"networkDevice", "0", "bridge"})
 	}

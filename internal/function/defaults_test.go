@@ -15,7 +15,8 @@ import (
 
 // TestDefaultEditsKeepExistingMachines edits each Composition default under
 // docker01, which takes all of them (placement, bridge, nameservers, domain,
-// flake repo, CPU type): the existing VM and snippet are desired exactly as
+// flake repo, CPU type, its image entry's template and SCSI controller): the
+// existing VM and snippet are desired exactly as
 // before (nothing for bpg to move, reboot or replace), the claim is told
 // why, and status shows what the machine has, not the new default. A new
 // machine takes the new default.
@@ -35,6 +36,8 @@ func TestDefaultEditsKeepExistingMachines(t *testing.T) {
 		"Domain":           {reason: "cloud-init DNS: bpg would reboot", from: `"domain":"lab.home.arpa"`, to: `"domain":"home.example"`, wantWarning: "initialization.0.dns.0.domain"},
 		"DNS":              {reason: "cloud-init DNS: bpg would reboot", from: `"dns":["10.0.10.1"]`, to: `"dns":["10.0.10.2"]`, wantWarning: "initialization.0.dns.0.servers"},
 		"CPUType":          {reason: "bpg would reboot", from: `"cpuType":"x86-64-v2-AES"`, to: `"cpuType":"host"`, wantWarning: "cpu.0.type"},
+		"ImageTemplate":    {reason: "bpg would clone a new VM", from: `"templateVmId":9002`, to: `"templateVmId":9003`, wantWarning: "spec.forProvider.clone"},
+		"ImageSCSI":        {reason: "bpg would reboot", from: `"scsiHardware":"virtio-scsi-single"`, to: `"scsiHardware":"virtio-scsi-pci"`, wantWarning: "scsiHardware"},
 		"FlakeRepo":        {reason: "user-data is first-boot only", from: `"flakeRepo":"git+https://git.lab.home.arpa/homelab-infra?ref=main"`, to: `"flakeRepo":"git+https://git.lab.home.arpa/other?ref=main"`, wantWarning: "user-data is read at first boot only"},
 	}
 	for name, tc := range cases {

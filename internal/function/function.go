@@ -137,7 +137,7 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		response.Warning(rsp, fmt.Errorf("the Composition's defaults for this machine changed, but %v are fixed when a VM is created: the VM keeps its own", kept)).TargetCompositeAndClaim()
 	}
 	if kept := compose.KeepDefaults(vm, obs.vm, spec); len(kept) > 0 {
-		response.Warning(rsp, fmt.Errorf("the Composition's defaults changed %v, which would reboot this VM or move its NIC: defaults apply to machines created from now on, and this VM keeps its own. To change it, set the value in its claim (spec.proxmox.bridge, spec.network.dns; a new domain or CPU type needs a new machine)", kept)).TargetCompositeAndClaim()
+		response.Warning(rsp, fmt.Errorf("the Composition's defaults changed %v, which would reboot this VM or move its NIC: defaults apply to machines created from now on, and this VM keeps its own. To change it, set the value in its claim (spec.proxmox.bridge, spec.network.dns; a new domain, CPU type or SCSI controller needs a new machine)", kept)).TargetCompositeAndClaim()
 	}
 	if node := followNode(vm, obs.vm); node != "" {
 		migrationWarning(rsp, *spec.Proxmox.VMID, node, file)
