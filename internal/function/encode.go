@@ -22,6 +22,13 @@ type structBuilder struct {
 	bools   []structpb.Value_BoolValue
 	structs []structpb.Value_StructValue
 	lists   []structpb.Value_ListValue
+	objs    []structpb.Struct
+	lvs     []structpb.ListValue
+	elems   []*structpb.Value
+
+	// invalid is set when a string given to str is not valid UTF-8, which
+	// structpb refuses (composed.go).
+	invalid bool
 }
 
 // take returns the next element of *s, a new chunk of n when it is used
@@ -42,7 +49,7 @@ func (b *structBuilder) newStruct(m map[string]any) (*structpb.Struct, error) {
 }
 
 func (b *structBuilder) buildStruct(m map[string]any) (*structpb.Struct, error) {
-	x := &structpb.Struct{Fields: make(map[string]*structpb.Value, len(m))}
+	x := b.obj(len(m))
 	for k, v := range m {
 		if !utf8.ValidString(k) {
 			return structpb.NewStruct(map[string]any{k: nil}) // its error
@@ -86,7 +93,7 @@ func (b *structBuilder) newValue(v any) (*structpb.Value, error) {
 		k.StructValue = s
 		x.Kind = k
 	case []any:
-		l := &structpb.ListValue{Values: make([]*structpb.Value, len(v))}
+		l := b.listOf(len(v))
 		for i, e := range v {
 			var err error
 			if l.Values[i], err = b.newValue(e); err != nil {
@@ -100,4 +107,72 @@ func (b *structBuilder) newValue(v any) (*structpb.Value, error) {
 		return structpb.NewValue(v)
 	}
 	return x, nil
+}
+
+// obj is a new Struct for n fields.
+func (b *structBuilder) obj(n int) *structpb.Struct {
+	x := take(&b.objs, 16)
+	x.Fields = make(map[string]*structpb.Value, n)
+	return x
+}
+
+// listOf is a new ListValue of n Values, to be set. The Values slice has
+// no room beyond n: an append copies it instead of writing over the chunk's
+// next list.
+func (b *structBuilder) listOf(n int) *structpb.ListValue {
+	l := take(&b.lvs, 8)
+	if n == 0 {
+		l.Values = []*structpb.Value{}
+		return l
+	}
+	if len(b.elems) < n {
+		b.elems = make([]*structpb.Value, max(n, 32))
+	}
+	l.Values = b.elems[:n:n]
+	b.elems = b.elems[n:]
+	return l
+}
+
+// The Values of the kinds the composer writes (composed.go), as
+// structpb.NewValue makes them from a string, an int64 or float64, a bool,
+// a map[string]any and a []any.
+
+func (b *structBuilder) str(s string) *structpb.Value {
+	if !utf8.ValidString(s) {
+		b.invalid = true
+	}
+	x, k := take(&b.vals, 64), take(&b.strs, 32)
+	k.StringValue = s
+	x.Kind = k
+	return x
+}
+
+func (b *structBuilder) num(n float64) *structpb.Value {
+	x, k := take(&b.vals, 64), take(&b.nums, 8)
+	k.NumberValue = n
+	x.Kind = k
+	return x
+}
+
+func (b *structBuilder) boolean(v bool) *structpb.Value {
+	x, k := take(&b.vals, 64), take(&b.bools, 8)
+	k.BoolValue = v
+	x.Kind = k
+	return x
+}
+
+func (b *structBuilder) structValue(s *structpb.Struct) *structpb.Value {
+	x, k := take(&b.vals, 64), take(&b.structs, 16)
+	k.StructValue = s
+	x.Kind = k
+	return x
+}
+
+func (b *structBuilder) list(vs ...*structpb.Value) *structpb.Value {
+	l := b.listOf(len(vs))
+	copy(l.Values, vs)
+	x, k := take(&b.vals, 64), take(&b.lists, 8)
+	k.ListValue = l
+	x.Kind = k
+	return x
 }

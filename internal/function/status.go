@@ -45,7 +45,18 @@ func setStatus(rsp *fnv1.RunFunctionResponse, st map[string]any) error {
 // else where it is composed; the VM id and IPv4 addresses are what the
 // provider observed (observedVM).
 func Status(m *machine.Resolved, file, vm *unstructured.Unstructured, observedVM map[string]any) map[string]any {
-	return status(m, file, vm, observedVM, "")
+	var c composed
+	if file != nil {
+		raw, _, _ := unstructured.NestedFieldNoCopy(file.Object, "spec", "forProvider", "sourceRaw")
+		if l, _ := raw.([]any); len(l) > 0 {
+			c.data, _ = l[0].(map[string]any)["data"].(string)
+			c.hasData = true
+		}
+	}
+	if vm != nil {
+		c.vmNode, _, _ = unstructured.NestedString(vm.Object, "spec", "forProvider", "nodeName")
+	}
+	return status(m, c, observedVM, "")
 }
 
 // status is Status knowing the user-data rendered for m now. A file that
@@ -54,23 +65,15 @@ func Status(m *machine.Resolved, file, vm *unstructured.Unstructured, observedVM
 // FlakeRefOf reads it back (FuzzRender, TestFlakeRefOfRender), so the
 // file's YAML is parsed only when it differs. Parsing it was a quarter of
 // the function's CPU per call.
-func status(m *machine.Resolved, file, vm *unstructured.Unstructured, observedVM map[string]any, rendered string) map[string]any {
+func status(m *machine.Resolved, c composed, observedVM map[string]any, rendered string) map[string]any {
 	st := map[string]any{"flakeRef": m.Nix.FlakeRef, "node": m.Proxmox.Node}
-	if file != nil {
-		raw, _, _ := unstructured.NestedFieldNoCopy(file.Object, "spec", "forProvider", "sourceRaw")
-		if l, _ := raw.([]any); len(l) > 0 {
-			data, _ := l[0].(map[string]any)["data"].(string)
-			if rendered == "" || data != rendered {
-				if ref, ok := cloudinit.FlakeRefOf(data); ok {
-					st["flakeRef"] = ref
-				}
-			}
+	if c.hasData && (rendered == "" || c.data != rendered) {
+		if ref, ok := cloudinit.FlakeRefOf(c.data); ok {
+			st["flakeRef"] = ref
 		}
 	}
-	if vm != nil {
-		if n, _, _ := unstructured.NestedString(vm.Object, "spec", "forProvider", "nodeName"); n != "" {
-			st["node"] = n
-		}
+	if c.vmNode != "" {
+		st["node"] = c.vmNode
 	}
 	at, ok := observedVM["status"].(map[string]any)
 	if ok {
