@@ -78,7 +78,7 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 
 	xrUID, _, _ := unstructured.NestedString(oxr, "metadata", "uid")
 	specSrc := xr.GetFields()["spec"].GetStructValue()
-	spec := validSpecs.get(xrUID, specSrc, in)
+	spec, host := validSpecs.get(xrUID, specSrc, in)
 	if spec == nil {
 		var err error
 		if spec, err = specOf(xr); err != nil {
@@ -90,7 +90,8 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 			fatal(rsp, fmt.Errorf("invalid Machine %s, nothing composed:\n%w", xrName, errs))
 			return rsp, nil
 		}
-		validSpecs.put(xrUID, specSrc, in, spec)
+		host = hostOf(spec) // parsed once: runningState and setRunning both need it
+		validSpecs.put(xrUID, specSrc, in, spec, host)
 	}
 
 	// Crossplane fetches what the function requires and calls again before
@@ -99,7 +100,6 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 	taken, haveIDs := identities(req, rsp, ids, xrUID)
 	keys, haveKeys := secretKeys(req, rsp, spec, oxr)
 	vaultFile, haveVault := vaultBootstrap(req, rsp, spec, oxr)
-	host := hostOf(spec) // parsed once: runningState and setRunning both need it
 	running := runningState(req, rsp, host, oxr)
 	if !haveIDs || !haveKeys || !haveVault {
 		return rsp, nil
