@@ -262,10 +262,7 @@ func (b *structBuilder) strList(ss []string) *structpb.Value {
 	for i, s := range ss {
 		l.Values[i] = b.str(s)
 	}
-	x, k := take(&b.vals, 64), take(&b.lists, 8)
-	k.ListValue = l
-	x.Kind = k
-	return x
+	return b.listValue(l)
 }
 
 // structForProvider is a composed Struct's spec.forProvider as
