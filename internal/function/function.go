@@ -199,11 +199,11 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		}
 	}
 
-	if err := setStatus(rsp, status(m, c, obs.vmStatus(), rendered)); err != nil {
+	if err := enc.setStatus(rsp, status(m, c, obs.vmStatus(), rendered)); err != nil {
 		fatal(rsp, fmt.Errorf("cannot set the XMachine's status: %w", err))
 		return rsp, nil
 	}
-	if err := setRunning(rsp, running, host, time.Now()); err != nil {
+	if err := setRunning(&enc, rsp, running, host, time.Now()); err != nil {
 		fatal(rsp, fmt.Errorf("cannot set the XMachine's running state: %w", err))
 		return rsp, nil
 	}

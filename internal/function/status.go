@@ -14,8 +14,8 @@ import (
 )
 
 // setStatus merges st into the desired XR's status, keeping what earlier
-// pipeline steps set.
-func setStatus(rsp *fnv1.RunFunctionResponse, st map[string]any) error {
+// pipeline steps set. Its Values are b's.
+func (b *structBuilder) setStatus(rsp *fnv1.RunFunctionResponse, st map[string]any) error {
 	if rsp.Desired.Composite == nil {
 		rsp.Desired.Composite = &fnv1.Resource{}
 	}
@@ -29,7 +29,7 @@ func setStatus(rsp *fnv1.RunFunctionResponse, st map[string]any) error {
 		xr.Resource.Fields["status"] = structpb.NewStructValue(status)
 	}
 	for k, v := range st {
-		pv, err := structpb.NewValue(v)
+		pv, err := b.newValue(v)
 		if err != nil {
 			return err
 		}
