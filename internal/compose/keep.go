@@ -93,19 +93,39 @@ func KeepDefaultsIn(want ForProvider, observed *unstructured.Unstructured, s *ma
 	if observed == nil {
 		return nil
 	}
-	fields := [][]string{{"cpu", "0", "type"}, {"scsiHardware"}}
+	fields := [][]string{defaultCPUType, defaultSCSI}
 	if s.Proxmox.Bridge == "" {
-		fields = append(fields, []string{"networkDevice", "0", "bridge"})
+		fields = append(fields, defaultBridge)
 	}
 	if s.Domain == "" {
-		// The description names the FQDN, which the VM got from its
-		// user-data at first boot and keeps.
-		fields = append(fields, []string{"initialization", "0", "dns", "0", "domain"}, []string{"description"})
+		fields = append(fields, defaultDomain...)
 	}
 	if len(s.Network.DNS) == 0 {
-		fields = append(fields, []string{"initialization", "0", "dns", "0", "servers"})
+		fields = append(fields, defaultDNS)
 	}
 	return keep(want, observed, fields)
+}
+
+// The fields KeepDefaults keeps, as the claim leaves them to defaults.
+var (
+	defaultCPUType = []string{"cpu", "0", "type"}
+	defaultSCSI    = []string{"scsiHardware"}
+	defaultBridge  = []string{"networkDevice", "0", "bridge"}
+	// The description names the FQDN, which the VM got from its user-data
+	// at first boot and keeps.
+	defaultDomain = [][]string{{"initialization", "0", "dns", "0", "domain"}, {"description"}}
+	defaultDNS    = []string{"initialization", "0", "dns", "0", "servers"}
+)
+
+// KeptPaths are all the spec.forProvider paths KeepCreateOnly and
+// KeepDefaults read of an observed resource: a decoder of the observed
+// resource may leave out everything else of its forProvider.
+func KeptPaths() [][]string {
+	var out [][]string
+	out = append(out, vmCreateOnly...)
+	out = append(out, fileCreateOnly...)
+	out = append(out, defaultCPUType, defaultSCSI, defaultBridge, defaultDNS)
+	return append(out, defaultDomain...)
 }
 
 // ForProvider is a desired resource's spec.forProvider as the Keep
