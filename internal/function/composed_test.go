@@ -2,8 +2,9 @@ package function
 
 import (
 	"fmt"
+	"maps"
 	"math/rand"
-	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -16,8 +17,6 @@ import (
 
 	"github.com/homelab-infra/homelab-infra/internal/compose"
 	"github.com/homelab-infra/homelab-infra/internal/machine"
-	"github.com/homelab-infra/homelab-infra/internal/repo"
-	"github.com/homelab-infra/homelab-infra/internal/testenv"
 )
 
 // TestComposeStructs: the snippet and VM built as Structs (composeStructs)
@@ -27,23 +26,7 @@ import (
 // existing resources that differ from them at every field kept, in every
 // way; and a machine the direct build cannot make goes the maps' way.
 func TestComposeStructs(t *testing.T) {
-	root := testenv.RepoRoot(t)
-	in, err := repo.LoadInput(filepath.Join(root, repo.CompositionPath))
-	if err != nil {
-		t.Fatal(err)
-	}
-	claims, err := repo.Claims(filepath.Join(root, repo.ClaimsDir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var base []*machine.Resolved
-	for _, c := range claims {
-		m, err := machine.Resolve(c.Spec, in, []string{"ssh-ed25519 AAAA k"})
-		if err != nil {
-			t.Fatalf("%s: %v", c.Name, err)
-		}
-		base = append(base, m)
-	}
+	base := exampleMachines(t)
 	r := rand.New(rand.NewSource(1))
 	fast, general := 0, 0
 	kept := map[string]int{}
@@ -82,6 +65,25 @@ func TestComposeStructs(t *testing.T) {
 
 // errorsEqual compares encoding errors: which of two strings structpb
 // refuses it names first follows map order.
+// exampleMachines are the example claims' machines, resolved.
+func exampleMachines(t *testing.T) []*machine.Resolved {
+	t.Helper()
+	claims, input := exampleClaims(t)
+	in, err := machine.ParseInput(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*machine.Resolved
+	for _, name := range slices.Sorted(maps.Keys(claims)) { // the same cases every run
+		m, err := machine.Resolve(claims[name].Spec, in, []string{"ssh-ed25519 AAAA k"})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
 func errorsEqual(a, b error) bool {
 	if a == nil || b == nil {
 		return a == b

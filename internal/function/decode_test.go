@@ -3,7 +3,6 @@ package function
 import (
 	"fmt"
 	"math/rand"
-	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -13,9 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/homelab-infra/homelab-infra/internal/compose"
-	"github.com/homelab-infra/homelab-infra/internal/machine"
-	"github.com/homelab-infra/homelab-infra/internal/repo"
-	"github.com/homelab-infra/homelab-infra/internal/testenv"
 )
 
 // TestObservedReadsAsWhole: every reader of an observed snippet or VM finds
@@ -25,23 +21,7 @@ import (
 // changed in every field read, with values of every kind where they are
 // read.
 func TestObservedReadsAsWhole(t *testing.T) {
-	root := testenv.RepoRoot(t)
-	in, err := repo.LoadInput(filepath.Join(root, repo.CompositionPath))
-	if err != nil {
-		t.Fatal(err)
-	}
-	claims, err := repo.Claims(filepath.Join(root, repo.ClaimsDir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var base []*machine.Resolved
-	for _, c := range claims {
-		m, err := machine.Resolve(c.Spec, in, []string{"ssh-ed25519 AAAA k"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		base = append(base, m)
-	}
+	base := exampleMachines(t)
 	r := rand.New(rand.NewSource(3))
 	kept := 0
 	for i := 0; i < 1500; i++ {
