@@ -106,7 +106,9 @@ func KeepDefaultsIn(want ForProvider, observed *unstructured.Unstructured, s *ma
 	return keep(want, observed, fields)
 }
 
-// The fields KeepDefaults keeps, as the claim leaves them to defaults.
+// The fields KeepDefaults keeps: the CPU type and SCSI controller always
+// (no claim field sets them), the others where the claim leaves them to
+// the defaults.
 var (
 	defaultCPUType = []string{"cpu", "0", "type"}
 	defaultSCSI    = []string{"scsiHardware"}

@@ -99,6 +99,7 @@ func randomMachineArgs(r *rand.Rand, base []*machine.Resolved) machineArgs {
 	pick := func(s ...string) string { return s[r.Intn(len(s))] }
 	m.Image.Node = pick("", m.Proxmox.Node, "pve9")
 	m.CPUType = pick("", "host", "x86-64-v2-AES")
+	m.Image.SCSIHardware = pick(m.Image.SCSIHardware, "virtio-scsi-pci")
 	m.Proxmox.Bridge = pick(m.Proxmox.Bridge, "vmbr1")
 	if r.Intn(2) == 0 {
 		m.Proxmox.VLAN = nil
@@ -155,7 +156,7 @@ func existing(r *rand.Rand, s *structpb.Struct, vm bool) *unstructured.Unstructu
 	if vm {
 		paths = [][]string{{"nodeName"}, {"vmId"}, {"clone"}, {"clone", "0", "vmId"}, {"poolId"},
 			{"initialization", "0", "userDataFileId"}, {"initialization", "0", "datastoreId"}, {"disk", "0", "datastoreId"},
-			{"cpu", "0", "type"}, {"networkDevice", "0", "bridge"}, {"initialization", "0", "dns"},
+			{"cpu", "0", "type"}, {"scsiHardware"}, {"networkDevice", "0", "bridge"}, {"initialization", "0", "dns"},
 			{"initialization", "0", "dns", "0", "domain"}, {"initialization", "0", "dns", "0", "servers"}, {"description"}}
 	}
 	for n := r.Intn(4); n > 0; n-- {
