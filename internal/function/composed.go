@@ -69,18 +69,27 @@ func composeMaps(b *structBuilder, a machineArgs) composed {
 	c.movedTo = followNode(vm, a.obs.vm)
 	_ = unstructured.SetNestedSlice(vm.Object, a.pols, "spec", "managementPolicies")
 
-	raw, _, _ := unstructured.NestedFieldNoCopy(file.Object, "spec", "forProvider", "sourceRaw")
-	if l, _ := raw.([]any); len(l) > 0 {
-		c.data, _ = l[0].(map[string]any)["data"].(string)
-		c.hasData = true
-	}
-	c.fileNode, _, _ = unstructured.NestedString(file.Object, "spec", "forProvider", "nodeName")
-	c.fileDatastore, _, _ = unstructured.NestedString(file.Object, "spec", "forProvider", "datastoreId")
-	c.vmNode, _, _ = unstructured.NestedString(vm.Object, "spec", "forProvider", "nodeName")
-
+	c.readBack(file, vm)
 	c.file, c.fileErr = b.newStruct(file.Object)
 	c.vm, c.vmErr = b.newStruct(vm.Object)
 	return c
+}
+
+// readBack reads into c what the status and the migration warning read of
+// the composed snippet and VM (either may be nil).
+func (c *composed) readBack(file, vm *unstructured.Unstructured) {
+	if file != nil {
+		raw, _, _ := unstructured.NestedFieldNoCopy(file.Object, "spec", "forProvider", "sourceRaw")
+		if l, _ := raw.([]any); len(l) > 0 {
+			c.data, _ = l[0].(map[string]any)["data"].(string)
+			c.hasData = true
+		}
+		c.fileNode, _, _ = unstructured.NestedString(file.Object, "spec", "forProvider", "nodeName")
+		c.fileDatastore, _, _ = unstructured.NestedString(file.Object, "spec", "forProvider", "datastoreId")
+	}
+	if vm != nil {
+		c.vmNode, _, _ = unstructured.NestedString(vm.Object, "spec", "forProvider", "nodeName")
+	}
 }
 
 // composeStructs is composeMaps building the Structs directly; ok is false

@@ -46,20 +46,12 @@ func (b *structBuilder) setStatus(rsp *fnv1.RunFunctionResponse, st map[string]a
 // provider observed (observedVM).
 func Status(m *machine.Resolved, file, vm *unstructured.Unstructured, observedVM map[string]any) map[string]any {
 	var c composed
-	if file != nil {
-		raw, _, _ := unstructured.NestedFieldNoCopy(file.Object, "spec", "forProvider", "sourceRaw")
-		if l, _ := raw.([]any); len(l) > 0 {
-			c.data, _ = l[0].(map[string]any)["data"].(string)
-			c.hasData = true
-		}
-	}
-	if vm != nil {
-		c.vmNode, _, _ = unstructured.NestedString(vm.Object, "spec", "forProvider", "nodeName")
-	}
+	c.readBack(file, vm)
 	return status(m, c, observedVM, "")
 }
 
-// status is Status knowing the user-data rendered for m now. A file that
+// status is Status from what was composed (c's read-back fields), knowing
+// the user-data rendered for m now. A file that
 // carries exactly it (a machine whose keys and defaults did not change
 // since it was made) names m's flake ref: Render writes it verbatim and
 // FlakeRefOf reads it back (FuzzRender, TestFlakeRefOfRender), so the
