@@ -30,7 +30,8 @@ func TestComposeStructs(t *testing.T) {
 	r := rand.New(rand.NewSource(1))
 	fast, general := 0, 0
 	kept := map[string]int{}
-	for i := 0; i < 1500; i++ {
+	n := cases(1500)
+	for i := 0; i < n; i++ {
 		a := randomMachineArgs(r, base)
 		var b1, b2 structBuilder
 		got, ok := composeStructs(&b1, a)
@@ -52,11 +53,11 @@ func TestComposeStructs(t *testing.T) {
 			t.Fatalf("case %d (%s): (-composeMaps, +composeStructs):\n%s", i, a.m.Hostname, diff)
 		}
 	}
-	if fast < 1200 || general < 5 {
+	if fast < n*4/5 || general < n/300 {
 		t.Errorf("%d cases built directly, %d through maps: the cases do not cover both", fast, general)
 	}
 	for _, k := range []string{"file", "vm", "defaults", "moved"} {
-		if kept[k] < 100 {
+		if kept[k] < n/15 {
 			t.Errorf("only %d cases keep %s fields: %v", kept[k], k, kept)
 		}
 	}
@@ -65,6 +66,16 @@ func TestComposeStructs(t *testing.T) {
 
 // errorsEqual compares encoding errors: which of two strings structpb
 // refuses it names first follows map order.
+// cases is n, or a third of it with -short (make unit): the differential
+// tests draw random cases, and a third still covers each branch (they
+// check that they do).
+func cases(n int) int {
+	if testing.Short() {
+		return n / 3
+	}
+	return n
+}
+
 // exampleMachines are the example claims' machines, resolved.
 func exampleMachines(t *testing.T) []*machine.Resolved {
 	t.Helper()
@@ -224,7 +235,7 @@ func randomJSON(r *rand.Rand, depth int) any {
 func TestStructForProvider(t *testing.T) {
 	r := rand.New(rand.NewSource(2))
 	keys := []string{"a", "0", "vmId"}
-	for i := 0; i < 10000; i++ {
+	for i := 0; i < cases(10000); i++ {
 		tree := map[string]any{}
 		for n := r.Intn(4); n > 0; n-- {
 			tree[keys[r.Intn(len(keys))]] = randomJSON(r, 3)
