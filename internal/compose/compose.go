@@ -91,6 +91,10 @@ type Resource struct {
 // given user-data and a boot disk of diskGiB. owner is how people know the
 // machine: its claim as namespace/name, or the XR's name when it has no
 // claim. The order is fixed: user-data, then vm.
+//
+// The function builds the same objects directly as protobuf Structs
+// (internal/function/composed.go): a change here is made there too, and
+// TestComposeStructs fails until it is.
 func Resources(xrName, owner string, m *machine.Resolved, userData []byte, diskGiB int64) []Resource {
 	return []Resource{
 		{Name: UserData, Object: File(xrName, m, userData)},

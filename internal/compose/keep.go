@@ -40,15 +40,28 @@ func KeepCreateOnly(desired, observed *unstructured.Unstructured) []string {
 	if desired == nil || observed == nil {
 		return nil
 	}
+	want := forProvider(desired)
+	if want == nil {
+		return nil
+	}
+	return KeepCreateOnlyIn(desired.GetKind(), MapForProvider(want), observed)
+}
+
+// KeepCreateOnlyIn is KeepCreateOnly for a desired resource of kind whose
+// spec.forProvider is want.
+func KeepCreateOnlyIn(kind string, want ForProvider, observed *unstructured.Unstructured) []string {
+	if observed == nil {
+		return nil
+	}
 	fields := vmCreateOnly
-	if desired.GetKind() == FileKind {
+	if kind == FileKind {
 		fields = fileCreateOnly
 	} else if _, ok, _ := unstructured.NestedString(observed.Object, "spec", "forProvider", "poolId"); !ok {
 		// A VM made before VMs had a pool stays out of it: moving it needs
 		// Pool.Allocate, which the token does not have (README, upgrade).
-		unstructured.RemoveNestedField(desired.Object, "spec", "forProvider", "poolId")
+		want.Delete("poolId")
 	}
-	return keep(desired, observed, fields)
+	return keep(want, observed, fields)
 }
 
 // KeepDefaults copies into the desired VM, from the one that exists, the
@@ -67,34 +80,90 @@ func KeepDefaults(desired, observed *unstructured.Unstructured, s *machine.Spec)
 	if desired == nil || observed == nil {
 		return nil
 	}
-	fields := [][]string{{"cpu", "0", "type"}, {"scsiHardware"}}
-	if s.Proxmox.Bridge == "" {
-		fields = append(fields, []string{"networkDevice", "0", "bridge"})
-	}
-	if s.Domain == "" {
-		// The description names the FQDN, which the VM got from its
-		// user-data at first boot and keeps.
-		fields = append(fields, []string{"initialization", "0", "dns", "0", "domain"}, []string{"description"})
-	}
-	if len(s.Network.DNS) == 0 {
-		fields = append(fields, []string{"initialization", "0", "dns", "0", "servers"})
-	}
-	return keep(desired, observed, fields)
-}
-
-// keep copies fields of observed's spec.forProvider into desired's where
-// they differ, and returns them. It changes desired's forProvider in place
-// (the composer made it for this call, nothing else holds it) and copies
-// only the values it takes from observed: deep-copying both forProviders
-// and comparing through JSON was the largest part of the function's own
-// CPU.
-func keep(desired, observed *unstructured.Unstructured, fields [][]string) []string {
-	if desired == nil || observed == nil {
+	want := forProvider(desired)
+	if want == nil {
 		return nil
 	}
-	want := forProvider(desired)
+	return KeepDefaultsIn(MapForProvider(want), observed, s)
+}
+
+// KeepDefaultsIn is KeepDefaults for a desired VM whose spec.forProvider is
+// want.
+func KeepDefaultsIn(want ForProvider, observed *unstructured.Unstructured, s *machine.Spec) []string {
+	if observed == nil {
+		return nil
+	}
+	fields := [][]string{defaultCPUType, defaultSCSI}
+	if s.Proxmox.Bridge == "" {
+		fields = append(fields, defaultBridge)
+	}
+	if s.Domain == "" {
+		fields = append(fields, defaultDomain...)
+	}
+	if len(s.Network.DNS) == 0 {
+		fields = append(fields, defaultDNS)
+	}
+	return keep(want, observed, fields)
+}
+
+// The fields KeepDefaults keeps: the CPU type and SCSI controller always
+// (no claim field sets them), the others where the claim leaves them to
+// the defaults.
+var (
+	defaultCPUType = []string{"cpu", "0", "type"}
+	defaultSCSI    = []string{"scsiHardware"}
+	defaultBridge  = []string{"networkDevice", "0", "bridge"}
+	// The description names the FQDN, which the VM got from its user-data
+	// at first boot and keeps.
+	defaultDomain = [][]string{{"initialization", "0", "dns", "0", "domain"}, {"description"}}
+	defaultDNS    = []string{"initialization", "0", "dns", "0", "servers"}
+)
+
+// KeptPaths are all the spec.forProvider paths KeepCreateOnly and
+// KeepDefaults read of an observed resource: a decoder of the observed
+// resource may leave out everything else of its forProvider.
+func KeptPaths() [][]string {
+	var out [][]string
+	out = append(out, vmCreateOnly...)
+	out = append(out, fileCreateOnly...)
+	out = append(out, defaultCPUType, defaultSCSI, defaultBridge, defaultDNS)
+	return append(out, defaultDomain...)
+}
+
+// ForProvider is a desired resource's spec.forProvider as the Keep
+// functions read and change it: a map (MapForProvider), or the same object
+// in another form (the function builds its protobuf Structs directly), which
+// must read and change it as the map does.
+type ForProvider interface {
+	// Get reads a path of map keys and list indexes ("0"), as get does.
+	Get(path []string) (any, bool)
+	// Set sets a path to a copy of v, a value of the observed resource, as
+	// set does.
+	Set(path []string, v any)
+	// Delete removes a top-level field.
+	Delete(field string)
+}
+
+// MapForProvider is a spec.forProvider map as a ForProvider.
+type MapForProvider map[string]any
+
+// Get is get on the map.
+func (m MapForProvider) Get(path []string) (any, bool) { return get(map[string]any(m), path) }
+
+// Set is set on the map, with a deep copy of v.
+func (m MapForProvider) Set(path []string, v any) { set(m, path, runtime.DeepCopyJSONValue(v)) }
+
+// Delete deletes the field.
+func (m MapForProvider) Delete(field string) { delete(m, field) }
+
+// keep copies fields of observed's spec.forProvider into want where they
+// differ, and returns them. It changes want in place (the composer made it
+// for this call, nothing else holds it) and copies only the values it takes
+// from observed: deep-copying both forProviders and comparing through JSON
+// was the largest part of the function's own CPU.
+func keep(want ForProvider, observed *unstructured.Unstructured, fields [][]string) []string {
 	have := forProvider(observed)
-	if want == nil || have == nil {
+	if have == nil {
 		return nil
 	}
 	var kept []string
@@ -103,11 +172,11 @@ func keep(desired, observed *unstructured.Unstructured, fields [][]string) []str
 		if !ok {
 			continue
 		}
-		wv, _ := get(want, path)
+		wv, _ := want.Get(path)
 		if same(wv, hv) {
 			continue
 		}
-		set(want, path, runtime.DeepCopyJSONValue(hv))
+		want.Set(path, hv)
 		kept = append(kept, "spec.forProvider."+strings.Join(path, "."))
 	}
 	return kept

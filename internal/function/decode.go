@@ -3,6 +3,7 @@ package function
 import (
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/homelab-infra/homelab-infra/internal/compose"
 	"github.com/homelab-infra/homelab-infra/internal/machine"
 )
 
@@ -12,30 +13,16 @@ import (
 // parts are what grows with a resource's history (issue 21).
 
 // compositeOf is the observed XR as far as the function reads it as an
-// object: without its status and managed fields, and of its spec only
-// spec.claimRef (the claim's name and namespace). The Machine spec is
-// decoded into its own type once per XR (specOf, validSpecs).
+// object: its name and uid, and of its spec only spec.claimRef (the claim's
+// name and namespace). The Machine spec is decoded into its own type once
+// per XR (specOf, validSpecs).
 func compositeOf(s *structpb.Struct) map[string]any {
-	return decodeExcept(s, func(k string, v *structpb.Value) any {
-		switch k {
-		case "status":
-			return skip
-		case "metadata":
-			return metadataOf(v)
-		case "spec":
-			spec := v.GetStructValue()
-			if spec == nil {
-				return v.AsInterface()
-			}
-			return decodeExcept(spec, func(k string, v *structpb.Value) any {
-				if k != "claimRef" {
-					return skip
-				}
-				return v.AsInterface()
-			})
-		}
-		return v.AsInterface()
-	})
+	return decodeStruct(s, compositeRead)
+}
+
+var compositeRead = readTree{
+	"metadata": {"name": nil, "uid": nil},
+	"spec":     {"claimRef": nil},
 }
 
 // specOf is SpecOf for the observed XR s: its spec decoded whole.
@@ -54,63 +41,85 @@ func specOf(s *structpb.Struct) (*machine.Spec, error) {
 // read. A new read must be added here.
 var atProviderRead = []string{"nodeName", "vmId", "ipv4Addresses", "description", "disk"}
 
-// observedOf is an observed composed resource as the function reads it:
-// whole, but for the managed fields and the status.atProvider fields it
-// does not read.
+// observedOf is an observed composed resource as observe reads it: its
+// management policies and the spec.forProvider fields the Keep functions
+// read (compose.KeptPaths), its conditions' type, status and message, and
+// the status.atProvider fields read (atProviderRead). A VM's whole
+// forProvider and atProvider (every argument, twice), its metadata and its
+// conditions' times were most of what a call decoded (issue 21).
+// holdAsObserved, which desires a resource as it is, decodes it whole.
 func observedOf(s *structpb.Struct) map[string]any {
-	return decodeExcept(s, func(k string, v *structpb.Value) any {
-		switch k {
-		case "metadata":
-			return metadataOf(v)
-		case "status":
-			st := v.GetStructValue()
-			if st == nil {
-				return v.AsInterface()
-			}
-			return decodeExcept(st, func(k string, v *structpb.Value) any {
-				at := v.GetStructValue()
-				if k != "atProvider" || at == nil {
-					return v.AsInterface()
-				}
-				out := make(map[string]any, len(atProviderRead))
-				for _, f := range atProviderRead {
-					if x, ok := at.GetFields()[f]; ok {
-						out[f] = x.AsInterface()
-					}
-				}
-				return out
-			})
-		}
-		return v.AsInterface()
-	})
+	return decodeStruct(s, observedRead)
 }
 
-// metadataOf is an object's metadata without its managed fields.
-func metadataOf(v *structpb.Value) any {
-	md := v.GetStructValue()
-	if md == nil {
+var observedRead = func() readTree {
+	forProvider := readTree{}
+	for _, path := range compose.KeptPaths() {
+		t := forProvider
+		for i, p := range path {
+			if i == len(path)-1 {
+				t[p] = nil
+				break
+			}
+			if t[p] == nil {
+				t[p] = readTree{}
+			}
+			t = t[p]
+		}
+	}
+	atProvider := readTree{}
+	for _, f := range atProviderRead {
+		atProvider[f] = nil
+	}
+	return readTree{
+		"spec": {"managementPolicies": nil, "forProvider": forProvider},
+		"status": {
+			"conditions": {"*": {"type": nil, "status": nil, "message": nil}},
+			"atProvider": atProvider,
+		},
+	}
+}()
+
+// readTree is what is read of a value: of an object, the fields named; of
+// a list, its first element ("0") or every element ("*"). A nil tree reads
+// the whole value.
+type readTree map[string]readTree
+
+// decodeTree is v.AsInterface() with only what t reads of it. Where v is
+// not what t expects (a list for an object, a scalar), it is decoded whole:
+// readers find there what they would in the whole value.
+func decodeTree(v *structpb.Value, t readTree) any {
+	if t == nil {
 		return v.AsInterface()
 	}
-	return decodeExcept(md, func(k string, v *structpb.Value) any {
-		if k == "managedFields" {
-			return skip
+	switch k := v.GetKind().(type) {
+	case *structpb.Value_StructValue:
+		return decodeStruct(k.StructValue, t)
+	case *structpb.Value_ListValue:
+		l := k.ListValue.GetValues()
+		if each, ok := t["*"]; ok {
+			out := make([]any, len(l))
+			for i, e := range l {
+				out[i] = decodeTree(e, each)
+			}
+			return out
 		}
-		return v.AsInterface()
-	})
+		if first, ok := t["0"]; ok {
+			if len(l) == 0 {
+				return []any{}
+			}
+			return []any{decodeTree(l[0], first)}
+		}
+	}
+	return v.AsInterface()
 }
 
-// skip is what a field decoder returns for a field to leave out.
-type skipped struct{}
-
-var skip any = skipped{}
-
-// decodeExcept is s.AsMap() with each field decoded by field, which
-// leaves a field out by returning skip.
-func decodeExcept(s *structpb.Struct, field func(string, *structpb.Value) any) map[string]any {
-	out := make(map[string]any, len(s.GetFields()))
-	for k, v := range s.GetFields() {
-		if x := field(k, v); x != skip {
-			out[k] = x
+func decodeStruct(s *structpb.Struct, t readTree) map[string]any {
+	fields := s.GetFields()
+	out := make(map[string]any, len(t))
+	for name, sub := range t {
+		if v, ok := fields[name]; ok {
+			out[name] = decodeTree(v, sub)
 		}
 	}
 	return out

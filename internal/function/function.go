@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/protobuf/types/known/structpb"
+
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/crossplane/function-sdk-go/logging"
@@ -76,7 +78,7 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 
 	xrUID, _, _ := unstructured.NestedString(oxr, "metadata", "uid")
 	specSrc := xr.GetFields()["spec"].GetStructValue()
-	spec := validSpecs.get(xrUID, specSrc, in)
+	spec, host := validSpecs.get(xrUID, specSrc, in)
 	if spec == nil {
 		var err error
 		if spec, err = specOf(xr); err != nil {
@@ -88,7 +90,8 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 			fatal(rsp, fmt.Errorf("invalid Machine %s, nothing composed:\n%w", xrName, errs))
 			return rsp, nil
 		}
-		validSpecs.put(xrUID, specSrc, in, spec)
+		host = hostOf(spec) // parsed once: runningState and setRunning both need it
+		validSpecs.put(xrUID, specSrc, in, spec, host)
 	}
 
 	// Crossplane fetches what the function requires and calls again before
@@ -97,7 +100,6 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 	taken, haveIDs := identities(req, rsp, ids, xrUID)
 	keys, haveKeys := secretKeys(req, rsp, spec, oxr)
 	vaultFile, haveVault := vaultBootstrap(req, rsp, spec, oxr)
-	host := hostOf(spec) // parsed once: runningState and setRunning both need it
 	running := runningState(req, rsp, host, oxr)
 	if !haveIDs || !haveKeys || !haveVault {
 		return rsp, nil
@@ -128,22 +130,23 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		disk = got
 		response.Warning(rsp, fmt.Errorf("spec.class: class %s has a %d GiB disk, but the VM's disk is already %d GiB and Proxmox cannot shrink a disk; it stays at %d GiB while cores and memory follow the class", spec.Class, m.Class.DiskGiB, got, got)).TargetCompositeAndClaim()
 	}
-	resources := compose.Resources(xrName, claimOf(oxr, xrName), m, userData, disk)
-	file, vm := resources[0].Object, resources[1].Object
-	if kept := compose.KeepCreateOnly(file, obs.file); len(kept) > 0 {
-		response.Warning(rsp, fmt.Errorf("the VM's user-data changed (the keys in its Secret, or the Composition's defaults), but user-data is read at first boot only: the VM keeps what it was created with (%v). Change the running machine in nix/hosts/%s instead", kept, m.Hostname)).TargetCompositeAndClaim()
+	owner := claimOf(oxr, xrName)
+	pols, foreign := vmOwnership(obs.vm, compose.Mark(owner), *spec.Proxmox.VMID)
+	var enc structBuilder
+	rendered := string(userData)
+	c := composeMachine(&enc, machineArgs{xrName: xrName, owner: owner, m: m, userData: rendered, diskGiB: disk, spec: spec, obs: obs, pols: pols})
+	if len(c.fileKept) > 0 {
+		response.Warning(rsp, fmt.Errorf("the VM's user-data changed (the keys in its Secret, or the Composition's defaults), but user-data is read at first boot only: the VM keeps what it was created with (%v). Change the running machine in nix/hosts/%s instead", c.fileKept, m.Hostname)).TargetCompositeAndClaim()
 	}
-	if kept := compose.KeepCreateOnly(vm, obs.vm); len(kept) > 0 {
-		response.Warning(rsp, fmt.Errorf("the Composition's defaults for this machine changed, but %v are fixed when a VM is created: the VM keeps its own", kept)).TargetCompositeAndClaim()
+	if len(c.vmKept) > 0 {
+		response.Warning(rsp, fmt.Errorf("the Composition's defaults for this machine changed, but %v are fixed when a VM is created: the VM keeps its own", c.vmKept)).TargetCompositeAndClaim()
 	}
-	if kept := compose.KeepDefaults(vm, obs.vm, spec); len(kept) > 0 {
-		response.Warning(rsp, fmt.Errorf("the Composition's defaults changed %v, which would reboot this VM or move its NIC: defaults apply to machines created from now on, and this VM keeps its own. To change it, set the value in its claim (spec.proxmox.bridge, spec.network.dns; a new domain, CPU type or SCSI controller needs a new machine)", kept)).TargetCompositeAndClaim()
+	if len(c.defaultsKept) > 0 {
+		response.Warning(rsp, fmt.Errorf("the Composition's defaults changed %v, which would reboot this VM or move its NIC: defaults apply to machines created from now on, and this VM keeps its own. To change it, set the value in its claim (spec.proxmox.bridge, spec.network.dns; a new domain, CPU type or SCSI controller needs a new machine)", c.defaultsKept)).TargetCompositeAndClaim()
 	}
-	if node := followNode(vm, obs.vm); node != "" {
-		migrationWarning(rsp, *spec.Proxmox.VMID, node, file)
+	if c.movedTo != "" {
+		migrationWarning(rsp, *spec.Proxmox.VMID, c.movedTo, c.fileNode, c.fileDatastore)
 	}
-	pols, foreign := vmOwnership(obs.vm, compose.Mark(claimOf(oxr, xrName)), *spec.Proxmox.VMID)
-	_ = unstructured.SetNestedSlice(vm.Object, pols, "spec", "managementPolicies")
 
 	if rsp.Desired == nil {
 		rsp.Desired = &fnv1.State{}
@@ -152,20 +155,22 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		rsp.Desired.Resources = map[string]*fnv1.Resource{}
 	}
 	held := allHeld(req, ids)
-	var enc structBuilder
+	holder := holderName(oxr, xrName)
 	for _, id := range ids {
 		ready := fnv1.Ready_READY_FALSE
 		if _, ok := req.GetObserved().GetResources()[id.Name]; ok {
 			ready = fnv1.Ready_READY_TRUE
 		}
-		if err := enc.desire(rsp, id.Name, compose.IdentityObject(id, holderName(oxr, xrName)), ready); err != nil {
+		if st := leaseStruct(&enc, id, holder); st != nil {
+			rsp.Desired.Resources[id.Name] = &fnv1.Resource{Resource: st, Ready: ready}
+		} else if err := enc.desire(rsp, id.Name, compose.IdentityObject(id, holder), ready); err != nil {
 			fatal(rsp, err)
 			return rsp, nil
 		}
 	}
 	switch {
 	case held:
-		if err := enc.desire(rsp, compose.UserData, file, obs.fileReady()); err != nil {
+		if err := desireStruct(rsp, compose.UserData, c.file, c.fileErr, obs.fileReady()); err != nil {
 			fatal(rsp, err)
 			return rsp, nil
 		}
@@ -173,7 +178,7 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		// soon as it is cloned: compose it only once the snippet exists (or
 		// when the VM does, so that it is never dropped).
 		if obs.vm != nil || obs.fileReady() == fnv1.Ready_READY_TRUE {
-			if err := enc.desire(rsp, compose.VM, vm, obs.vmReady()); err != nil {
+			if err := desireStruct(rsp, compose.VM, c.vm, c.vmErr, obs.vmReady()); err != nil {
 				fatal(rsp, err)
 				return rsp, nil
 			}
@@ -194,11 +199,11 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		}
 	}
 
-	if err := setStatus(rsp, status(m, file, vm, obs.vmStatus(), string(userData))); err != nil {
+	if err := enc.setStatus(rsp, status(m, c, obs.vmStatus(), rendered)); err != nil {
 		fatal(rsp, fmt.Errorf("cannot set the XMachine's status: %w", err))
 		return rsp, nil
 	}
-	if err := setRunning(rsp, running, host, time.Now()); err != nil {
+	if err := setRunning(&enc, rsp, running, host, time.Now()); err != nil {
 		fatal(rsp, fmt.Errorf("cannot set the XMachine's running state: %w", err))
 		return rsp, nil
 	}
@@ -211,6 +216,12 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 // pipeline steps, copied by response.To, stay.
 func (b *structBuilder) desire(rsp *fnv1.RunFunctionResponse, name string, obj *unstructured.Unstructured, ready fnv1.Ready) error {
 	st, err := b.newStruct(obj.Object)
+	return desireStruct(rsp, name, st, err, ready)
+}
+
+// desireStruct is desire for a resource already encoded as st, or not
+// encodable (err).
+func desireStruct(rsp *fnv1.RunFunctionResponse, name string, st *structpb.Struct, err error, ready fnv1.Ready) error {
 	if err != nil {
 		return fmt.Errorf("cannot encode composed resource %s: %w", name, err)
 	}

@@ -115,10 +115,13 @@ func holdAsObserved(enc *structBuilder, req *fnv1.RunFunctionRequest, rsp *fnv1.
 			return err
 		}
 	}
-	for name, u := range map[string]*unstructured.Unstructured{compose.UserData: obs.file, compose.VM: obs.vm} {
-		if u == nil {
+	for _, name := range []string{compose.UserData, compose.VM} {
+		r, ok := req.GetObserved().GetResources()[name]
+		if !ok {
 			continue
 		}
+		// Whole: obs holds only what the function reads (observedOf).
+		u := &unstructured.Unstructured{Object: r.GetResource().AsMap()}
 		meta := map[string]any{"name": u.GetName()}
 		if l, ok, _ := unstructured.NestedMap(u.Object, "metadata", "labels"); ok {
 			meta["labels"] = l

@@ -17,24 +17,32 @@ import (
 // provider never replaces one), or would move the VM back behind HA's
 // back. It returns the node the VM moved to ("" when it did not).
 func followNode(vm, obsVM *unstructured.Unstructured) string {
+	want, _, _ := unstructured.NestedString(vm.Object, "spec", "forProvider", "nodeName")
+	at := movedTo(want, obsVM)
+	if at != "" {
+		_ = unstructured.SetNestedField(vm.Object, at, "spec", "forProvider", "nodeName")
+	}
+	return at
+}
+
+// movedTo is the node Proxmox reports the VM on when it is not want, the
+// node composed ("" otherwise).
+func movedTo(want string, obsVM *unstructured.Unstructured) string {
 	if obsVM == nil {
 		return ""
 	}
 	at, _, _ := unstructured.NestedString(obsVM.Object, "status", "atProvider", "nodeName")
-	want, _, _ := unstructured.NestedString(vm.Object, "spec", "forProvider", "nodeName")
 	if at == "" || at == want {
 		return ""
 	}
-	_ = unstructured.SetNestedField(vm.Object, at, "spec", "forProvider", "nodeName")
 	return at
 }
 
 // migrationWarning tells the claim that its VM now runs on another node than
 // its snippet's: the snippet is read at every cold start, from the
 // datastore as the VM's node sees it.
-func migrationWarning(rsp *fnv1.RunFunctionResponse, vmID int64, node string, file *unstructured.Unstructured) {
-	fileNode, _, _ := unstructured.NestedString(file.Object, "spec", "forProvider", "nodeName")
-	ds, _, _ := unstructured.NestedString(file.Object, "spec", "forProvider", "datastoreId")
+// fileNode and ds are the snippet's node and datastore.
+func migrationWarning(rsp *fnv1.RunFunctionResponse, vmID int64, node, fileNode, ds string) {
 	if node == "" || fileNode == "" || node == fileNode {
 		return
 	}

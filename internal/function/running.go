@@ -81,7 +81,7 @@ func claimNamespace(xr map[string]any) string {
 
 // setRunning puts the running state on the XR's status (status.system,
 // which Crossplane copies to the claim) and sets the Converged condition.
-func setRunning(rsp *fnv1.RunFunctionResponse, cm *structpb.Struct, host string, now time.Time) error {
+func setRunning(b *structBuilder, rsp *fnv1.RunFunctionResponse, cm *structpb.Struct, host string, now time.Time) error {
 	cond := func(status, reason, msg string) {
 		var c *response.ConditionOption
 		switch status {
@@ -112,7 +112,7 @@ func setRunning(rsp *fnv1.RunFunctionResponse, cm *structpb.Struct, host string,
 	if err != nil {
 		return err
 	}
-	if err := setStatus(rsp, map[string]any{"system": sys}); err != nil {
+	if err := b.setStatus(rsp, map[string]any{"system": sys}); err != nil {
 		return err
 	}
 	if age := now.Sub(observed); age > publishedWithin {

@@ -31,29 +31,33 @@ type specEntry struct {
 	src  *structpb.Struct // a copy of the spec it was decoded from
 	in   *machine.Input
 	spec *machine.Spec
+	// host is hostOf(spec): parsing the flake ref for it was a twentieth
+	// of a call's CPU.
+	host string
 }
 
 // get is the spec decoded from src for the XR with uid, validated against
-// in, or nil when it is not known.
-func (c *specCache) get(uid string, src *structpb.Struct, in *machine.Input) *machine.Spec {
+// in, and its host, or nil when it is not known.
+func (c *specCache) get(uid string, src *structpb.Struct, in *machine.Input) (*machine.Spec, string) {
 	if src == nil {
-		return nil
+		return nil, ""
 	}
 	c.mu.Lock()
 	e, ok := c.m[uid]
 	c.mu.Unlock()
 	if !ok || e.in != in || !sameStruct(e.src, src) {
-		return nil
+		return nil, ""
 	}
-	return e.spec
+	return e.spec, e.host
 }
 
-// put records that src decodes to spec, valid against in.
-func (c *specCache) put(uid string, src *structpb.Struct, in *machine.Input, spec *machine.Spec) {
+// put records that src decodes to spec, valid against in, whose host is
+// host.
+func (c *specCache) put(uid string, src *structpb.Struct, in *machine.Input, spec *machine.Spec, host string) {
 	if src == nil {
 		return
 	}
-	e := specEntry{src: proto.Clone(src).(*structpb.Struct), in: in, spec: spec}
+	e := specEntry{src: proto.Clone(src).(*structpb.Struct), in: in, spec: spec, host: host}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil || len(c.m) >= c.max {

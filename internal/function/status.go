@@ -14,8 +14,8 @@ import (
 )
 
 // setStatus merges st into the desired XR's status, keeping what earlier
-// pipeline steps set.
-func setStatus(rsp *fnv1.RunFunctionResponse, st map[string]any) error {
+// pipeline steps set. Its Values are b's.
+func (b *structBuilder) setStatus(rsp *fnv1.RunFunctionResponse, st map[string]any) error {
 	if rsp.Desired.Composite == nil {
 		rsp.Desired.Composite = &fnv1.Resource{}
 	}
@@ -29,7 +29,7 @@ func setStatus(rsp *fnv1.RunFunctionResponse, st map[string]any) error {
 		xr.Resource.Fields["status"] = structpb.NewStructValue(status)
 	}
 	for k, v := range st {
-		pv, err := structpb.NewValue(v)
+		pv, err := b.newValue(v)
 		if err != nil {
 			return err
 		}
@@ -45,32 +45,27 @@ func setStatus(rsp *fnv1.RunFunctionResponse, st map[string]any) error {
 // else where it is composed; the VM id and IPv4 addresses are what the
 // provider observed (observedVM).
 func Status(m *machine.Resolved, file, vm *unstructured.Unstructured, observedVM map[string]any) map[string]any {
-	return status(m, file, vm, observedVM, "")
+	var c composed
+	c.readBack(file, vm)
+	return status(m, c, observedVM, "")
 }
 
-// status is Status knowing the user-data rendered for m now. A file that
+// status is Status from what was composed (c's read-back fields), knowing
+// the user-data rendered for m now. A file that
 // carries exactly it (a machine whose keys and defaults did not change
 // since it was made) names m's flake ref: Render writes it verbatim and
 // FlakeRefOf reads it back (FuzzRender, TestFlakeRefOfRender), so the
 // file's YAML is parsed only when it differs. Parsing it was a quarter of
 // the function's CPU per call.
-func status(m *machine.Resolved, file, vm *unstructured.Unstructured, observedVM map[string]any, rendered string) map[string]any {
+func status(m *machine.Resolved, c composed, observedVM map[string]any, rendered string) map[string]any {
 	st := map[string]any{"flakeRef": m.Nix.FlakeRef, "node": m.Proxmox.Node}
-	if file != nil {
-		raw, _, _ := unstructured.NestedFieldNoCopy(file.Object, "spec", "forProvider", "sourceRaw")
-		if l, _ := raw.([]any); len(l) > 0 {
-			data, _ := l[0].(map[string]any)["data"].(string)
-			if rendered == "" || data != rendered {
-				if ref, ok := cloudinit.FlakeRefOf(data); ok {
-					st["flakeRef"] = ref
-				}
-			}
+	if c.hasData && (rendered == "" || c.data != rendered) {
+		if ref, ok := cloudinit.FlakeRefOf(c.data); ok {
+			st["flakeRef"] = ref
 		}
 	}
-	if vm != nil {
-		if n, _, _ := unstructured.NestedString(vm.Object, "spec", "forProvider", "nodeName"); n != "" {
-			st["node"] = n
-		}
+	if c.vmNode != "" {
+		st["node"] = c.vmNode
 	}
 	at, ok := observedVM["status"].(map[string]any)
 	if ok {
