@@ -269,12 +269,20 @@ func claimsConverged(commit string, hosts ...string) map[string]claimState {
 }
 
 // submit starts a rollout as `argo submit --from workflowtemplate/rollout
-// -p group=G -p selector=S [-p target=T]` does: a Workflow referring to the
-// template, with the parameters (workflow/common/convert.go
+// -p group=G -p selector=S -p poll=1s [-p target=T]` does: a Workflow
+// referring to the template, with the parameters (workflow/common/convert.go
 // NewWorkflowFromWorkflowTemplate). It returns the workflow's name.
+//
+// poll=1s: the host and reboot steps read their machine's verdict every
+// second, not every ten (labctl's default, the template's), as the fleet's
+// agents poll Git and Prometheus scrapes them every second: at ten, each
+// host step saw its machine converged up to ten seconds late, for some 30
+// host and reboot steps in the suite. labctl's own suite (TestRollout)
+// polls every 500 ms.
 func (s *argoStack) submit(group, selector, target string) string {
 	s.t.Helper()
-	params := []any{map[string]any{"name": "group", "value": group}, map[string]any{"name": "selector", "value": selector}}
+	params := []any{map[string]any{"name": "group", "value": group}, map[string]any{"name": "selector", "value": selector},
+		map[string]any{"name": "poll", "value": "1s"}}
 	if target != "" {
 		params = append(params, map[string]any{"name": "target", "value": target})
 	}
