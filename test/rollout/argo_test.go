@@ -30,6 +30,13 @@ import (
 // limits to deploy/* and reboot/*. One stack, the steps in order: each
 // starts from the state the last one left.
 func TestArgo(t *testing.T) {
+	// Beside TestRollout, whose fleet of its own on loopback shares
+	// nothing with this stack, and whose minute or so of rollouts then
+	// overlaps this test's waits for the steps' pods. TestNodeRunsAPod
+	// stays sequential, so it runs before both: its node would take this
+	// one's name, bridge and subnet (the harness names them by the
+	// process).
+	t.Parallel()
 	s := newArgoStack(t, map[string]string{"w1": "web", "w2": "web", "w3": "web", "w4": "web", "d1": "dns"}, "n1")
 	f := s.f
 	web := []string{"w1", "w2", "w3", "w4"}
