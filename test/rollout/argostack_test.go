@@ -3,6 +3,7 @@
 package rollout
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -68,18 +70,33 @@ func newArgoStack(t *testing.T, roles map[string]string, spare ...string) *argoS
 	}
 	t.Cleanup(func() { _ = reg.Close() })
 	// The step image as `make push` builds and pushes it (labctl and this
-	// host's git), and argoexec's.
+	// host's git), built while the control plane, the fleet, the node and
+	// Argo start (nothing pulls it before the workflows and the publisher
+	// are installed, below): it took 55 s to 2 minutes before them, with
+	// the builds cached.
 	pkgs := exec.Command(filepath.Join(root, "hack", "packages.sh"), "--push", "--registry", reg.Host, t.TempDir())
 	// The step image alone: this stack runs the function as a process
 	// (below), no provider and no Configuration package, and pulls nothing
 	// else: the function for two architectures, the provider (its link
 	// of bpg and Upjet, its image) and the Configuration were built and
-	// pushed for nothing, in the 55 s to 2 minutes this took with the
-	// builds cached.
+	// pushed for nothing.
 	pkgs.Env = append(os.Environ(), "TOOLS_BIN="+env["TOOLS_BIN"], "PACKAGES=step")
-	if out, err := pkgs.CombinedOutput(); err != nil {
-		t.Fatalf("hack/packages.sh --push: %v\n%s", err, out)
+	var pkgsOut bytes.Buffer
+	pkgs.Stdout, pkgs.Stderr = &pkgsOut, &pkgsOut
+	// Its own process group, so that a test that stops early stops its
+	// builds too.
+	pkgs.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := pkgs.Start(); err != nil {
+		t.Fatalf("hack/packages.sh --push: %v", err)
 	}
+	pkgsDone := false
+	t.Cleanup(func() {
+		if !pkgsDone {
+			_ = syscall.Kill(-pkgs.Process.Pid, syscall.SIGKILL)
+			_ = pkgs.Wait()
+		}
+	})
+	// argoexec's image.
 	argoexec, err := os.ReadFile(filepath.Join(env["ARGO_BIN"], "argoexec"))
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +107,7 @@ func newArgoStack(t *testing.T, roles map[string]string, spare ...string) *argoS
 		t.Fatal(err)
 	}
 	push(t, reg, executorImage, img)
-	t.Logf("images built and pushed in %s", time.Since(start).Round(time.Second))
+	t.Logf("argoexec's image built and pushed in %s", time.Since(start).Round(time.Second))
 
 	fnBin := filepath.Join(t.TempDir(), "function-machine")
 	if out, err := exec.Command("go", "build", "-o", fnBin, "../../cmd/function-machine").CombinedOutput(); err != nil {
@@ -116,6 +133,10 @@ func newArgoStack(t *testing.T, roles map[string]string, spare ...string) *argoS
 		}
 		cp.Stop()
 	})
+	// The fleet first: its machines' first convergence from main (a Nix
+	// build each) overlaps the node's and Argo's start.
+	const token = "rollout-token-for-deploy-and-reboot-refs"
+	s.f = newFleetOn(t, roles, fleetNet{addr: cp.ClusterIP, pushToken: token, spare: spare})
 	startNode(ctx, t, cp, reg)
 	// A requeue a second, as Argo's own e2e tests run: with its default of
 	// ten seconds each of a rollout's ten-odd steps in a row waited up to
@@ -127,10 +148,13 @@ func newArgoStack(t *testing.T, roles map[string]string, spare ...string) *argoS
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("control plane, node and Argo up %s after the start", time.Since(start).Round(time.Second))
-
-	const token = "rollout-token-for-deploy-and-reboot-refs"
-	s.f = newFleetOn(t, roles, fleetNet{addr: cp.ClusterIP, pushToken: token, spare: spare})
+	t.Logf("control plane, fleet, node and Argo up %s after the start", time.Since(start).Round(time.Second))
+	err = pkgs.Wait()
+	pkgsDone = true
+	if err != nil {
+		t.Fatalf("hack/packages.sh --push: %v\n%s", err, pkgsOut.String())
+	}
+	t.Logf("step image built and pushed %s after the start", time.Since(start).Round(time.Second))
 
 	// What the README's walkthrough installs: the rollout's identity, its
 	// limits and the WorkflowTemplate, its configuration and Git token.
