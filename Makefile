@@ -126,14 +126,20 @@ vault-e2e: deps
 
 ## rollout-e2e: rollouts of a fleet of real agents (processes on loopback), read through a real Prometheus:
 ## by labctl, and by the WorkflowTemplate on real Argo Workflows with a real node
-# Then Argo's lock manager, as workflows/rollout.yaml relies on it (after
-# the suite, with hack/build-rollout.sh's flags: the controller's build,
-# done by then, is reused).
+# And Argo's lock manager, as workflows/rollout.yaml relies on it: beside
+# the suite (its compile and its seconds of tests overlap the suite's waits
+# for step pods), once the builds are done (hack/build-rollout.sh's flags:
+# the controller's build is reused, not raced); its output follows the
+# suite's.
 rollout-e2e: deps
-	PROMETHEUS_BIN=$$(hack/build-rollout.sh prometheus)/prometheus TOOLS_BIN=$$(hack/build-tools.sh) \
-	  KUBELET_BIN=$$(hack/build-rollout.sh kubelet) ARGO_BIN=$$(hack/build-rollout.sh argo) \
-	  $(GO) test -tags rollout -count=1 -timeout 60m -v ./test/rollout/...
-	cd hack/tools/argo && CGO_ENABLED=0 $(GO) test -trimpath -count=1 .
+	@mkdir -p $(BIN)
+	prom=$$(hack/build-rollout.sh prometheus) && tools=$$(hack/build-tools.sh) && \
+	  kubelet=$$(hack/build-rollout.sh kubelet) && argo=$$(hack/build-rollout.sh argo) || exit 1; \
+	(cd hack/tools/argo && $(GO) test -count=1 .) >$(BIN)/argo-locks.log 2>&1 & locks=$$!; \
+	PROMETHEUS_BIN=$$prom/prometheus TOOLS_BIN=$$tools KUBELET_BIN=$$kubelet ARGO_BIN=$$argo \
+	  $(GO) test -tags rollout -count=1 -timeout 60m -v ./test/rollout/...; suite=$$?; \
+	wait $$locks; lrc=$$?; echo "hack/tools/argo (Argo's lock manager):"; cat $(BIN)/argo-locks.log; \
+	[ $$suite = 0 ] && [ $$lrc = 0 ]
 
 ## vm-e2e: a claim's cloud-init boots a real guest that converges from Git
 # -v: the image build and each TCG boot take minutes; their times show in CI.

@@ -14,7 +14,9 @@
 #                                  this host's git with its shared libraries
 #                                  (the driver runs the git command-line tool),
 #                                  for this host's architecture only
-# with the crossplane CLI the tests pin (hack/build-tools.sh).
+# with the crossplane CLI the tests pin (hack/build-tools.sh). PACKAGES
+# (default "function provider configuration step") picks which: a test
+# stack builds only what it pulls (TestArgo: the step image).
 #
 #   hack/packages.sh [OUT]                                build into OUT (default bin/packages)
 #   hack/packages.sh --push [--registry HOST[:PORT]] [OUT]   build, then push
@@ -53,21 +55,31 @@ step_img=$(sed -n 's/^ *image: *//p' "$root/workflows/rollout.yaml" | sort -u)
 # REGISTRY replaces the first path segment (the registry host).
 to() { if [ -n "$registry" ]; then echo "$registry/${1#*/}"; else echo "$1"; fi; }
 
+packages=" ${PACKAGES:-function provider configuration step} "
+[ -n "${packages// /}" ] || { echo "packages: PACKAGES names none" >&2; exit 2; }
+for p in $packages; do
+  case $p in function|provider|configuration|step) ;; *) echo "packages: PACKAGES names $p; want function, provider, configuration or step" >&2; exit 2 ;; esac
+done
+want() { [[ $packages == *" $1 "* ]]; }
+built=()
+
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fn_files=() pv_files=()
 provider_archs=" ${PROVIDER_ARCHS:-amd64 arm64} "
 for arch in amd64 arm64; do
-  log "function-machine for linux/$arch"
   mkdir -p "$tmp/$arch"
-  (cd "$root" && CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -ldflags "-s -w" -o "$tmp/$arch/function-machine" ./cmd/function-machine)
-  (cd "$root" && go run ./hack/runtimeimage --binary "$tmp/$arch/function-machine" --arch "$arch" \
-    --ref "$fn_pkg" --source github.com/homelab-infra/homelab-infra --out "$tmp/$arch/image.tar")
-  "$xp" xpkg build --package-root="$root/crossplane/package" --examples-root="$tmp/no-examples" \
-    --embed-runtime-image-tarball="$tmp/$arch/image.tar" -o "$out/function-machine-$arch.xpkg" >&2
-  fn_files+=("$out/function-machine-$arch.xpkg")
+  if want function; then
+    log "function-machine for linux/$arch"
+    (cd "$root" && CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -ldflags "-s -w" -o "$tmp/$arch/function-machine" ./cmd/function-machine)
+    (cd "$root" && go run ./hack/runtimeimage --binary "$tmp/$arch/function-machine" --arch "$arch" \
+      --ref "$fn_pkg" --source github.com/homelab-infra/homelab-infra --out "$tmp/$arch/image.tar")
+    "$xp" xpkg build --package-root="$root/crossplane/package" --examples-root="$tmp/no-examples" \
+      --embed-runtime-image-tarball="$tmp/$arch/image.tar" -o "$out/function-machine-$arch.xpkg" >&2
+    fn_files+=("$out/function-machine-$arch.xpkg")
+  fi
 
-  [[ $provider_archs == *" $arch "* ]] || continue
+  want provider && [[ $provider_archs == *" $arch "* ]] || continue
   log "provider-proxmox for linux/$arch"
   (cd "$root/provider" && CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -ldflags "-s -w" -o "$tmp/$arch/provider" ./cmd/provider)
   (cd "$root" && go run ./hack/runtimeimage --binary "$tmp/$arch/provider" --arch "$arch" \
@@ -77,29 +89,46 @@ for arch in amd64 arm64; do
   pv_files+=("$out/provider-proxmox-$arch.xpkg")
 done
 
-log "configuration"
-# The package holds the meta file, xrd.yaml, composition.yaml and
-# provider/activation.yaml (the provider kinds to activate); the claims go in
-# as examples, and the rest is for Flux/Argo CD or another package.
-"$xp" xpkg build --package-root="$root/crossplane" --examples-root="$root/crossplane/claims" \
-  --ignore='claims/*,package/*,functions.yaml,kustomization.yaml,provider/provider.yaml,provider/providerconfig.yaml,provider/kustomization.yaml' \
-  -o "$out/configuration.xpkg" >&2
+if want configuration; then
+  log "configuration"
+  # The package holds the meta file, xrd.yaml, composition.yaml and
+  # provider/activation.yaml (the provider kinds to activate); the claims go
+  # in as examples, and the rest is for Flux/Argo CD or another package.
+  "$xp" xpkg build --package-root="$root/crossplane" --examples-root="$root/crossplane/claims" \
+    --ignore='claims/*,package/*,functions.yaml,kustomization.yaml,provider/provider.yaml,provider/providerconfig.yaml,provider/kustomization.yaml' \
+    -o "$out/configuration.xpkg" >&2
+  built+=("$out/configuration.xpkg")
+fi
 
-arch=$(go env GOARCH)
-gitexec=$(git --exec-path)
-log "the rollout step image for linux/$arch, with $(git --version)"
-mkdir -p "$tmp/step"
-(cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp/step/labctl" ./cmd/labctl)
-(cd "$root" && go run ./hack/runtimeimage --binary "$tmp/step/labctl" --arch "$arch" --ref "$step_img" \
-  --source github.com/homelab-infra/homelab-infra --tmp --ports "" --ca-bundle "$ca_bundle" \
-  --host-programs "$(command -v git),$gitexec/git-remote-http,$gitexec/git-remote-https" --out "$out/labctl-image.tar")
+if want step; then
+  arch=$(go env GOARCH)
+  gitexec=$(git --exec-path)
+  log "the rollout step image for linux/$arch, with $(git --version)"
+  mkdir -p "$tmp/step"
+  (cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp/step/labctl" ./cmd/labctl)
+  (cd "$root" && go run ./hack/runtimeimage --binary "$tmp/step/labctl" --arch "$arch" --ref "$step_img" \
+    --source github.com/homelab-infra/homelab-infra --tmp --ports "" --ca-bundle "$ca_bundle" \
+    --host-programs "$(command -v git),$gitexec/git-remote-http,$gitexec/git-remote-https" --out "$out/labctl-image.tar")
+  built+=("$out/labctl-image.tar")
+fi
 
 if [ -n "$push" ]; then
-  log "pushing $(to "$fn_pkg"), $(to "$pv_pkg"), $(to "$cfg_pkg") and $(to "$step_img")"
-  (IFS=,; "$xp" xpkg push -f "${fn_files[*]}" "$(to "$fn_pkg")" >&2)
-  (IFS=,; "$xp" xpkg push -f "${pv_files[*]}" "$(to "$pv_pkg")" >&2)
-  "$xp" xpkg push -f "$out/configuration.xpkg" "$(to "$cfg_pkg")" >&2
-  # A plain image: xpkg push writes any OCI image tarball.
-  "$xp" xpkg push -f "$out/labctl-image.tar" "$(to "$step_img")" >&2
+  if [ ${#fn_files[@]} -gt 0 ]; then
+    log "pushing $(to "$fn_pkg")"
+    (IFS=,; "$xp" xpkg push -f "${fn_files[*]}" "$(to "$fn_pkg")" >&2)
+  fi
+  if [ ${#pv_files[@]} -gt 0 ]; then
+    log "pushing $(to "$pv_pkg")"
+    (IFS=,; "$xp" xpkg push -f "${pv_files[*]}" "$(to "$pv_pkg")" >&2)
+  fi
+  if want configuration; then
+    log "pushing $(to "$cfg_pkg")"
+    "$xp" xpkg push -f "$out/configuration.xpkg" "$(to "$cfg_pkg")" >&2
+  fi
+  if want step; then
+    log "pushing $(to "$step_img")"
+    # A plain image: xpkg push writes any OCI image tarball.
+    "$xp" xpkg push -f "$out/labctl-image.tar" "$(to "$step_img")" >&2
+  fi
 fi
-ls "$out"/*.xpkg "$out"/labctl-image.tar
+ls "${fn_files[@]}" "${pv_files[@]}" "${built[@]}"

@@ -25,7 +25,8 @@ import (
 // against the policy it must agree with: the wave template's parallelism
 // and the in-flight semaphore's size are the policy's, every template a
 // step names exists, every step runs the one step image, and the running
-// state's publisher judges staleness as the policy does. It is the fast
+// state's publisher judges staleness as the policy does, and the steps that
+// wait for a verdict read it every `poll`. It is the fast
 // check; test/rollout's TestArgo runs the template on real Argo.
 func TestWorkflowTemplate(t *testing.T) {
 	testenv.Real(t)
@@ -140,6 +141,28 @@ func TestWorkflowTemplate(t *testing.T) {
 	}
 	if !slices.Contains([]string{"rollouts"}, limits[0].Object["metadata"].(map[string]any)["namespace"].(string)) {
 		t.Errorf("rollout-limits must be in the WorkflowTemplate's namespace, rollouts")
+	}
+
+	// The steps that wait for a machine's verdict (host, reboot) read it
+	// every `poll` (a workflow parameter, labctl's default unless
+	// submitted with another: TestArgo's rollouts poll every second).
+	var poll any
+	if args, ok := spec["arguments"].(map[string]any); ok {
+		for _, p := range args["parameters"].([]any) {
+			if pm := p.(map[string]any); pm["name"] == "poll" {
+				poll = pm["value"]
+			}
+		}
+	}
+	if poll != "10s" {
+		t.Errorf("the workflow's poll parameter defaults to %v; want 10s, labctl's --poll default", poll)
+	}
+	for _, name := range []string{"host", "reboot"} {
+		c, _ := templates[name]["container"].(map[string]any)
+		args, _ := c["args"].([]any)
+		if i := slices.Index(args, any("--poll")); i < 0 || i+1 >= len(args) || args[i+1] != "{{workflow.parameters.poll}}" {
+			t.Errorf("template %s runs %v; want --poll {{workflow.parameters.poll}}", name, args)
+		}
 	}
 
 	// One step image (hack/packages.sh builds and pushes it), run by its

@@ -56,6 +56,9 @@ func (r *Repo) render(spec Spec) (string, error) {
 			fmt.Fprintf(&b, "        builtins.foldl' (a: _: builtins.foldl' h a (l 1000)) \"\" (l %d))\n", s.EvalSlow)
 		}
 		if r.Guest != nil {
+			if s.BuildRelease != "" {
+				return "", fmt.Errorf("testflake: host %s: BuildRelease is not supported in guest mode", h)
+			}
 			expr, err := r.guestToplevel(h, s)
 			if err != nil {
 				return "", err
@@ -88,6 +91,9 @@ func (r *Repo) render(spec Spec) (string, error) {
 		}
 		if len(s.NeedFiles) > 0 {
 			fmt.Fprintf(&b, "        needFiles = %s;\n", nixString(strings.Join(s.NeedFiles, " ")))
+		}
+		if s.BuildRelease != "" {
+			fmt.Fprintf(&b, "        buildRelease = %s;\n", nixString(s.BuildRelease))
 		}
 		b.WriteString("        args = [ ./builder.sh ];\n        switchScript = ./switch.sh;\n      });\n")
 	}

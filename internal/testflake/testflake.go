@@ -63,6 +63,13 @@ type System struct {
 	BuildFail bool
 	// BuildSleep makes the builder sleep this many seconds first.
 	BuildSleep int
+	// BuildRelease, when set, makes the builder wait until this file
+	// exists, for BuildSleep seconds at most, instead of sleeping them
+	// through: a test that must see things happen during a build ends it
+	// when it has seen them, not after a sleep long enough for its
+	// slowest run (sandbox = false lets the builder see the file). Not in
+	// guest mode.
+	BuildRelease string
 	// EvalError makes the toplevel attribute throw at evaluation.
 	EvalError bool
 	// Secrets is the content of $out/etc/nix-gitops/secrets.json: the

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -89,6 +90,33 @@ func TestStandInFlake(t *testing.T) {
 	}
 	if _, err := buildDir(t, r, broken, "h2"); err == nil || !strings.Contains(err.Error(), "fails to evaluate on purpose") {
 		t.Errorf("EvalError: err = %v", err)
+	}
+
+	// A held build waits for its release file, then ends at once, not
+	// after BuildSleep.
+	release := filepath.Join(dir, "release")
+	held, err := r.Commit(Spec{Hosts: map[string]System{"h1": {Version: "3", BuildSleep: 600, BuildRelease: release}, "h2": {Version: "3"}}}, CommitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	released := make(chan time.Time, 1)
+	go func() {
+		time.Sleep(3 * time.Second)
+		if err := os.WriteFile(release, nil, 0o644); err != nil {
+			t.Error(err)
+		}
+		released <- time.Now()
+	}()
+	if _, err := buildDir(t, r, held, "h1"); err != nil {
+		t.Fatal(err)
+	}
+	end := time.Now()
+	if at := <-released; end.Before(at) {
+		t.Errorf("the held build ended %s after its start, before its release (%s)", end.Sub(start), at.Sub(start))
+	}
+	if d := end.Sub(start); d > 2*time.Minute {
+		t.Errorf("the held build took %s after its release at 3 s; want it to end within seconds, not sleep BuildSleep through", d)
 	}
 
 	// Reset force-pushes the branch back.

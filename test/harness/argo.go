@@ -34,6 +34,15 @@ type ArgoConfig struct {
 	Namespace string
 	// ExecutorImage is argoexec's image, as the node pulls it.
 	ExecutorImage string
+	// RequeueTime is the controller's DEFAULT_REQUEUE_TIME [Argo's 10s]:
+	// every requeue of a workflow (a pod's or a task result's change, a
+	// node still running) waits this long, so with the default each step
+	// of a workflow costs its pod's time rounded up to ten seconds, and a
+	// pod that ends is noticed up to ten seconds late. Argo's own e2e
+	// tests run with 1s (its Makefile: "by keeping this short we speed up
+	// tests"; workflow/controller/rate_limiters.go says 1s is the least
+	// that keeps the informers up to date).
+	RequeueTime time.Duration
 }
 
 // StartArgo installs Argo's CRDs and the namespace, and starts the
@@ -75,7 +84,11 @@ func (a *Argo) start(ctx context.Context) error {
 	a.starts++
 	// Outside a cluster, as ../shared/rollouts/README.md ran it: one
 	// instance (no leader election), namespaced.
-	p, err := a.cp.start(fmt.Sprintf("workflow-controller-%d", a.starts), a.cp.baseEnv("LEADER_ELECTION_DISABLE=true"),
+	env := a.cp.baseEnv("LEADER_ELECTION_DISABLE=true")
+	if a.cfg.RequeueTime > 0 {
+		env = append(env, "DEFAULT_REQUEUE_TIME="+a.cfg.RequeueTime.String())
+	}
+	p, err := a.cp.start(fmt.Sprintf("workflow-controller-%d", a.starts), env,
 		filepath.Join(a.cfg.Bin, "workflow-controller"),
 		"--kubeconfig="+a.cp.Kubeconfig, "--namespace="+a.cfg.Namespace,
 		"--namespaced", "--managed-namespace="+a.cfg.Namespace,

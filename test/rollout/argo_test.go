@@ -5,6 +5,8 @@ package rollout
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -28,6 +30,13 @@ import (
 // limits to deploy/* and reboot/*. One stack, the steps in order: each
 // starts from the state the last one left.
 func TestArgo(t *testing.T) {
+	// Beside TestRollout, whose fleet of its own on loopback shares
+	// nothing with this stack, and whose minute or so of rollouts then
+	// overlaps this test's waits for the steps' pods. TestNodeRunsAPod
+	// stays sequential, so it runs before both: its node would take this
+	// one's name, bridge and subnet (the harness names them by the
+	// process).
+	t.Parallel()
 	s := newArgoStack(t, map[string]string{"w1": "web", "w2": "web", "w3": "web", "w4": "web", "d1": "dns"}, "n1")
 	f := s.f
 	web := []string{"w1", "w2", "w3", "w4"}
@@ -186,14 +195,24 @@ func TestArgo(t *testing.T) {
 		if c3 == "" {
 			c3 = f.log()[len(f.log())-1]
 		}
-		// w1 (the canary) builds for four minutes: the first rollout holds
-		// the group's mutex and the slot meanwhile, while the controller
-		// restarts and two more rollouts start (slow, on a loaded machine).
-		// An agent looks at Git (its verdict's age) once a pass, so the
-		// policy gives the build ten minutes before the verdict is stale or
-		// the machine over its budget.
+		// w1 (the canary) builds until the test releases it, after the
+		// termination below (eight minutes at most): the first rollout
+		// holds the group's mutex and the slot meanwhile, while the
+		// controller restarts and two more rollouts start. (It slept four
+		// minutes before, long enough for a loaded machine, and the test
+		// then waited out the rest of them after the termination, some
+		// two minutes.) An agent looks at Git (its verdict's age) once a
+		// pass, so the policy gives the build ten minutes before the
+		// verdict is stale or the machine over its budget.
+		release := filepath.Join(f.dir, "release-w1-build")
+		releaseBuild := func() {
+			if err := os.WriteFile(release, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		defer releaseBuild()
 		c4 := f.commit(policy{Canary: 1, WaveSize: 4, Parallelism: 2, Soak: "1s", StaleAfter: "10m", HostBudget: "10m"},
-			map[string]testflake.System{"w1": {Version: "v5", BuildSleep: 240}})
+			map[string]testflake.System{"w1": {Version: "v5", BuildSleep: 480, BuildRelease: release}})
 		a := s.submit("web", "--role=web", c4)
 		var waiting time.Time
 		s.wait(a, 10*time.Minute, func(wf *unstructured.Unstructured) bool {
@@ -249,7 +268,7 @@ func TestArgo(t *testing.T) {
 			}
 			if len(steps(wf, "host")) > 0 {
 				if hs := steps(s.workflow(a), "host"); len(hs) == 0 || hs[0].Phase != "Running" {
-					t.Fatalf("w1's build ended before rollout %s reached its wave (so it took the slot): a test too slow for BuildSleep\n%s", c, describe(wf))
+					t.Fatalf("w1's build ended before rollout %s reached its wave (so it took the slot): a test slower than BuildSleep, the build's longest hold\n%s", c, describe(wf))
 				}
 				t.Fatalf("rollout %s moved a machine while another wave held the only slot\n%s", c, describe(wf))
 			}
@@ -268,8 +287,20 @@ func TestArgo(t *testing.T) {
 		// so the second rollout runs, and the other group's takes the slot
 		// when no wave of the second holds it. (Here the step runs to its
 		// end: Argo signals a pod through the API server's exec, which
-		// cannot reach this harness's node by its name.)
+		// cannot reach this harness's node by its name.) w1's build ends
+		// once the controller has taken the termination in (it copies
+		// spec.shutdown into the status' stored spec as it processes the
+		// workflow: workflow/controller/operator.go, setStoredWfSpec), and
+		// with it the step.
 		s.terminate(a)
+		s.wait(a, 2*time.Minute, func(wf *unstructured.Unstructured) bool {
+			got, _, _ := unstructured.NestedString(wf.Object, "status", "storedWorkflowTemplateSpec", "shutdown")
+			return got == "Terminate"
+		})
+		if hs := steps(s.workflow(a), "host"); len(hs) == 0 || hs[0].Phase == "Succeeded" {
+			t.Fatalf("w1's step ended before the controller took the termination in: a test slower than BuildSleep, the build's longest hold\n%s", describe(s.workflow(a)))
+		}
+		releaseBuild()
 		wfa = s.finished(a)
 		if phase(wfa) != "Failed" {
 			t.Errorf("the terminated rollout is %s", phase(wfa))

@@ -3,6 +3,7 @@
 package rollout
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -68,16 +70,33 @@ func newArgoStack(t *testing.T, roles map[string]string, spare ...string) *argoS
 	}
 	t.Cleanup(func() { _ = reg.Close() })
 	// The step image as `make push` builds and pushes it (labctl and this
-	// host's git), and argoexec's.
+	// host's git), built while the control plane, the fleet, the node and
+	// Argo start (nothing pulls it before the workflows and the publisher
+	// are installed, below): it took 55 s to 2 minutes before them, with
+	// the builds cached.
 	pkgs := exec.Command(filepath.Join(root, "hack", "packages.sh"), "--push", "--registry", reg.Host, t.TempDir())
-	// The provider for this machine's architecture only, as the packaged
-	// stack's test builds it (test/e2e): its cross-build is the largest
-	// compile of the run, a cold one alone about as long as the amd64
-	// build, and this stack never runs it.
-	pkgs.Env = append(os.Environ(), "TOOLS_BIN="+env["TOOLS_BIN"], "PROVIDER_ARCHS="+runtime.GOARCH)
-	if out, err := pkgs.CombinedOutput(); err != nil {
-		t.Fatalf("hack/packages.sh --push: %v\n%s", err, out)
+	// The step image alone: this stack runs the function as a process
+	// (below), no provider and no Configuration package, and pulls nothing
+	// else: the function for two architectures, the provider (its link
+	// of bpg and Upjet, its image) and the Configuration were built and
+	// pushed for nothing.
+	pkgs.Env = append(os.Environ(), "TOOLS_BIN="+env["TOOLS_BIN"], "PACKAGES=step")
+	var pkgsOut bytes.Buffer
+	pkgs.Stdout, pkgs.Stderr = &pkgsOut, &pkgsOut
+	// Its own process group, so that a test that stops early stops its
+	// builds too.
+	pkgs.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := pkgs.Start(); err != nil {
+		t.Fatalf("hack/packages.sh --push: %v", err)
 	}
+	pkgsDone := false
+	t.Cleanup(func() {
+		if !pkgsDone {
+			_ = syscall.Kill(-pkgs.Process.Pid, syscall.SIGKILL)
+			_ = pkgs.Wait()
+		}
+	})
+	// argoexec's image.
 	argoexec, err := os.ReadFile(filepath.Join(env["ARGO_BIN"], "argoexec"))
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +107,7 @@ func newArgoStack(t *testing.T, roles map[string]string, spare ...string) *argoS
 		t.Fatal(err)
 	}
 	push(t, reg, executorImage, img)
-	t.Logf("images built and pushed in %s", time.Since(start).Round(time.Second))
+	t.Logf("argoexec's image built and pushed in %s", time.Since(start).Round(time.Second))
 
 	fnBin := filepath.Join(t.TempDir(), "function-machine")
 	if out, err := exec.Command("go", "build", "-o", fnBin, "../../cmd/function-machine").CombinedOutput(); err != nil {
@@ -114,15 +133,28 @@ func newArgoStack(t *testing.T, roles map[string]string, spare ...string) *argoS
 		}
 		cp.Stop()
 	})
+	// The fleet first: its machines' first convergence from main (a Nix
+	// build each) overlaps the node's and Argo's start.
+	const token = "rollout-token-for-deploy-and-reboot-refs"
+	s.f = newFleetOn(t, roles, fleetNet{addr: cp.ClusterIP, pushToken: token, spare: spare})
 	startNode(ctx, t, cp, reg)
-	s.argo, err = cp.StartArgo(ctx, harness.ArgoConfig{Bin: env["ARGO_BIN"], Namespace: rolloutsNS, ExecutorImage: executorImage})
+	// A requeue a second, as Argo's own e2e tests run: with its default of
+	// ten seconds each of a rollout's ten-odd steps in a row waited up to
+	// ten seconds for the controller to look again (the controller's log
+	// showed its passes over a workflow exactly ten seconds apart). What
+	// a step does and what the test checks are the same.
+	s.argo, err = cp.StartArgo(ctx, harness.ArgoConfig{Bin: env["ARGO_BIN"], Namespace: rolloutsNS, ExecutorImage: executorImage,
+		RequeueTime: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("control plane, node and Argo up %s after the start", time.Since(start).Round(time.Second))
-
-	const token = "rollout-token-for-deploy-and-reboot-refs"
-	s.f = newFleetOn(t, roles, fleetNet{addr: cp.ClusterIP, pushToken: token, spare: spare})
+	t.Logf("control plane, fleet, node and Argo up %s after the start", time.Since(start).Round(time.Second))
+	err = pkgs.Wait()
+	pkgsDone = true
+	if err != nil {
+		t.Fatalf("hack/packages.sh --push: %v\n%s", err, pkgsOut.String())
+	}
+	t.Logf("step image built and pushed %s after the start", time.Since(start).Round(time.Second))
 
 	// What the README's walkthrough installs: the rollout's identity, its
 	// limits and the WorkflowTemplate, its configuration and Git token.
@@ -263,12 +295,20 @@ func claimsConverged(commit string, hosts ...string) map[string]claimState {
 }
 
 // submit starts a rollout as `argo submit --from workflowtemplate/rollout
-// -p group=G -p selector=S [-p target=T]` does: a Workflow referring to the
-// template, with the parameters (workflow/common/convert.go
+// -p group=G -p selector=S -p poll=1s [-p target=T]` does: a Workflow
+// referring to the template, with the parameters (workflow/common/convert.go
 // NewWorkflowFromWorkflowTemplate). It returns the workflow's name.
+//
+// poll=1s: the host and reboot steps read their machine's verdict every
+// second, not every ten (labctl's default, the template's), as the fleet's
+// agents poll Git and Prometheus scrapes them every second: at ten, each
+// host step saw its machine converged up to ten seconds late, for some 30
+// host and reboot steps in the suite. labctl's own suite (TestRollout)
+// polls every 500 ms.
 func (s *argoStack) submit(group, selector, target string) string {
 	s.t.Helper()
-	params := []any{map[string]any{"name": "group", "value": group}, map[string]any{"name": "selector", "value": selector}}
+	params := []any{map[string]any{"name": "group", "value": group}, map[string]any{"name": "selector", "value": selector},
+		map[string]any{"name": "poll", "value": "1s"}}
 	if target != "" {
 		params = append(params, map[string]any{"name": "target", "value": target})
 	}

@@ -105,7 +105,8 @@ func startNode(ctx context.Context, t testing.TB, cp *harness.ControlPlane, reg 
 
 // TestNodeRunsAPod: the harness's node (a real kubelet with containerd and
 // runc, kube-scheduler placing pods) runs a pod of an image the node pulls
-// from the loopback registry, to completion.
+// from the loopback registry, to completion. Not parallel: TestArgo's node
+// would share its name, bridge and subnet.
 func TestNodeRunsAPod(t *testing.T) {
 	tools := os.Getenv("TOOLS_BIN")
 	if tools == "" {

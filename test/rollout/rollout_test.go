@@ -40,6 +40,8 @@ func converged(c string, hosts ...string) map[string]rollout.Verdict {
 // TestRollout runs one fleet through the rollouts the design promises, in
 // order: each step starts from the state the last one left.
 func TestRollout(t *testing.T) {
+	// Beside TestArgo (which says why it may).
+	t.Parallel()
 	f := newFleet(t, map[string]string{"w1": "web", "w2": "web", "w3": "web", "d1": "dns"})
 	web := rollout.Selector{Roles: []string{"web"}}
 	all := rollout.Selector{}
