@@ -36,7 +36,7 @@ func bootAndReport(t *testing.T, g *guest, o bootOptions, p probeParams) (report
 	o.creds[probeCred] = probeScript
 	o.cmdline = append(o.cmdline, "systemd.wants="+reportUnit)
 	res := g.boot(o)
-	t.Logf("%s: %s", o.name, res.took.Round(time.Second))
+	t.Logf("%s: %s (QEMU used %s of host CPU)", o.name, res.took.Round(time.Second), res.cpu.Round(time.Second))
 	if left := waitGroupEmpty(res.pgid); len(left) > 0 {
 		t.Errorf("%s: processes left behind by QEMU: %v", o.name, left)
 	}
