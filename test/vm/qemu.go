@@ -55,8 +55,11 @@ type bootResult struct {
 	console string // the serial console (ttyS0): kernel, systemd, cloud-init
 	report  string // the probe's report (ttyS1)
 	took    time.Duration
-	err     error // QEMU's exit, or the time limit
-	pgid    int
+	// cpu is the host CPU time QEMU used (its vCPU threads and its own):
+	// against took, how many of the host's cores one guest keeps busy.
+	cpu  time.Duration
+	err  error // QEMU's exit, or the time limit
+	pgid int
 }
 
 // newGuest makes a fresh overlay disk on image.
@@ -159,6 +162,9 @@ func (g *guest) boot(o bootOptions) bootResult {
 	// socat children of guestfwd share the group; none may outlive the boot.
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	res.took = time.Since(start)
+	if ps := cmd.ProcessState; ps != nil {
+		res.cpu = ps.UserTime() + ps.SystemTime()
+	}
 	res.pgid = pgid
 	c, _ := os.ReadFile(console)
 	r, _ := os.ReadFile(report)

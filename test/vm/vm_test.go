@@ -68,6 +68,9 @@ const (
 // nixpkgs' unbound module, and Proxmox is replaced by internal/nocloud
 // writing its cloud-init drive.
 func TestClaimBootsAndConverges(t *testing.T) {
+	// Beside TestCloneWithoutUserData (see there): nothing they use is
+	// shared but the image cache, whose builds take turns (its lock).
+	t.Parallel()
 	testenv.Real(t)
 	for _, p := range []string{"qemu-system-x86_64", "qemu-img", "socat", "debootstrap", "mkfs.ext4", "unshare", "git", "go"} {
 		testenv.LookPath(t, p)
