@@ -30,7 +30,9 @@ func (cp *ControlPlane) serviceRange() (ip, cidr string, err error) {
 			cp.cleanups = append(cp.cleanups, func() { _ = exec.Command("ip", "addr", "del", ip+"/32", "dev", "lo").Run() })
 			return ip, fmt.Sprintf("10.96.%d.0/24", n), nil
 		}
-		if !strings.Contains(string(out), "File exists") {
+		// iproute2 says "File exists" (EEXIST) or, as Debian 12's does for
+		// an address on lo, "Address already assigned".
+		if !strings.Contains(string(out), "File exists") && !strings.Contains(string(out), "already assigned") {
 			return "", "", fmt.Errorf("cannot add %s to lo (root is needed for a node): %v: %s", ip, err, out)
 		}
 	}
