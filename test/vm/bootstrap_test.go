@@ -59,9 +59,10 @@ func checkFirstBoot(t *testing.T, r report, hostname, fqdn, flakeRef string, key
 	} else if ci.Status != "done" || len(ci.Errors) > 0 {
 		t.Errorf("cloud-init: want status done without errors, got %q with errors %q", ci.Status, ci.Errors)
 	}
-	if f := r.lines("failed-units"); len(f) > 0 {
-		t.Errorf("failed units after boot (the health gate would see a degraded system): %q", f)
-	}
+	// Boot 1's failed units are checked once its first switch is done
+	// (checkFirstBootApply reads b1/failed-units): this boot's probe has no
+	// settled step, so its failed-units section is always empty and a check
+	// of it here could not fail.
 }
 
 // checkNetwork: the static network-config took effect and cloud-init's own
