@@ -12,10 +12,11 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # Each build's wall and CPU seconds go to the log (make test: bin/prebuild.log):
 # a cold run is bound by these compiles, and they are what to cut.
-# NICE is the niceness (10 for the compiles: the unit tests come first).
+#   run NICENESS SCRIPT [ARGS...]   (10 for the compiles: the unit tests come first)
 run() {
+  local n=$1; shift
   local TIMEFORMAT="prebuild: $* took %0R s, %0U s user and %0S s system CPU"
-  time { nice -n "${NICE:-10}" "$here/$1" "${@:2}" >/dev/null || { echo "prebuild: $* failed" >&2; return 1; }; }
+  time { nice -n "$n" "$here/$1" "${@:2}" >/dev/null || { echo "prebuild: $* failed" >&2; return 1; }; }
 }
 # Two compile lanes for two cores. Each lane is ordered by when make test
 # needs it: the control plane first (e2e), then Vault (vault-e2e), then
@@ -29,10 +30,10 @@ run() {
 # Cold, at nice 10, it took 54 minutes of wall time for 4 minutes of CPU
 # (3231 s; 144 s user, 109 s system), and the VM suite, the longest, could
 # only start after it.
-( run build-tools.sh; run build-provider.sh; run schemas.sh; run build-rollout.sh kubelet; run build-rollout.sh argo ) & a=$!
-( run build-flux.sh; run build-vault.sh; run build-rollout.sh prometheus ) & b=$!
+( run 10 build-tools.sh; run 10 build-provider.sh; run 10 schemas.sh; run 10 build-rollout.sh kubelet; run 10 build-rollout.sh argo ) & a=$!
+( run 10 build-flux.sh; run 10 build-vault.sh; run 10 build-rollout.sh prometheus ) & b=$!
 c=
-if [ "$(id -u)" = 0 ]; then (NICE=-5 run vm-image.sh --base-only) & c=$!; fi
+if [ "$(id -u)" = 0 ]; then (run -5 vm-image.sh --base-only) & c=$!; fi
 rc=0
 for lane in "$a" "$b" $c; do wait "$lane" || rc=1; done
 exit "$rc"
