@@ -16,7 +16,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -173,23 +172,15 @@ func NewClient(addr, token string) (*api.Client, error) {
 	return c, nil
 }
 
+// freePortPair returns a free port whose next port is free too: Vault's
+// cluster listener is its API port plus one.
 func freePortPair(t testing.TB) int {
 	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+1))
-		l.Close()
-		if err == nil {
-			l2.Close()
-			return port
-		}
+	port, err := testenv.FreePortRun(2)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("cannot find two free adjacent loopback ports")
-	return 0
+	return port
 }
 
 func randomHex(t testing.TB, n int) string {

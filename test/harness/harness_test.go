@@ -151,20 +151,6 @@ func TestPeakRSS(t *testing.T) {
 	}
 }
 
-func TestFreePortsDistinct(t *testing.T) {
-	ports, err := freePorts(20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[int]bool{}
-	for _, p := range ports {
-		if seen[p] {
-			t.Errorf("port %d handed out twice", p)
-		}
-		seen[p] = true
-	}
-}
-
 // TestIssuedCertificatesVerify checks the certificates the harness makes
 // the way the function and Crossplane use them: a server certificate signed
 // by a CA parsed from Crossplane's Secret format (an RSA PKCS#1 key, as

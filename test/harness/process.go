@@ -15,6 +15,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/homelab-infra/homelab-infra/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -226,9 +227,9 @@ func WaitTCP(ctx context.Context, addr string, timeout time.Duration, watch ...*
 	return nil
 }
 
-// FreePort asks the kernel for a free loopback port. Another process could
-// take it before the component binds it; on a test machine that is rare,
-// and the component then fails to start with a clear "address in use".
+// FreePort returns a free port for a component to bind, outside the
+// kernel's ephemeral range, where no outgoing connection can take it first
+// (testenv.FreePorts says why).
 func FreePort() (int, error) {
 	ps, err := freePorts(1)
 	if err != nil {
@@ -237,24 +238,5 @@ func FreePort() (int, error) {
 	return ps[0], nil
 }
 
-// freePorts returns n distinct free ports.
-func freePorts(n int) ([]int, error) {
-	// Hold every listener until all are chosen so the kernel cannot hand the
-	// same port out twice.
-	ls := make([]net.Listener, 0, n)
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}()
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("cannot find a free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
+// freePorts returns n distinct free ports (testenv.FreePorts).
+func freePorts(n int) ([]int, error) { return testenv.FreePorts(n) }
