@@ -29,16 +29,16 @@ const portFloor = 15000
 // FreePorts returns n distinct ports that are free on every loopback and
 // wildcard address (a component may bind ":port"), outside the ephemeral range.
 func FreePorts(n int) ([]int, error) {
+	lo, err := ephemeralLow()
+	if err != nil {
+		return nil, err
+	}
 	ports := make([]int, 0, n)
-	held := make([]net.Listener, 0, n)
-	defer func() {
-		for _, l := range held {
-			_ = l.Close()
-		}
-	}()
+	var held []net.Listener
+	defer func() { closeAll(held) }()
 	for len(ports) < n {
 		// Each port is held until all are chosen, so none is chosen twice.
-		p, ls, err := freeRun(1)
+		p, ls, err := freeRun(lo, 1)
 		if err != nil {
 			return nil, err
 		}
@@ -51,20 +51,19 @@ func FreePorts(n int) ([]int, error) {
 // FreePortRun returns the first of n adjacent free ports (Vault's cluster
 // listener is its API port plus one).
 func FreePortRun(n int) (int, error) {
-	p, ls, err := freeRun(n)
-	for _, l := range ls {
-		_ = l.Close()
+	lo, err := ephemeralLow()
+	if err != nil {
+		return 0, err
 	}
+	p, ls, err := freeRun(lo, n)
+	closeAll(ls)
 	return p, err
 }
 
-// freeRun finds n adjacent free ports below the ephemeral range and returns
-// the first with the listeners that hold them.
-func freeRun(n int) (int, []net.Listener, error) {
-	lo, err := ephemeralLow()
-	if err != nil {
-		return 0, nil, err
-	}
+// freeRun finds n adjacent free ports between portFloor and lo, the start
+// of the ephemeral range, and returns the first with the listeners that
+// hold them.
+func freeRun(lo, n int) (int, []net.Listener, error) {
 	span := lo - portFloor - n
 	if span < 1000 {
 		return 0, nil, fmt.Errorf("cannot choose a port: the ephemeral range starts at %d, leaving too few ports above %d", lo, portFloor)
@@ -87,14 +86,18 @@ func listenRun(first, n int) ([]net.Listener, bool) {
 	for p := first; p < first+n; p++ {
 		l, err := net.Listen("tcp", ":"+strconv.Itoa(p))
 		if err != nil {
-			for _, l := range ls {
-				_ = l.Close()
-			}
+			closeAll(ls)
 			return nil, false
 		}
 		ls = append(ls, l)
 	}
 	return ls, true
+}
+
+func closeAll(ls []net.Listener) {
+	for _, l := range ls {
+		_ = l.Close()
+	}
 }
 
 // ephemeralLow is the first port of the kernel's ephemeral range.

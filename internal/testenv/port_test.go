@@ -59,16 +59,12 @@ func TestListenRunSeesEveryAddress(t *testing.T) {
 	defer taken.Close()
 	p := taken.Addr().(*net.TCPAddr).Port
 	if ls, ok := listenRun(p, 1); ok {
-		for _, l := range ls {
-			_ = l.Close()
-		}
+		closeAll(ls)
 		t.Errorf("listenRun(%d): port held on 127.0.0.1 reported free", p)
 	}
 	// A run whose second port is taken is refused whole.
 	if ls, ok := listenRun(p-1, 2); ok {
-		for _, l := range ls {
-			_ = l.Close()
-		}
+		closeAll(ls)
 		t.Errorf("listenRun(%d, 2): run over a held port reported free", p-1)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/homelab-infra/homelab-infra/internal/testenv"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -98,7 +99,7 @@ func (cp *ControlPlane) startCrossplane(ctx context.Context) error {
 	}
 	cp.CrossplaneCA = xpca
 
-	ports, err := freePorts(2)
+	ports, err := testenv.FreePorts(2)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/homelab-infra/homelab-infra/internal/testenv"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -55,7 +56,7 @@ func (cp *ControlPlane) StartFlux(ctx context.Context, cfg FluxConfig) error {
 	if err := os.MkdirAll(storage, 0o700); err != nil {
 		return fmt.Errorf("cannot create Flux's artifact storage: %w", err)
 	}
-	ports, err := freePorts(5)
+	ports, err := testenv.FreePorts(5)
 	if err != nil {
 		return err
 	}

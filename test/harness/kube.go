@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/homelab-infra/homelab-infra/internal/testenv"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -66,7 +67,7 @@ func (cp *ControlPlane) startKube(ctx context.Context) error {
 		}
 	}
 
-	ports, err := freePorts(3)
+	ports, err := testenv.FreePorts(3)
 	if err != nil {
 		return err
 	}

@@ -231,12 +231,9 @@ func WaitTCP(ctx context.Context, addr string, timeout time.Duration, watch ...*
 // kernel's ephemeral range, where no outgoing connection can take it first
 // (testenv.FreePorts says why).
 func FreePort() (int, error) {
-	ps, err := freePorts(1)
+	ps, err := testenv.FreePorts(1)
 	if err != nil {
 		return 0, err
 	}
 	return ps[0], nil
 }
-
-// freePorts returns n distinct free ports (testenv.FreePorts).
-func freePorts(n int) ([]int, error) { return testenv.FreePorts(n) }
